@@ -1,0 +1,68 @@
+"""Fixtures shared by every test tier: the local cluster and a namespace per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLUSTER_TOOL = ROOT / "hack" / "cluster"
+
+
+def cluster_tool(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run hack/cluster with this interpreter (so the venv's kubectl is on its PATH)."""
+    proc = subprocess.run(
+        [sys.executable, str(CLUSTER_TOOL), *args],
+        env={**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"hack/cluster {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    """The local cluster's kubeconfig: starts the cluster, or reuses one that is already up.
+
+    Set TASKOP_TEST_KUBECONFIG to run the cluster tests against another cluster instead.
+    """
+    if explicit := os.environ.get("TASKOP_TEST_KUBECONFIG"):
+        return explicit
+    cluster_tool("up")
+    return cluster_tool("kubeconfig").strip()
+
+
+@pytest.fixture(scope="session")
+def k8s(kubeconfig: str) -> object:
+    """A synchronous kubernetes ApiClient for test set-up and assertions."""
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=kubeconfig)
+
+
+@pytest.fixture
+def namespace(k8s: object, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, with its default ServiceAccount ready; deleted afterwards."""
+    from kubernetes import client
+
+    from tests.kubeutil import wait_until
+
+    core = client.CoreV1Api(k8s)
+    base = request.node.name.lower().replace("_", "-")
+    name = f"t-{''.join(c for c in base if c.isalnum() or c == '-')[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"taskop.dev/test": "true"})))
+    wait_until(
+        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+        timeout=60,
+        what=f"the default ServiceAccount in {name}",
+    )
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
