@@ -8,8 +8,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.operatorproc import OperatorFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_TOOL = ROOT / "hack" / "cluster"
@@ -66,3 +70,30 @@ def namespace(k8s: object, request: pytest.FixtureRequest) -> Iterator[str]:
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def crds(k8s: object, kubeconfig: str) -> None:
+    """taskop's CRDs from crds/, applied server-side and Established."""
+    from kubernetes import client
+
+    from tests.kubeutil import kubectl, wait_until
+
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    ext = client.ApiextensionsV1Api(k8s)
+
+    def established() -> bool:
+        crd = ext.read_custom_resource_definition("tasks.taskop.dev")
+        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+    wait_until(established, timeout=30, what="the tasks.taskop.dev CRD to be established")
+
+
+@pytest.fixture
+def operator(kubeconfig: str, namespace: str, crds: None, tmp_path: Path) -> Iterator["OperatorFactory"]:
+    """Starts `taskop run` as a real process watching the test's namespace; stops it afterwards."""
+    from tests.operatorproc import OperatorFactory
+
+    factory = OperatorFactory(kubeconfig, namespace, tmp_path)
+    yield factory
+    factory.stop_all()

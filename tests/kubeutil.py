@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,3 +22,14 @@ def wait_until(check: Callable[[], T], *, timeout: float, what: str, interval: f
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def kubectl(kubeconfig: str, *args: str, input_: str | None = None, check: bool = True) -> "subprocess.CompletedProcess[str]":
+    """Run the project's kubectl (from PyPI, in the venv) against ``kubeconfig``."""
+    exe = Path(sys.executable).parent / "kubectl"
+    proc = subprocess.run(
+        [str(exe), f"--kubeconfig={kubeconfig}", *args], input=input_, capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
+    return proc

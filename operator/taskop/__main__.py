@@ -1,0 +1,3 @@
+from taskop.cli import main
+
+main()

@@ -1,0 +1,204 @@
+"""The only code that talks to the Kubernetes API (async, kubernetes_asyncio).
+
+Objects travel as plain dicts, as the API server sends them. Writes that change a Task's state carry
+its ``resourceVersion``, so two writers can never both win a transition: the loser gets `Conflict`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+GROUP = "taskop.dev"
+VERSION = "v1alpha1"
+PLURAL = "tasks"
+MERGE_PATCH = "application/merge-patch+json"
+
+Obj = dict[str, Any]
+
+
+class Conflict(Exception):
+    """The object changed since it was read (resourceVersion precondition failed)."""
+
+
+class AlreadyExists(Exception):
+    """An object of that name already exists."""
+
+
+class NotFound(Exception):
+    """The object does not exist (any more)."""
+
+
+async def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """An API client for the current kubeconfig, or the in-cluster service account."""
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        pass
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    return client.ApiClient(configuration=cfg)
+
+
+def _raise(status: int, body: str, reason: str) -> None:
+    if status == 409:
+        if '"reason":"AlreadyExists"' in body.replace(" ", ""):
+            raise AlreadyExists(body)
+        raise Conflict(body)
+    if status == 404:
+        raise NotFound(body or reason)
+    raise ApiException(status=status, reason=f"{reason}: {body[:2000]}")
+
+
+async def _json(coro: Any) -> Obj:
+    """Await a kubernetes_asyncio call made with _preload_content=False; decode JSON or raise.
+
+    (With _preload_content=False the client does not raise on error statuses by itself.)
+    """
+    try:
+        resp = await coro
+    except ApiException as e:
+        body = e.body.decode() if isinstance(e.body, bytes) else str(e.body or "")
+        _raise(e.status or 0, body, str(e.reason))
+        raise  # unreachable
+    raw = await resp.read()
+    if resp.status >= 400:
+        _raise(resp.status, raw.decode(errors="replace"), str(resp.reason))
+    data: Obj = json.loads(raw)
+    return data
+
+
+class Kube:
+    """Tasks, Jobs and Pods, as dicts."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    # --- Tasks
+    async def get_task(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return await _json(
+                self.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
+                )
+            )
+        except NotFound:
+            return None
+
+    async def list_tasks(
+        self, namespace: str | None = None, label_selector: str | None = None
+    ) -> Obj:
+        """The list object (``items`` and ``metadata.resourceVersion`` to watch from)."""
+        kwargs: dict[str, Any] = {"_preload_content": False}
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        if namespace:
+            return await _json(
+                self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, **kwargs
+                )
+            )
+        return await _json(self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs))
+
+    async def create_task(self, namespace: str, body: Obj) -> Obj:
+        return await _json(
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, body, _preload_content=False
+            )
+        )
+
+    async def patch_task_status(
+        self, namespace: str, name: str, resource_version: str, status: Obj
+    ) -> Obj:
+        """Merge ``status`` into the Task's status, only if it is still at ``resource_version``."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        return await _json(
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, body,
+                _content_type=MERGE_PATCH, _preload_content=False,
+            )
+        )
+
+    async def patch_task(
+        self, namespace: str, name: str, resource_version: str | None, patch: Obj
+    ) -> Obj:
+        """Merge-patch the Task (metadata or spec), optionally only at ``resource_version``."""
+        body = dict(patch)
+        if resource_version:
+            body["metadata"] = {**body.get("metadata", {}), "resourceVersion": resource_version}
+        return await _json(
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, body,
+                _content_type=MERGE_PATCH, _preload_content=False,
+            )
+        )
+
+    async def delete_task(
+        self, namespace: str, name: str, uid: str | None = None, resource_version: str | None = None
+    ) -> None:
+        preconditions: dict[str, str] = {}
+        if uid:
+            preconditions["uid"] = uid
+        if resource_version:
+            preconditions["resourceVersion"] = resource_version
+        body = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(**preconditions) if preconditions else None,
+            propagation_policy="Background",
+        )
+        await _json(
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, body=body, _preload_content=False
+            )
+        )
+
+    # --- Jobs and Pods
+    async def get_job(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return await _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+        except NotFound:
+            return None
+
+    async def create_job(self, namespace: str, body: Obj) -> Obj:
+        return await _json(
+            self.batch.create_namespaced_job(namespace, body, _preload_content=False)
+        )
+
+    async def delete_job(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete a Job and (in the background) its pods; False when it was already gone."""
+        body = client.V1DeleteOptions(
+            propagation_policy="Background",
+            preconditions=client.V1Preconditions(uid=uid) if uid else None,
+        )
+        try:
+            await _json(
+                self.batch.delete_namespaced_job(name, namespace, body=body, _preload_content=False)
+            )
+        except (NotFound, Conflict):
+            return False
+        return True
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
+        data = await _json(
+            self.core.list_namespaced_pod(
+                namespace, label_selector=label_selector, _preload_content=False
+            )
+        )
+        items: list[Obj] = data["items"]
+        return items
+
+    async def node_exists(self, name: str) -> bool:
+        try:
+            await _json(self.core.read_node(name, _preload_content=False))
+        except NotFound:
+            return False
+        return True

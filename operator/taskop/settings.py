@@ -1,0 +1,137 @@
+"""Every setting of taskop, typed and documented, read once at start from the environment.
+
+Each field is read from ``TASKOP_<FIELD NAME IN UPPER CASE>``; durations are in seconds. The
+defaults are Diego BBS's own timings (bbs-tasks.md §4), so a BBS client sees the lifecycle it knows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+from taskop.domain.lifecycle import ConvergenceSettings
+
+
+class SettingsError(ValueError):
+    """A setting in the environment has a value taskop cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where taskop works
+    namespace: str = field(
+        default="", metadata={"doc": "Watch Tasks in this namespace only; empty = all namespaces."}
+    )
+    bbs_namespace: str = field(
+        default="default", metadata={"doc": "Namespace where BBS DesireTask creates its Tasks."}
+    )
+
+    # --- BBS lifecycle timings (bbs-tasks.md §4)
+    converge_repeat_interval: float = field(
+        default=30.0, metadata={"doc": "How often convergence looks at every task."}
+    )
+    kick_task_duration: float = field(
+        default=30.0,
+        metadata={"doc": "Resolving tasks older than this go back to Completed; callbacks retried."},
+    )
+    expire_pending_task_duration: float = field(
+        default=1800.0,
+        metadata={"doc": "Pending tasks older than this fail: 'not started within time limit'."},
+    )
+    expire_completed_task_duration: float = field(
+        default=120.0,
+        metadata={"doc": "Completed tasks nobody resolved are deleted this long after completion."},
+    )
+    max_task_retries: int = field(
+        default=3, metadata={"doc": "RejectTask count after which a task fails (BBS)."}
+    )
+
+    # --- callbacks (bbs-tasks.md §5)
+    callback_attempts: int = field(default=3, metadata={"doc": "Tries per callback delivery."})
+    callback_timeout: float = field(
+        default=10.0, metadata={"doc": "HTTP timeout of one callback attempt."}
+    )
+
+    # --- Jobs
+    image_pull_grace_period: float = field(
+        default=120.0,
+        metadata={"doc": "How long a pod may fail to pull its image before the task fails."},
+    )
+
+    # --- BBS compatible API
+    bbs_enabled: bool = field(default=True, metadata={"doc": "Serve the BBS Tasks API."})
+    bbs_listen_address: str = field(default="127.0.0.1", metadata={"doc": "BBS API address."})
+    bbs_listen_port: int = field(default=8889, metadata={"doc": "BBS API port."})
+    bbs_tls_cert_file: str = field(
+        default="", metadata={"doc": "Server certificate (RSA); with key and CA: mutual TLS."}
+    )
+    bbs_tls_key_file: str = field(default="", metadata={"doc": "Server private key."})
+    bbs_tls_ca_file: str = field(
+        default="", metadata={"doc": "CA that signs client certificates (required when TLS)."}
+    )
+    bbs_max_body_bytes: int = field(
+        default=1 << 20, metadata={"doc": "Largest request body the BBS API accepts."}
+    )
+
+    # --- operator process
+    health_port: int = field(
+        default=8080, metadata={"doc": "kopf liveness endpoint port (0 = disabled)."}
+    )
+
+    def convergence(self) -> ConvergenceSettings:
+        return ConvergenceSettings(
+            converge_repeat_interval=self.converge_repeat_interval,
+            kick_task_duration=self.kick_task_duration,
+            expire_pending_task_duration=self.expire_pending_task_duration,
+            expire_completed_task_duration=self.expire_completed_task_duration,
+            max_task_retries=self.max_task_retries,
+            callback_attempts=self.callback_attempts,
+            callback_timeout=self.callback_timeout,
+        )
+
+    @property
+    def bbs_tls(self) -> bool:
+        return bool(self.bbs_tls_cert_file)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            key = f"TASKOP_{f.name.upper()}"
+            if key not in env:
+                continue
+            raw = env[key]
+            try:
+                if f.type == "bool":
+                    if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                        raise ValueError("expected true or false")
+                    values[f.name] = raw.lower() in ("1", "true", "yes")
+                elif f.type == "int":
+                    values[f.name] = int(raw)
+                elif f.type == "float":
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as e:
+                raise SettingsError(f"{key}={raw!r} is not a valid {f.type}: {e}") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float | int) and not isinstance(value, bool) and value < 0:
+                raise SettingsError(f"TASKOP_{f.name.upper()} must not be negative (got {value})")
+        tls = [self.bbs_tls_cert_file, self.bbs_tls_key_file, self.bbs_tls_ca_file]
+        if any(tls) and not all(tls):
+            raise SettingsError(
+                "mutual TLS needs all of TASKOP_BBS_TLS_CERT_FILE, TASKOP_BBS_TLS_KEY_FILE and "
+                "TASKOP_BBS_TLS_CA_FILE; set all three, or none for plain HTTP"
+            )
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
