@@ -1,0 +1,139 @@
+"""A Task runs as a Job and ends with its result, or with a failure reason a user can act on.
+
+kwok's stages play the pod: annotations on the Task (copied to the pod) choose its fate.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+
+from tests.operatorproc import OperatorFactory
+from tests.tasks import Tasks, task_manifest
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def tasks(k8s: client.ApiClient, namespace: str) -> Tasks:
+    return Tasks(k8s, namespace)
+
+
+def test_a_task_that_succeeds_ends_completed_with_its_result(
+    operator: OperatorFactory, tasks: Tasks
+) -> None:
+    operator.start()
+    tasks.create(task_manifest("hello", kwok={"message": "hello world", "duration": "1s"}))
+
+    status = tasks.wait_state("hello", "Completed")
+
+    assert (status["failed"], status["failureReason"], status["result"]) == (False, "", "hello world")
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions["Completed"] == ("True", "Succeeded")
+    assert conditions["Succeeded"] == ("True", "Succeeded")
+    (job,) = tasks.jobs()
+    assert job.metadata.name == status["jobName"]
+    (owner,) = job.metadata.owner_references
+    assert (owner.kind, owner.name, owner.controller) == ("Task", "hello", True)
+    assert job.spec.backoff_limit == 0  # BBS runs a task at most once
+
+
+def test_a_task_is_running_on_its_node_while_its_pod_runs(
+    operator: OperatorFactory, tasks: Tasks
+) -> None:
+    operator.start()
+    tasks.create(task_manifest("runs", kwok={"complete": "never"}))
+
+    status = tasks.wait_state("runs", "Running")
+
+    assert status["cellId"].startswith("kwok-node-")
+    assert status["podName"].startswith("runs-")
+
+
+@pytest.mark.parametrize(
+    ("kwok", "spec", "reason"),
+    [
+        pytest.param({"exit-code": "3"}, {}, "exit status 3", id="exit-code"),
+        pytest.param(
+            {"exit-code": "137", "reason": "OOMKilled"}, {}, "OOMKilled", id="oom-killed"
+        ),
+        pytest.param({"complete": "never"}, {"timeoutSeconds": 2}, "DeadlineExceeded", id="deadline"),
+        pytest.param({"evict": "true"}, {}, "evicted", id="evicted"),
+        pytest.param({"message": "x" * 5000}, {}, "result exceeds 4095 bytes", id="result-too-large"),
+    ],
+)
+def test_a_task_that_fails_ends_completed_with_a_reason_to_act_on(
+    operator: OperatorFactory, tasks: Tasks, kwok: dict[str, str], spec: dict[str, object], reason: str
+) -> None:
+    operator.start()
+    tasks.create(task_manifest("fails", kwok=kwok, spec=spec))
+
+    status = tasks.wait_state("fails", "Completed")
+
+    assert status["failed"] is True
+    assert status["failureReason"].startswith(reason), status["failureReason"]
+    assert status["result"] == ""
+
+
+def test_an_image_that_never_pulls_fails_the_task_after_the_grace_period(
+    operator: OperatorFactory, tasks: Tasks
+) -> None:
+    operator.start(image_pull_grace_period=3)
+    tasks.create(task_manifest("nopull", kwok={"start": "image-pull-failure"}))
+
+    status = tasks.wait_state("nopull", "Completed")
+
+    assert status["failed"] is True
+    assert status["failureReason"].startswith("image pull failed"), status["failureReason"]
+    assert "not found" in status["failureReason"]
+
+
+def test_a_task_never_started_fails_after_the_pending_limit(
+    operator: OperatorFactory, tasks: Tasks
+) -> None:
+    operator.start(expire_pending_task_duration=3)
+    tasks.create(task_manifest("stuck", kwok={"start": "never"}))
+
+    status = tasks.wait_state("stuck", "Completed")
+
+    assert (status["failed"], status["failureReason"]) == (True, "not started within time limit")
+    assert tasks.jobs() == [] or all(j.metadata.deletion_timestamp for j in tasks.jobs())
+
+
+def test_cancelling_a_running_task_deletes_its_job_and_fails_it(
+    operator: OperatorFactory, tasks: Tasks
+) -> None:
+    operator.start()
+    tasks.create(task_manifest("cancel-me", kwok={"complete": "never"}))
+    tasks.wait_state("cancel-me", "Running")
+
+    tasks.patch("cancel-me", {"spec": {"cancelled": True}})
+    status = tasks.wait_state("cancel-me", "Completed")
+
+    assert (status["failed"], status["failureReason"]) == (True, "task was cancelled")
+    conditions = {c["type"]: c["reason"] for c in status["conditions"]}
+    assert conditions["Completed"] == "Cancelled"
+    from tests.kubeutil import wait_until
+
+    wait_until(lambda: tasks.jobs() == [], timeout=30, what="the cancelled Task's Job to be deleted")
+
+
+def test_deleting_a_task_deletes_its_job(operator: OperatorFactory, tasks: Tasks) -> None:
+    operator.start()
+    tasks.create(task_manifest("bye", kwok={"complete": "never"}))
+    tasks.wait_state("bye", "Running")
+
+    tasks.custom.delete_namespaced_custom_object("taskop.dev", "v1alpha1", tasks.namespace, "tasks", "bye")
+
+    tasks.wait_gone("bye")
+    from tests.kubeutil import wait_until
+
+    wait_until(lambda: tasks.jobs() == [], timeout=30, what="the Job to be deleted")
+
+
+def test_completed_tasks_nobody_resolves_expire(operator: OperatorFactory, tasks: Tasks) -> None:
+    operator.start(expire_completed_task_duration=3)
+    tasks.create(task_manifest("expires"))
+    tasks.wait_state("expires", "Completed")
+
+    tasks.wait_gone("expires", timeout=30)

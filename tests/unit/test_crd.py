@@ -1,0 +1,156 @@
+"""The CRD in crds/ and the pydantic models in taskop.domain must describe the same fields."""
+
+from __future__ import annotations
+
+import pathlib
+import types
+import typing
+from typing import Any
+
+import pydantic
+import pytest
+import yaml
+
+from taskop.domain.spec import TaskSpec
+from taskop.domain.states import TaskState
+from taskop.domain.status import TaskStatus
+
+CRD_PATH = pathlib.Path(__file__).parents[2] / "crds" / "taskop.dev_tasks.yaml"
+CRD = yaml.safe_load(CRD_PATH.read_text())
+VERSION = CRD["spec"]["versions"][0]
+ROOT = VERSION["schema"]["openAPIV3Schema"]
+SPEC = ROOT["properties"]["spec"]
+STATUS = ROOT["properties"]["status"]
+
+
+def _models(annotation: Any, where: str = "self") -> list[tuple[str, type[pydantic.BaseModel]]]:
+    """The models inside an annotation, with where they sit: the value, list items, map values."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models(typing.get_args(annotation)[0], where)
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models(arg, where)]
+    if origin is list:
+        return _models(typing.get_args(annotation)[0], "items")
+    if origin is dict:
+        return _models(typing.get_args(annotation)[1], "additionalProperties")
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return [(where, annotation)]
+    return []
+
+
+def _compare(model: type[pydantic.BaseModel], schema: dict[str, Any], path: str) -> None:
+    properties = schema["properties"]
+    fields = {f.alias or name: f for name, f in model.model_fields.items()}
+    assert set(properties) == set(fields), path
+    required = {alias for alias, f in fields.items() if f.is_required()}
+    assert set(schema.get("required", [])) == required, path
+    for alias, field in fields.items():
+        prop = properties[alias]
+        if "default" in prop:
+            assert field.default == prop["default"], f"{path}.{alias}"
+        for where, nested in _models(field.annotation):
+            sub = prop if where == "self" else prop[where]
+            _compare(nested, sub, f"{path}.{alias}")
+
+
+def test_spec_matches_the_model() -> None:
+    _compare(TaskSpec, SPEC, "spec")
+
+
+def test_status_matches_the_model() -> None:
+    _compare(TaskStatus, STATUS, "status")
+    assert STATUS["properties"]["state"]["enum"] == [s.value for s in TaskState]
+
+
+def test_crd_identity() -> None:
+    assert CRD["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert CRD["metadata"]["name"] == "tasks.taskop.dev"
+    spec = CRD["spec"]
+    assert spec["group"] == "taskop.dev"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"] == {
+        "kind": "Task",
+        "listKind": "TaskList",
+        "plural": "tasks",
+        "singular": "task",
+        "shortNames": ["tsk"],
+        "categories": ["taskop"],
+    }
+    assert [(v["name"], v["served"], v["storage"]) for v in spec["versions"]] == [
+        ("v1alpha1", True, True)
+    ]
+    assert VERSION["subresources"] == {"status": {}}
+
+
+def test_printer_columns() -> None:
+    columns = {c["name"]: c["jsonPath"] for c in VERSION["additionalPrinterColumns"]}
+    assert columns["State"] == ".status.state"
+    assert columns["Failed"] == ".status.failed"
+    assert columns["Reason"] == ".status.failureReason"
+    assert columns["Age"] == ".metadata.creationTimestamp"
+
+
+def _walk(schema: dict[str, Any], path: str) -> typing.Iterator[tuple[str, dict[str, Any]]]:
+    yield path, schema
+    for name, prop in schema.get("properties", {}).items():
+        yield from _walk(prop, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        yield from _walk(schema["items"], f"{path}[]")
+
+
+def test_every_field_is_described() -> None:
+    for path, schema in _walk(ROOT, ""):
+        if path != ".metadata":
+            assert schema.get("description"), path
+
+
+def test_spec_strings_and_lists_are_bounded_for_cel() -> None:
+    for path, schema in _walk(SPEC, "spec"):
+        if schema.get("type") == "string" and "enum" not in schema:
+            assert "maxLength" in schema, path
+        if schema.get("type") == "array":
+            assert "maxItems" in schema, path
+        if schema.get("type") == "object" and "additionalProperties" in schema:
+            assert "maxProperties" in schema, path
+
+
+def _rules(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(schema.get("x-kubernetes-validations", []))
+
+
+@pytest.mark.parametrize("field", sorted(set(SPEC["properties"]) - {"cancelled"}))
+def test_spec_fields_are_immutable(field: str) -> None:
+    message = f"spec.{field} is immutable; delete and recreate the Task"
+    assert {"rule": "self == oldSelf", "message": message} in _rules(SPEC["properties"][field])
+    prop = SPEC["properties"][field]
+    if "default" not in prop and field not in SPEC["required"]:
+        presence = f"has(self.{field}) == has(oldSelf.{field})"
+        assert {"rule": presence, "message": message, "fieldPath": f".{field}"} in _rules(SPEC)
+
+
+def test_cancelled_only_goes_false_to_true() -> None:
+    cancelled = SPEC["properties"]["cancelled"]
+    assert cancelled["default"] is False
+    assert _rules(cancelled) == [
+        {
+            "rule": "self || !oldSelf",
+            "message": "spec.cancelled cannot be set back to false;"
+            " a cancelled Task stays cancelled",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("where", "rule", "message"),
+    [
+        ("", "has(self.image) != has(self.rootfs)", "exactly one of spec.image and spec.rootfs"),
+        ("resultFile", "self.startsWith('/')", "spec.resultFile must be an absolute path"),
+        ("completionCallbackUrl", "url(self).getScheme()", "spec.completionCallbackUrl must be"),
+        ("annotation", "size(bytes(self)) <= 10240", "spec.annotation must be at most 10240"),
+        ("rootfs", "docker://", "spec.rootfs must be a docker:// URL"),
+    ],
+)
+def test_validation_rules_name_the_field(where: str, rule: str, message: str) -> None:
+    schema = SPEC["properties"][where] if where else SPEC
+    assert any(rule in r["rule"] and r["message"].startswith(message) for r in _rules(schema))
