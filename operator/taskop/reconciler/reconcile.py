@@ -93,10 +93,13 @@ class TaskReconciler:
                 rec = lifecycle.fail(rec, REASON_INVALID_SPEC + spec_error, now)
                 reason = ConditionReason.INVALID_SPEC
                 plan.events.append(("Warning", "InvalidSpec", spec_error))
-        elif spec.cancelled and rec.state in (TaskState.PENDING, TaskState.RUNNING):
-            rec = lifecycle.cancel(rec, now)
-            await self._delete_job(namespace, name)
-            plan.events.append(("Normal", "Cancelled", "task was cancelled; its Job is deleted"))
+        elif spec.cancelled:
+            # Cancelled here (kubectl) or already by the BBS API: either way the Job must go.
+            if rec.state in (TaskState.PENDING, TaskState.RUNNING):
+                rec = lifecycle.cancel(rec, now)
+                plan.events.append(("Normal", "Cancelled", "task was cancelled"))
+            if await self._delete_job(namespace, name):
+                plan.events.append(("Normal", "JobDeleted", f"deleted Job {job_name(name)}"))
         elif not spec.external and rec.state in (TaskState.PENDING, TaskState.RUNNING):
             rec, job_status, reason, message = await self._follow_job(task, spec, rec, now, plan)
             new_status.update(job_status)
@@ -203,8 +206,8 @@ class TaskReconciler:
             )
         return rec, extra, outcome.reason, outcome.message
 
-    async def _delete_job(self, namespace: str, name: str) -> None:
-        await self.kube.delete_job(namespace, job_name(name))
+    async def _delete_job(self, namespace: str, name: str) -> bool:
+        return await self.kube.delete_job(namespace, job_name(name))
 
     async def _finalize(self, task: Obj) -> None:
         meta = task["metadata"]

@@ -65,7 +65,7 @@ def test_camel_case_and_snake_case() -> None:
     assert parsed.action.run.resource_limits is not None
     assert parsed.action.run.resource_limits.nofile == 1024
     assert parsed.model_dump(by_alias=True, exclude_unset=True) == full
-    by_name = TaskSpec(image="busybox", action={"run": {"path": "x"}}, memory_mb=5)  # type: ignore[arg-type]
+    by_name = TaskSpec(image="busybox", action={"run": {"path": "x"}}, memory_mb=5)
     assert by_name.memory_mb == 5
 
 
@@ -164,4 +164,4 @@ def test_image_reference_prefers_image() -> None:
 def test_spec_is_frozen() -> None:
     parsed = parse_spec(spec())
     with pytest.raises(Exception, match="frozen"):
-        parsed.cancelled = True
+        parsed.cancelled = True  # type: ignore[misc]

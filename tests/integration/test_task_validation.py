@@ -1,0 +1,90 @@
+"""The API server rejects invalid Task manifests with messages that name the field (CRD + CEL)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.kubeutil import kubectl
+from tests.tasks import task_manifest
+
+pytestmark = pytest.mark.cluster
+
+
+def _without(d: dict[str, Any], key: str) -> dict[str, Any]:
+    d = copy.deepcopy(d)
+    d["spec"].pop(key)
+    return d
+
+
+BASE = task_manifest("bad")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(lambda m: _without(m, "action"), "spec.action: Required value", id="no-action"),
+        pytest.param(lambda m: _without(m, "image"), "exactly one of spec.image and spec.rootfs", id="no-image"),
+        pytest.param(
+            lambda m: {**m, "spec": {**m["spec"], "rootfs": "docker:///busybox"}},
+            "exactly one of spec.image and spec.rootfs",
+            id="image-and-rootfs",
+        ),
+        pytest.param(lambda m: {**m, "spec": {**m["spec"], "memoryMb": -1}}, "spec.memoryMb", id="negative-memory"),
+        pytest.param(
+            lambda m: {**m, "spec": {**m["spec"], "resultFile": "result.txt"}}, "spec.resultFile", id="relative-result"
+        ),
+        pytest.param(
+            lambda m: {**m, "spec": {**m["spec"], "completionCallbackUrl": "ftp://x/y"}},
+            "spec.completionCallbackUrl",
+            id="callback-scheme",
+        ),
+        pytest.param(lambda m: {**m, "spec": {**m["spec"], "guid": "a b"}}, "spec.guid", id="guid-pattern"),
+        pytest.param(
+            lambda m: {**m, "spec": {**m["spec"], "rootfs": "preloaded:cflinuxfs4", "image": None}},
+            "spec.rootfs",
+            id="preloaded-rootfs",
+        ),
+    ],
+)
+def test_invalid_manifests_are_rejected_naming_the_field(
+    kubeconfig: str, namespace: str, crds: None, change: Any, message: str
+) -> None:
+    manifest = change(copy.deepcopy(BASE))
+    manifest["spec"] = {k: v for k, v in manifest["spec"].items() if v is not None}
+
+    proc = kubectl(kubeconfig, "-n", namespace, "create", "-f", "-", input_=yaml.safe_dump(manifest), check=False)
+
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+
+
+def test_the_spec_is_immutable_except_cancelling(kubeconfig: str, namespace: str, crds: None, k8s: client.ApiClient) -> None:
+    kubectl(kubeconfig, "-n", namespace, "create", "-f", "-", input_=yaml.safe_dump(task_manifest("fixed")))
+
+    changed = kubectl(
+        kubeconfig, "-n", namespace, "patch", "task", "fixed", "--type=merge", "-p", '{"spec":{"image":"alpine"}}',
+        check=False,
+    )
+    assert changed.returncode != 0
+    assert "spec.image is immutable" in changed.stderr, changed.stderr
+
+    kubectl(kubeconfig, "-n", namespace, "patch", "task", "fixed", "--type=merge", "-p", '{"spec":{"cancelled":true}}')
+    uncancelled = kubectl(
+        kubeconfig, "-n", namespace, "patch", "task", "fixed", "--type=merge", "-p", '{"spec":{"cancelled":false}}',
+        check=False,
+    )
+    assert uncancelled.returncode != 0
+    assert "spec.cancelled" in uncancelled.stderr, uncancelled.stderr
+
+
+def test_kubectl_shows_state_failed_and_reason(kubeconfig: str, namespace: str, crds: None) -> None:
+    out = kubectl(kubeconfig, "-n", namespace, "get", "tasks").stdout + kubectl(
+        kubeconfig, "get", "crd", "tasks.taskop.dev", "-o", "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}"
+    ).stdout
+    for column in ("State", "Failed", "Reason", "Age"):
+        assert column in out
