@@ -23,7 +23,7 @@ def callback_receiver(statuses: list[int]) -> Iterator[Receiver]:
     receiver = Receiver(url="", statuses=statuses)
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
             n = len(receiver.requests) - 1

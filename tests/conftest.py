@@ -23,7 +23,11 @@ def cluster_tool(*args: str, env: dict[str, str] | None = None) -> str:
     """Run hack/cluster with this interpreter (so the venv's kubectl is on its PATH)."""
     proc = subprocess.run(
         [sys.executable, str(CLUSTER_TOOL), *args],
-        env={**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        env={
+            **os.environ,
+            **(env or {}),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        },
         capture_output=True,
         text=True,
     )
@@ -61,10 +65,17 @@ def namespace(k8s: object, request: pytest.FixtureRequest) -> Iterator[str]:
 
     core = client.CoreV1Api(k8s)
     base = request.node.name.lower().replace("_", "-")
-    name = f"t-{''.join(c for c in base if c.isalnum() or c == '-')[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"taskop.dev/test": "true"})))
+    slug = "".join(c for c in base if c.isalnum() or c == "-")[:40].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"taskop.dev/test": "true"})
+        )
+    )
     wait_until(
-        lambda: any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items),
+        lambda: any(
+            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
+        ),
         timeout=60,
         what=f"the default ServiceAccount in {name}",
     )
@@ -84,13 +95,17 @@ def crds(k8s: object, kubeconfig: str) -> None:
 
     def established() -> bool:
         crd = ext.read_custom_resource_definition("tasks.taskop.dev")
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+        return any(
+            c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
+        )
 
     wait_until(established, timeout=30, what="the tasks.taskop.dev CRD to be established")
 
 
 @pytest.fixture
-def operator(kubeconfig: str, namespace: str, crds: None, tmp_path: Path) -> Iterator["OperatorFactory"]:
+def operator(
+    kubeconfig: str, namespace: str, crds: None, tmp_path: Path
+) -> Iterator[OperatorFactory]:
     """Starts `taskop run` as a real process watching the test's namespace; stops it afterwards."""
     from tests.operatorproc import OperatorFactory
 

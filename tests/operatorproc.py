@@ -10,7 +10,9 @@ from pathlib import Path
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: str, namespace: str, log_path: Path, settings: dict[str, str]) -> None:
+    def __init__(
+        self, kubeconfig: str, namespace: str, log_path: Path, settings: dict[str, str]
+    ) -> None:
         env = {
             **os.environ,
             "TASKOP_HEALTH_PORT": "0",
@@ -18,9 +20,16 @@ class OperatorProcess:
             **{f"TASKOP_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "taskop", "run", f"--kubeconfig={kubeconfig}", f"--namespace={namespace}"],
+            [
+                sys.executable,
+                "-m",
+                "taskop",
+                "run",
+                f"--kubeconfig={kubeconfig}",
+                f"--namespace={namespace}",
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -57,7 +66,9 @@ class OperatorFactory:
 
     def start(self, **settings: object) -> OperatorProcess:
         log = self.tmp_path / f"operator-{len(self.started)}.log"
-        proc = OperatorProcess(self.kubeconfig, self.namespace, log, {k: str(v) for k, v in settings.items()})
+        proc = OperatorProcess(
+            self.kubeconfig, self.namespace, log, {k: str(v) for k, v in settings.items()}
+        )
         self.started.append(proc)
         return proc
 

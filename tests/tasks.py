@@ -17,7 +17,7 @@ def task_manifest(
     kwok: dict[str, str] | None = None,
     spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A Task running ``sh -c 'echo ...'`` whose fake kwok pod behaves as ``kwok`` annotations say."""
+    """A Task running ``sh -c 'echo ...'``; its fake kwok pod behaves as ``kwok`` says."""
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Task",
@@ -77,7 +77,9 @@ class Tasks:
         return status
 
     def wait_gone(self, name: str, timeout: float = 60) -> None:
-        wait_until(lambda: self.get(name) is None, timeout=timeout, what=f"task {name} to be deleted")
+        wait_until(
+            lambda: self.get(name) is None, timeout=timeout, what=f"task {name} to be deleted"
+        )
 
     def jobs(self) -> list[client.V1Job]:
         return list(self.batch.list_namespaced_job(self.namespace).items)

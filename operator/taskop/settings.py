@@ -7,6 +7,7 @@ defaults are Diego BBS's own timings (bbs-tasks.md §4), so a BBS client sees th
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -34,7 +35,9 @@ class Settings:
     )
     kick_task_duration: float = field(
         default=30.0,
-        metadata={"doc": "Resolving tasks older than this go back to Completed; callbacks retried."},
+        metadata={
+            "doc": "Resolving tasks older than this go back to Completed; callbacks retried."
+        },
     )
     expire_pending_task_duration: float = field(
         default=1800.0,
@@ -74,6 +77,21 @@ class Settings:
     bbs_max_body_bytes: int = field(
         default=1 << 20, metadata={"doc": "Largest request body the BBS API accepts."}
     )
+    bbs_external_domains: str = field(
+        default="",
+        metadata={
+            "doc": "Comma-separated BBS domains whose tasks external cells run through StartTask/"
+            "CompleteTask: taskop keeps their full TaskDefinition and creates no Job for them. "
+            "Tasks of other domains run as Jobs and must fit what a Job can honour."
+        },
+    )
+    bbs_task_annotations: str = field(
+        default="",
+        metadata={
+            "doc": "JSON object of annotations added to every Task that DesireTask creates, e.g. "
+            '{"kwok.taskop.dev/complete": "never"} in tests with fake kwok nodes. Empty: none.'
+        },
+    )
 
     # --- operator process
     health_port: int = field(
@@ -94,6 +112,19 @@ class Settings:
     @property
     def bbs_tls(self) -> bool:
         return bool(self.bbs_tls_cert_file)
+
+    @property
+    def external_domains(self) -> frozenset[str]:
+        """`bbs_external_domains` as a set."""
+        return frozenset(d.strip() for d in self.bbs_external_domains.split(",") if d.strip())
+
+    @property
+    def task_annotations(self) -> dict[str, str]:
+        """`bbs_task_annotations` parsed (validated by `validate`)."""
+        if not self.bbs_task_annotations.strip():
+            return {}
+        parsed = json.loads(self.bbs_task_annotations)
+        return {str(k): str(v) for k, v in parsed.items()}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -126,6 +157,17 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, float | int) and not isinstance(value, bool) and value < 0:
                 raise SettingsError(f"TASKOP_{f.name.upper()} must not be negative (got {value})")
+        try:
+            annotations = json.loads(self.bbs_task_annotations or "{}")
+        except ValueError as e:
+            annotations = e
+        if not isinstance(annotations, dict) or not all(
+            isinstance(v, str) for v in annotations.values()
+        ):
+            raise SettingsError(
+                "TASKOP_BBS_TASK_ANNOTATIONS must be a JSON object of strings, e.g. "
+                f'{{"kwok.taskop.dev/complete": "never"}} (got {self.bbs_task_annotations!r})'
+            )
         tls = [self.bbs_tls_cert_file, self.bbs_tls_key_file, self.bbs_tls_ca_file]
         if any(tls) and not all(tls):
             raise SettingsError(

@@ -55,13 +55,18 @@ def test_cluster_restarts_with_its_state_and_down_leaves_nothing_running(
 
         api = client.CoreV1Api(config.new_client_from_config(config_file=kc))
         api.create_namespaced_config_map(
-            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="survives"), data={"k": "v"})
+            "default",
+            client.V1ConfigMap(metadata=client.V1ObjectMeta(name="survives"), data={"k": "v"}),
         )
-        pids_before = {c: int((tmp_path / "cluster" / "run" / f"{c}.pid").read_text()) for c in COMPONENTS}
+        pids_before = {
+            c: int((tmp_path / "cluster" / "run" / f"{c}.pid").read_text()) for c in COMPONENTS
+        }
 
         cluster_tool("restart", env=env)
 
-        pids_after = {c: int((tmp_path / "cluster" / "run" / f"{c}.pid").read_text()) for c in COMPONENTS}
+        pids_after = {
+            c: int((tmp_path / "cluster" / "run" / f"{c}.pid").read_text()) for c in COMPONENTS
+        }
         assert all(not _alive(p) for p in pids_before.values())
         assert all(_alive(p) for p in pids_after.values())
         assert "ok" in cluster_tool("status", env=env)

@@ -18,14 +18,18 @@ pytestmark = pytest.mark.cluster
 
 
 def test_api_server_answers_readyz(k8s: client.ApiClient) -> None:
-    response = k8s.rest_client.request("GET", f"{k8s.configuration.host}/readyz?verbose", headers={})
+    response = k8s.rest_client.request(
+        "GET", f"{k8s.configuration.host}/readyz?verbose", headers={}
+    )
     body = response.read().decode()
     assert response.status == 200
     assert "[+]etcd ok" in body
     assert body.rstrip().endswith("readyz check passed")
 
 
-def test_a_crd_installs_and_its_custom_resource_reads_back(k8s: client.ApiClient, namespace: str) -> None:
+def test_a_crd_installs_and_its_custom_resource_reads_back(
+    k8s: client.ApiClient, namespace: str
+) -> None:
     group = f"g{uuid.uuid4().hex[:8]}.test.taskop.dev"
     crd = {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -44,7 +48,10 @@ def test_a_crd_installs_and_its_custom_resource_reads_back(k8s: client.ApiClient
                         "openAPIV3Schema": {
                             "type": "object",
                             "properties": {
-                                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {"size": {"type": "integer"}},
+                                }
                             },
                         }
                     },
@@ -58,15 +65,24 @@ def test_a_crd_installs_and_its_custom_resource_reads_back(k8s: client.ApiClient
         wait_until(
             lambda: any(
                 c.type == "Established" and c.status == "True"
-                for c in (ext.read_custom_resource_definition(f"widgets.{group}").status.conditions or [])
+                for c in (
+                    ext.read_custom_resource_definition(f"widgets.{group}").status.conditions or []
+                )
             ),
             timeout=30,
             what="the CRD to be established",
         )
         custom = client.CustomObjectsApi(k8s)
-        body = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}
+        body = {
+            "apiVersion": f"{group}/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w1"},
+            "spec": {"size": 3},
+        }
         wait_until(
-            lambda: _try_create(custom, group, namespace, body), timeout=30, what="the widget to be created"
+            lambda: _try_create(custom, group, namespace, body),
+            timeout=30,
+            what="the widget to be created",
         )
         got = custom.get_namespaced_custom_object(group, "v1", namespace, "widgets", "w1")
         assert got["spec"] == {"size": 3}
@@ -85,7 +101,9 @@ def _try_create(custom: client.CustomObjectsApi, group: str, ns: str, body: dict
     return True
 
 
-def _job(name: str, annotations: dict[str, str], termination_message_path: str | None = None) -> dict[str, Any]:
+def _job(
+    name: str, annotations: dict[str, str], termination_message_path: str | None = None
+) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "main", "image": "busybox", "command": ["true"]}
     if termination_message_path:
         container["terminationMessagePath"] = termination_message_path
@@ -119,10 +137,15 @@ def _terminated(k8s: client.ApiClient, ns: str, job: str) -> client.V1ContainerS
     return status.state.terminated
 
 
-def test_a_job_whose_pod_is_told_to_succeed_completes(k8s: client.ApiClient, namespace: str) -> None:
+def test_a_job_whose_pod_is_told_to_succeed_completes(
+    k8s: client.ApiClient, namespace: str
+) -> None:
     batch = client.BatchV1Api(k8s)
     batch.create_namespaced_job(namespace, _job("ok", {"kwok.taskop.dev/duration": "1s"}))
-    assert wait_until(lambda: _finished(batch, namespace, "ok"), timeout=60, what="job ok") == "Complete"
+    assert (
+        wait_until(lambda: _finished(batch, namespace, "ok"), timeout=60, what="job ok")
+        == "Complete"
+    )
     assert _terminated(k8s, namespace, "ok").exit_code == 0
 
 
@@ -132,7 +155,10 @@ def test_a_job_whose_pod_is_told_to_fail_oomkilled_fails_with_that_exit_code_and
     batch = client.BatchV1Api(k8s)
     annotations = {"kwok.taskop.dev/exit-code": "3", "kwok.taskop.dev/reason": "OOMKilled"}
     batch.create_namespaced_job(namespace, _job("oom", annotations))
-    assert wait_until(lambda: _finished(batch, namespace, "oom"), timeout=60, what="job oom") == "Failed"
+    assert (
+        wait_until(lambda: _finished(batch, namespace, "oom"), timeout=60, what="job oom")
+        == "Failed"
+    )
     terminated = _terminated(k8s, namespace, "oom")
     assert (terminated.exit_code, terminated.reason) == (3, "OOMKilled")
 
@@ -144,5 +170,8 @@ def test_a_termination_message_chosen_by_the_test_appears_in_the_pod_status(
     message = f"hello from {uuid.uuid4().hex}: quotes \" and 'colons: too'"
     job = _job("msg", {"kwok.taskop.dev/message": message}, termination_message_path="/tmp/result")
     batch.create_namespaced_job(namespace, job)
-    assert wait_until(lambda: _finished(batch, namespace, "msg"), timeout=60, what="job msg") == "Complete"
+    assert (
+        wait_until(lambda: _finished(batch, namespace, "msg"), timeout=60, what="job msg")
+        == "Complete"
+    )
     assert _terminated(k8s, namespace, "msg").message == message

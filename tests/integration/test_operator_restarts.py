@@ -1,4 +1,4 @@
-"""Killing the operator at random moments and restarting it loses no Task and never runs one twice."""
+"""Killing the operator at random moments and restarting it loses no Task, runs none twice."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def test_sigkill_at_random_points_loses_nothing_and_creates_one_job_per_task(
     rng = random.Random(20261123)
     for i in range(TASKS):
         duration = f"{rng.choice([0, 0.5, 1, 2, 3])}s"
-        tasks.create(task_manifest(f"t{i:02}", kwok={"duration": duration, "message": f"result {i}"}))
+        tasks.create(
+            task_manifest(f"t{i:02}", kwok={"duration": duration, "message": f"result {i}"})
+        )
 
     job_uids: dict[str, str] = {}
     pods_seen: dict[str, set[str]] = {}
@@ -38,7 +40,9 @@ def test_sigkill_at_random_points_loses_nothing_and_creates_one_job_per_task(
             pods_seen.setdefault(pod.metadata.labels["job-name"], set()).add(pod.metadata.name)
 
     def completed() -> int:
-        items = tasks.custom.list_namespaced_custom_object("taskop.dev", "v1alpha1", namespace, "tasks")["items"]
+        items = tasks.custom.list_namespaced_custom_object(
+            "taskop.dev", "v1alpha1", namespace, "tasks"
+        )["items"]
         return sum((t.get("status") or {}).get("state") == "Completed" for t in items)
 
     completed_at_kill = []
@@ -54,15 +58,25 @@ def test_sigkill_at_random_points_loses_nothing_and_creates_one_job_per_task(
 
     def all_completed() -> bool:
         record_jobs_and_pods()
-        items = tasks.custom.list_namespaced_custom_object("taskop.dev", "v1alpha1", namespace, "tasks")["items"]
-        return len(items) == TASKS and all((t.get("status") or {}).get("state") == "Completed" for t in items)
+        items = tasks.custom.list_namespaced_custom_object(
+            "taskop.dev", "v1alpha1", namespace, "tasks"
+        )["items"]
+        return len(items) == TASKS and all(
+            (t.get("status") or {}).get("state") == "Completed" for t in items
+        )
 
-    wait_until(all_completed, timeout=120, what=f"all {TASKS} tasks to complete across {KILLS} kills")
+    wait_until(
+        all_completed, timeout=120, what=f"all {TASKS} tasks to complete across {KILLS} kills"
+    )
 
-    items = tasks.custom.list_namespaced_custom_object("taskop.dev", "v1alpha1", namespace, "tasks")["items"]
+    items = tasks.custom.list_namespaced_custom_object(
+        "taskop.dev", "v1alpha1", namespace, "tasks"
+    )["items"]
     for task in items:
         name, status = task["metadata"]["name"], task["status"]
         assert (status["failed"], status["result"]) == (False, f"result {int(name[1:])}"), name
-    assert any(n < TASKS for n in completed_at_kill), f"every kill came after all work was done: {completed_at_kill}"
+    assert any(n < TASKS for n in completed_at_kill), (
+        f"every kill came after all work was done: {completed_at_kill}"
+    )
     assert len(job_uids) == TASKS
     assert {name: len(pods) for name, pods in pods_seen.items()} == {name: 1 for name in job_uids}

@@ -29,10 +29,17 @@ def test_the_receiver_gets_bbs_json_and_the_task_is_deleted_after_delivery(
         tasks.create(task_manifest("cb", kwok={"message": "42"}, spec=spec))
         tasks.wait_gone("cb")
 
-    (headers, body), = receiver.requests
+    ((headers, body),) = receiver.requests
     assert headers["content-type"] == "application/json"
     payload = json.loads(body)
-    assert list(payload) == ["task_guid", "failed", "failure_reason", "result", "annotation", "created_at"]
+    assert list(payload) == [
+        "task_guid",
+        "failed",
+        "failure_reason",
+        "result",
+        "annotation",
+        "created_at",
+    ]
     assert payload["task_guid"] == "CB_1"
     assert (payload["failed"], payload["failure_reason"], payload["result"]) == (False, "", "42")
     assert payload["annotation"] == "<tag & co>"
@@ -43,15 +50,25 @@ def test_the_receiver_gets_bbs_json_and_the_task_is_deleted_after_delivery(
 def test_a_failed_task_calls_back_with_its_reason(operator: OperatorFactory, tasks: Tasks) -> None:
     operator.start()
     with callback_receiver([200]) as receiver:
-        tasks.create(task_manifest("cbfail", kwok={"exit-code": "3"}, spec={"completionCallbackUrl": receiver.url}))
+        tasks.create(
+            task_manifest(
+                "cbfail", kwok={"exit-code": "3"}, spec={"completionCallbackUrl": receiver.url}
+            )
+        )
         tasks.wait_gone("cbfail")
 
     payload = json.loads(receiver.requests[0][1])
-    assert (payload["failed"], payload["failure_reason"], payload["result"]) == (True, "exit status 3", "")
+    assert (payload["failed"], payload["failure_reason"], payload["result"]) == (
+        True,
+        "exit status 3",
+        "",
+    )
     assert "annotation" not in payload  # omitted when empty, like Go's omitempty
 
 
-def test_503_twice_then_200_is_delivered_on_the_third_try(operator: OperatorFactory, tasks: Tasks) -> None:
+def test_503_twice_then_200_is_delivered_on_the_third_try(
+    operator: OperatorFactory, tasks: Tasks
+) -> None:
     operator.start()
     with callback_receiver([503, 503, 200]) as receiver:
         tasks.create(task_manifest("retry", spec={"completionCallbackUrl": receiver.url}))
@@ -62,7 +79,9 @@ def test_503_twice_then_200_is_delivered_on_the_third_try(operator: OperatorFact
 
 
 @pytest.mark.parametrize("status", [400, 404, 500])
-def test_any_other_status_counts_as_delivered(operator: OperatorFactory, tasks: Tasks, status: int) -> None:
+def test_any_other_status_counts_as_delivered(
+    operator: OperatorFactory, tasks: Tasks, status: int
+) -> None:
     operator.start()
     with callback_receiver([status]) as receiver:
         tasks.create(task_manifest("other", spec={"completionCallbackUrl": receiver.url}))

@@ -5,6 +5,8 @@ kwok's stages play the pod: annotations on the Task (copied to the pod) choose i
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kubernetes import client
 
@@ -27,7 +29,11 @@ def test_a_task_that_succeeds_ends_completed_with_its_result(
 
     status = tasks.wait_state("hello", "Completed")
 
-    assert (status["failed"], status["failureReason"], status["result"]) == (False, "", "hello world")
+    assert (status["failed"], status["failureReason"], status["result"]) == (
+        False,
+        "",
+        "hello world",
+    )
     conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
     assert conditions["Completed"] == ("True", "Succeeded")
     assert conditions["Succeeded"] == ("True", "Succeeded")
@@ -54,16 +60,22 @@ def test_a_task_is_running_on_its_node_while_its_pod_runs(
     ("kwok", "spec", "reason"),
     [
         pytest.param({"exit-code": "3"}, {}, "exit status 3", id="exit-code"),
+        pytest.param({"exit-code": "137", "reason": "OOMKilled"}, {}, "OOMKilled", id="oom-killed"),
         pytest.param(
-            {"exit-code": "137", "reason": "OOMKilled"}, {}, "OOMKilled", id="oom-killed"
+            {"complete": "never"}, {"timeoutSeconds": 2}, "DeadlineExceeded", id="deadline"
         ),
-        pytest.param({"complete": "never"}, {"timeoutSeconds": 2}, "DeadlineExceeded", id="deadline"),
         pytest.param({"evict": "true"}, {}, "evicted", id="evicted"),
-        pytest.param({"message": "x" * 5000}, {}, "result exceeds 4095 bytes", id="result-too-large"),
+        pytest.param(
+            {"message": "x" * 5000}, {}, "result exceeds 4095 bytes", id="result-too-large"
+        ),
     ],
 )
 def test_a_task_that_fails_ends_completed_with_a_reason_to_act_on(
-    operator: OperatorFactory, tasks: Tasks, kwok: dict[str, str], spec: dict[str, object], reason: str
+    operator: OperatorFactory,
+    tasks: Tasks,
+    kwok: dict[str, str],
+    spec: dict[str, object],
+    reason: str,
 ) -> None:
     operator.start()
     tasks.create(task_manifest("fails", kwok=kwok, spec=spec))
@@ -115,7 +127,9 @@ def test_cancelling_a_running_task_deletes_its_job_and_fails_it(
     assert conditions["Completed"] == "Cancelled"
     from tests.kubeutil import wait_until
 
-    wait_until(lambda: tasks.jobs() == [], timeout=30, what="the cancelled Task's Job to be deleted")
+    wait_until(
+        lambda: tasks.jobs() == [], timeout=30, what="the cancelled Task's Job to be deleted"
+    )
 
 
 def test_deleting_a_task_deletes_its_job(operator: OperatorFactory, tasks: Tasks) -> None:
@@ -123,7 +137,9 @@ def test_deleting_a_task_deletes_its_job(operator: OperatorFactory, tasks: Tasks
     tasks.create(task_manifest("bye", kwok={"complete": "never"}))
     tasks.wait_state("bye", "Running")
 
-    tasks.custom.delete_namespaced_custom_object("taskop.dev", "v1alpha1", tasks.namespace, "tasks", "bye")
+    tasks.custom.delete_namespaced_custom_object(
+        "taskop.dev", "v1alpha1", tasks.namespace, "tasks", "bye"
+    )
 
     tasks.wait_gone("bye")
     from tests.kubeutil import wait_until
@@ -131,9 +147,17 @@ def test_deleting_a_task_deletes_its_job(operator: OperatorFactory, tasks: Tasks
     wait_until(lambda: tasks.jobs() == [], timeout=30, what="the Job to be deleted")
 
 
-def test_completed_tasks_nobody_resolves_expire(operator: OperatorFactory, tasks: Tasks) -> None:
+def test_bbs_tasks_nobody_resolves_expire_but_kubectl_tasks_are_kept(
+    operator: OperatorFactory, tasks: Tasks
+) -> None:
     operator.start(expire_completed_task_duration=3)
-    tasks.create(task_manifest("expires"))
+    bbs_task = task_manifest("expires")
+    bbs_task["metadata"]["labels"] = {"taskop.dev/api": "bbs"}
+    tasks.create(bbs_task)
+    tasks.create(task_manifest("kept"))
     tasks.wait_state("expires", "Completed")
+    tasks.wait_state("kept", "Completed")
 
     tasks.wait_gone("expires", timeout=30)
+    time.sleep(3)
+    assert tasks.status("kept")["state"] == "Completed"

@@ -27,23 +27,37 @@ BASE = task_manifest("bad")
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        pytest.param(lambda m: _without(m, "action"), "spec.action: Required value", id="no-action"),
-        pytest.param(lambda m: _without(m, "image"), "exactly one of spec.image and spec.rootfs", id="no-image"),
+        pytest.param(
+            lambda m: _without(m, "action"), "spec.action: Required value", id="no-action"
+        ),
+        pytest.param(
+            lambda m: _without(m, "image"),
+            "exactly one of spec.image and spec.rootfs",
+            id="no-image",
+        ),
         pytest.param(
             lambda m: {**m, "spec": {**m["spec"], "rootfs": "docker:///busybox"}},
             "exactly one of spec.image and spec.rootfs",
             id="image-and-rootfs",
         ),
-        pytest.param(lambda m: {**m, "spec": {**m["spec"], "memoryMb": -1}}, "spec.memoryMb", id="negative-memory"),
         pytest.param(
-            lambda m: {**m, "spec": {**m["spec"], "resultFile": "result.txt"}}, "spec.resultFile", id="relative-result"
+            lambda m: {**m, "spec": {**m["spec"], "memoryMb": -1}},
+            "spec.memoryMb",
+            id="negative-memory",
+        ),
+        pytest.param(
+            lambda m: {**m, "spec": {**m["spec"], "resultFile": "result.txt"}},
+            "spec.resultFile",
+            id="relative-result",
         ),
         pytest.param(
             lambda m: {**m, "spec": {**m["spec"], "completionCallbackUrl": "ftp://x/y"}},
             "spec.completionCallbackUrl",
             id="callback-scheme",
         ),
-        pytest.param(lambda m: {**m, "spec": {**m["spec"], "guid": "a b"}}, "spec.guid", id="guid-pattern"),
+        pytest.param(
+            lambda m: {**m, "spec": {**m["spec"], "guid": "a b"}}, "spec.guid", id="guid-pattern"
+        ),
         pytest.param(
             lambda m: {**m, "spec": {**m["spec"], "rootfs": "preloaded:cflinuxfs4", "image": None}},
             "spec.rootfs",
@@ -57,25 +71,70 @@ def test_invalid_manifests_are_rejected_naming_the_field(
     manifest = change(copy.deepcopy(BASE))
     manifest["spec"] = {k: v for k, v in manifest["spec"].items() if v is not None}
 
-    proc = kubectl(kubeconfig, "-n", namespace, "create", "-f", "-", input_=yaml.safe_dump(manifest), check=False)
+    proc = kubectl(
+        kubeconfig,
+        "-n",
+        namespace,
+        "create",
+        "-f",
+        "-",
+        input_=yaml.safe_dump(manifest),
+        check=False,
+    )
 
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
 
 
-def test_the_spec_is_immutable_except_cancelling(kubeconfig: str, namespace: str, crds: None, k8s: client.ApiClient) -> None:
-    kubectl(kubeconfig, "-n", namespace, "create", "-f", "-", input_=yaml.safe_dump(task_manifest("fixed")))
+def test_the_spec_is_immutable_except_cancelling(
+    kubeconfig: str, namespace: str, crds: None, k8s: client.ApiClient
+) -> None:
+    kubectl(
+        kubeconfig,
+        "-n",
+        namespace,
+        "create",
+        "-f",
+        "-",
+        input_=yaml.safe_dump(task_manifest("fixed")),
+    )
 
     changed = kubectl(
-        kubeconfig, "-n", namespace, "patch", "task", "fixed", "--type=merge", "-p", '{"spec":{"image":"alpine"}}',
+        kubeconfig,
+        "-n",
+        namespace,
+        "patch",
+        "task",
+        "fixed",
+        "--type=merge",
+        "-p",
+        '{"spec":{"image":"alpine"}}',
         check=False,
     )
     assert changed.returncode != 0
     assert "spec.image is immutable" in changed.stderr, changed.stderr
 
-    kubectl(kubeconfig, "-n", namespace, "patch", "task", "fixed", "--type=merge", "-p", '{"spec":{"cancelled":true}}')
+    kubectl(
+        kubeconfig,
+        "-n",
+        namespace,
+        "patch",
+        "task",
+        "fixed",
+        "--type=merge",
+        "-p",
+        '{"spec":{"cancelled":true}}',
+    )
     uncancelled = kubectl(
-        kubeconfig, "-n", namespace, "patch", "task", "fixed", "--type=merge", "-p", '{"spec":{"cancelled":false}}',
+        kubeconfig,
+        "-n",
+        namespace,
+        "patch",
+        "task",
+        "fixed",
+        "--type=merge",
+        "-p",
+        '{"spec":{"cancelled":false}}',
         check=False,
     )
     assert uncancelled.returncode != 0
@@ -83,8 +142,16 @@ def test_the_spec_is_immutable_except_cancelling(kubeconfig: str, namespace: str
 
 
 def test_kubectl_shows_state_failed_and_reason(kubeconfig: str, namespace: str, crds: None) -> None:
-    out = kubectl(kubeconfig, "-n", namespace, "get", "tasks").stdout + kubectl(
-        kubeconfig, "get", "crd", "tasks.taskop.dev", "-o", "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}"
-    ).stdout
+    out = (
+        kubectl(kubeconfig, "-n", namespace, "get", "tasks").stdout
+        + kubectl(
+            kubeconfig,
+            "get",
+            "crd",
+            "tasks.taskop.dev",
+            "-o",
+            "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}",
+        ).stdout
+    )
     for column in ("State", "Failed", "Reason", "Age"):
         assert column in out

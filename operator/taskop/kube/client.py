@@ -7,6 +7,7 @@ its ``resourceVersion``, so two writers can never both win a transition: the los
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -32,10 +33,18 @@ class NotFound(Exception):
     """The object does not exist (any more)."""
 
 
+class Invalid(Exception):
+    """The API server refused the object as invalid (422); the message says why."""
+
+
+class Gone(Exception):
+    """A watch's resourceVersion is too old (410 Gone): list again, then watch from there."""
+
+
 async def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """An API client for the current kubeconfig, or the in-cluster service account."""
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
         return client.ApiClient()
     except config.ConfigException:
         pass
@@ -51,7 +60,20 @@ def _raise(status: int, body: str, reason: str) -> None:
         raise Conflict(body)
     if status == 404:
         raise NotFound(body or reason)
+    if status == 422:
+        raise Invalid(_status_message(body) or reason)
+    if status == 410:
+        raise Gone(body or reason)
     raise ApiException(status=status, reason=f"{reason}: {body[:2000]}")
+
+
+def _status_message(body: str) -> str:
+    """The ``message`` of a metav1.Status body, or the body itself."""
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        return body[:2000]
+    return str(message) if message else body[:2000]
 
 
 async def _json(coro: Any) -> Obj:
@@ -110,6 +132,41 @@ class Kube:
             )
         return await _json(self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs))
 
+    async def watch_tasks(
+        self, namespace: str, resource_version: str, timeout_seconds: int = 300
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """Watch events ``(type, object)`` after ``resource_version``, bookmarks included.
+
+        Ends when the server closes the watch (after about ``timeout_seconds``); raises `Gone`
+        when ``resource_version`` is too old, so the caller lists again.
+        """
+        resp = await self.custom.list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            _preload_content=False,
+            _request_timeout=(10, timeout_seconds + 30),
+        )
+        try:
+            if resp.status >= 400:
+                raw = await resp.read()
+                _raise(resp.status, raw.decode(errors="replace"), str(resp.reason))
+            while line := await resp.content.readline():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                type_, obj = event.get("type", ""), event.get("object") or {}
+                if type_ == "ERROR":
+                    _raise(int(obj.get("code") or 500), json.dumps(obj), str(obj.get("reason")))
+                yield type_, obj
+        finally:
+            resp.release()
+
     async def create_task(self, namespace: str, body: Obj) -> Obj:
         return await _json(
             self.custom.create_namespaced_custom_object(
@@ -123,9 +180,15 @@ class Kube:
         """Merge ``status`` into the Task's status, only if it is still at ``resource_version``."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         return await _json(
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, body,
-                _content_type=MERGE_PATCH, _preload_content=False,
+            self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                _content_type=MERGE_PATCH,
+                _preload_content=False,
             )
         )
 
@@ -137,9 +200,15 @@ class Kube:
         if resource_version:
             body["metadata"] = {**body.get("metadata", {}), "resourceVersion": resource_version}
         return await _json(
-            self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, body,
-                _content_type=MERGE_PATCH, _preload_content=False,
+            self.custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                _content_type=MERGE_PATCH,
+                _preload_content=False,
             )
         )
 
@@ -150,7 +219,7 @@ class Kube:
         if uid:
             preconditions["uid"] = uid
         if resource_version:
-            preconditions["resourceVersion"] = resource_version
+            preconditions["resource_version"] = resource_version
         body = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(**preconditions) if preconditions else None,
             propagation_policy="Background",
@@ -164,13 +233,15 @@ class Kube:
     # --- Jobs and Pods
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         try:
-            return await _json(self.batch.read_namespaced_job(name, namespace, _preload_content=False))
+            return await _json(
+                self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+            )
         except NotFound:
             return None
 
     async def create_job(self, namespace: str, body: Obj) -> Obj:
         return await _json(
-            self.batch.create_namespaced_job(namespace, body, _preload_content=False)
+            self.batch.create_namespaced_job(namespace, body, _preload_content=False)  # type: ignore[arg-type]
         )
 
     async def delete_job(self, namespace: str, name: str, uid: str | None = None) -> bool:

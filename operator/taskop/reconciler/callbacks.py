@@ -1,6 +1,6 @@
 """Completion callbacks exactly as BBS delivers them (bbs-tasks.md §5).
 
-Completed → Resolving (with a resourceVersion precondition: if someone else resolved it first, stop),
+Completed → Resolving (with a resourceVersion precondition: if someone else resolved it, stop),
 POST the JSON TaskCallbackResponse up to ``callback_attempts`` times (retrying only on 503/504,
 timeouts and dropped connections), then delete the Task. When every attempt fails the Task stays
 Resolving; convergence kicks it back to Completed after ``kick_task_duration`` and it is retried.
@@ -8,8 +8,8 @@ Resolving; convergence kicks it back to Completed after ``kick_task_duration`` a
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -27,7 +27,7 @@ log = logging.getLogger("taskop.callbacks")
 
 
 async def post_callback(
-    session: aiohttp.ClientSession, url: str, body: bytes, attempts: int, timeout: float
+    session: aiohttp.ClientSession, url: str, body: bytes, attempts: int, per_attempt: float
 ) -> tuple[bool, str, int]:
     """(delivered, last error, attempts made)."""
     last_error = ""
@@ -39,21 +39,25 @@ async def post_callback(
                 url,
                 data=body,
                 headers={"Content-Type": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=aiohttp.ClientTimeout(total=per_attempt),
             ) as resp:
                 status = resp.status
                 await resp.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             error = e
         verdict = classify_callback(status, error)
         if verdict is CallbackVerdict.DELIVERED:
             return True, "", attempt
         last_error = f"HTTP {status}" if status is not None else f"{type(error).__name__}: {error}"
-        log.info("callback attempt failed", extra={"url": url, "attempt": attempt, "error": last_error})
+        log.info(
+            "callback attempt failed", extra={"url": url, "attempt": attempt, "error": last_error}
+        )
     return False, last_error, attempts
 
 
-async def deliver(kube: Kube, session: aiohttp.ClientSession, settings: Settings, task: Obj) -> bool:
+async def deliver(
+    kube: Kube, session: aiohttp.ClientSession, settings: Settings, task: Obj
+) -> bool:
     """Resolve, call back and delete ``task``; True when delivered (the Task is then deleted)."""
     meta = task["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -67,7 +71,9 @@ async def deliver(kube: Kube, session: aiohttp.ClientSession, settings: Settings
         return False
     try:
         resolving = lifecycle.resolving(rec, lifecycle_now())
-        task = await kube.patch_task_status(ns, name, meta["resourceVersion"], record_to_status(resolving))
+        task = await kube.patch_task_status(
+            ns, name, meta["resourceVersion"], record_to_status(resolving)
+        )
     except (BBSError, Conflict, NotFound):
         return False  # someone else resolved or changed it first: they own it now
     body = callback_body(resolving, spec.annotation)
@@ -95,6 +101,4 @@ async def deliver(kube: Kube, session: aiohttp.ClientSession, settings: Settings
 
 
 def lifecycle_now() -> int:
-    import time
-
     return time.time_ns()

@@ -90,7 +90,9 @@ class Engine:
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
                 continue
             except Exception:
-                log.exception("reconcile failed; retrying in 5s", extra={"task": f"{namespace}/{name}"})
+                log.exception(
+                    "reconcile failed; retrying in 5s", extra={"task": f"{namespace}/{name}"}
+                )
                 self._schedule(key, 5.0)
                 return
             await self._carry_out(key, task, plan)

@@ -17,13 +17,12 @@ from taskop.reconciler.engine import Engine
 from taskop.reconciler.reconcile import TASK_NAME_ANNOTATION
 from taskop.settings import Settings
 
-
 registry = kopf.OperatorRegistry()
 log = logging.getLogger("taskop.handlers")
 
 
 def _post_event(task: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(task, type=type_, reason=reason, message=message[:1024])
+    kopf.event(task, type=type_, reason=reason, message=message[:1024])  # type: ignore[arg-type]
 
 
 @kopf.on.login(registry=registry)
@@ -51,11 +50,9 @@ async def on_operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-async def on_task_event(
-    type: str | None, name: str, namespace: str, memo: kopf.Memo, **_: Any
-) -> None:
-    if type != "DELETED":
-        memo["engine"].enqueue(namespace, name)
+async def on_task_event(**kwargs: Any) -> None:
+    if kwargs["type"] != "DELETED":
+        kwargs["memo"]["engine"].enqueue(kwargs["namespace"], kwargs["name"])
 
 
 def _owner_task(body: kopf.Body) -> str | None:
@@ -66,11 +63,15 @@ def _owner_task(body: kopf.Body) -> str | None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED_BY, registry=registry)
-async def on_job_event(body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    if task := _owner_task(body):
-        memo["engine"].enqueue(namespace, task)
+async def on_job_event(**kwargs: Any) -> None:
+    if task := _owner_task(kwargs["body"]):
+        kwargs["memo"]["engine"].enqueue(kwargs["namespace"], task)
 
 
-@kopf.on.event("", "v1", "pods", annotations={TASK_NAME_ANNOTATION: kopf.PRESENT}, registry=registry)
-async def on_pod_event(annotations: kopf.Annotations, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo["engine"].enqueue(namespace, annotations[TASK_NAME_ANNOTATION])
+@kopf.on.event(
+    "", "v1", "pods", annotations={TASK_NAME_ANNOTATION: kopf.PRESENT}, registry=registry
+)
+async def on_pod_event(**kwargs: Any) -> None:
+    kwargs["memo"]["engine"].enqueue(
+        kwargs["namespace"], kwargs["annotations"][TASK_NAME_ANNOTATION]
+    )

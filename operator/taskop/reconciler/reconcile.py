@@ -7,6 +7,7 @@ a lost race (`Conflict`) makes the caller run the pass again on fresh data.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 from taskop.domain import lifecycle
 from taskop.domain.jobs import TASK_LABEL, JobSettings, build_job
-from taskop.domain.lifecycle import ConvergeAction, TaskRecord
+from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
 from taskop.domain.names import job_name, label_value
 from taskop.domain.outcome import OutcomeSettings, read_outcome
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
@@ -26,6 +27,7 @@ from taskop.settings import Settings
 log = logging.getLogger("taskop.reconciler")
 
 FINALIZER = "taskop.dev/cleanup"
+API_LABEL = "taskop.dev/api"  # "bbs" on Tasks created through the BBS API: full BBS semantics
 TASK_NAME_ANNOTATION = "taskop.dev/task-name"  # on pods: which Task a pod's events concern
 REASON_INVALID_SPEC = "invalid spec: "
 
@@ -48,6 +50,10 @@ class TaskReconciler:
         self.kube = kube
         self.settings = settings
         self.convergence = settings.convergence()
+        # kubectl users keep finished Tasks (like Jobs) unless the Task asked for BBS semantics.
+        self.convergence_kept = dataclasses.replace(
+            self.convergence, expire_completed_task_duration=None
+        )
         self.job_settings = JobSettings()
         self.outcome_settings = OutcomeSettings(
             image_pull_grace_period=settings.image_pull_grace_period
@@ -65,7 +71,9 @@ class TaskReconciler:
             return None, plan
         if FINALIZER not in meta.get("finalizers", []):
             task = await self.kube.patch_task(
-                namespace, name, meta["resourceVersion"],
+                namespace,
+                name,
+                meta["resourceVersion"],
                 {"metadata": {"finalizers": [*meta.get("finalizers", []), FINALIZER]}},
             )
             meta = task["metadata"]
@@ -105,9 +113,10 @@ class TaskReconciler:
             new_status.update(job_status)
 
         # BBS convergence (expiry, kicks, callback retries).
+        convergence = self._convergence_for(task, spec)
         if rec.state is not TaskState.COMPLETED or rec == before:
             decision = lifecycle.converge(
-                rec, now, self.convergence, has_callback=bool(spec and spec.completion_callback_url)
+                rec, now, convergence, has_callback=bool(spec and spec.completion_callback_url)
             )
             if decision.action is ConvergeAction.DELETE:
                 log.info("deleting expired task", extra={"task": f"{namespace}/{name}"})
@@ -122,8 +131,11 @@ class TaskReconciler:
 
         if rec.state is TaskState.COMPLETED and before.state is not TaskState.COMPLETED:
             plan.events.append(
-                ("Warning" if rec.failed else "Normal", "Completed",
-                 f"failed: {rec.failure_reason}" if rec.failed else "succeeded")
+                (
+                    "Warning" if rec.failed else "Normal",
+                    "Completed",
+                    f"failed: {rec.failure_reason}" if rec.failed else "succeeded",
+                )
             )
             plan.deliver_callback = bool(spec and spec.completion_callback_url)
 
@@ -138,7 +150,9 @@ class TaskReconciler:
                 namespace, name, meta["resourceVersion"], new_status
             )
         plan.recheck_in = lifecycle.next_check_in(
-            rec, now_ns(), self.convergence,
+            rec,
+            now_ns(),
+            convergence,
             has_callback=bool(spec and spec.completion_callback_url),
         )
         if reason is ConditionReason.JOB_CREATED or rec.state is TaskState.RUNNING:
@@ -146,6 +160,13 @@ class TaskReconciler:
             grace = self.settings.image_pull_grace_period
             plan.recheck_in = min(plan.recheck_in or grace, grace)
         return task, plan
+
+    def _convergence_for(self, task: Obj, spec: TaskSpec | None) -> ConvergenceSettings:
+        """BBS expiry of completed tasks applies to tasks created through the BBS API and to
+        tasks with a completion callback; other Tasks stay until someone deletes them."""
+        labels = task["metadata"].get("labels") or {}
+        bbs = labels.get(API_LABEL) == "bbs" or bool(spec and spec.completion_callback_url)
+        return self.convergence if bbs else self.convergence_kept
 
     async def _follow_job(
         self, task: Obj, spec: TaskSpec, rec: TaskRecord, now: int, plan: Plan
@@ -158,7 +179,11 @@ class TaskReconciler:
         if job is None:
             try:
                 manifest = build_job(
-                    name, namespace, meta["uid"], spec, self.job_settings,
+                    name,
+                    namespace,
+                    meta["uid"],
+                    spec,
+                    self.job_settings,
                     annotations=meta.get("annotations") or {},
                 )
                 pod_meta = manifest["spec"]["template"]["metadata"]
@@ -168,7 +193,9 @@ class TaskReconciler:
                 plan.events.append(("Warning", "InvalidSpec", text))
                 return (
                     lifecycle.fail(rec, REASON_INVALID_SPEC + text, now),
-                    extra, ConditionReason.INVALID_SPEC, text,
+                    extra,
+                    ConditionReason.INVALID_SPEC,
+                    text,
                 )
             try:
                 job = await self.kube.create_job(namespace, manifest)
@@ -185,9 +212,12 @@ class TaskReconciler:
             return rec, extra, ConditionReason.PENDING, text
         pods = await self.kube.list_pods(namespace, f"{TASK_LABEL}={label_value(name)}")
         pods = [
-            p for p in pods
-            if any(o.get("uid") == job["metadata"]["uid"]
-                   for o in p["metadata"].get("ownerReferences", []))
+            p
+            for p in pods
+            if any(
+                o.get("uid") == job["metadata"]["uid"]
+                for o in p["metadata"].get("ownerReferences", [])
+            )
         ]
         outcome = read_outcome(job, pods, now, self.outcome_settings)
         if outcome.pod_name:
@@ -216,7 +246,9 @@ class TaskReconciler:
             return
         await self._delete_job(meta["namespace"], meta["name"])
         await self.kube.patch_task(
-            meta["namespace"], meta["name"], meta["resourceVersion"],
+            meta["namespace"],
+            meta["name"],
+            meta["resourceVersion"],
             {"metadata": {"finalizers": [f for f in finalizers if f != FINALIZER]}},
         )
 
