@@ -161,3 +161,37 @@ def test_bbs_tasks_nobody_resolves_expire_but_kubectl_tasks_are_kept(
     tasks.wait_gone("expires", timeout=30)
     time.sleep(3)
     assert tasks.status("kept")["state"] == "Completed"
+
+
+def test_a_task_whose_node_is_deleted_fails_as_cell_disappeared(
+    operator: OperatorFactory, tasks: Tasks, namespace: str
+) -> None:
+    node = f"kwok-{namespace}"[:63]
+    node_body = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": node,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"kubernetes.io/hostname": node, "taskop.dev/test-node": node},
+        },
+    }
+    tasks.core.create_node(node_body)
+    try:
+        operator.start()
+        spec = {"podTemplate": {"nodeSelector": {"taskop.dev/test-node": node}}}
+        tasks.create(task_manifest("lost", kwok={"complete": "never"}, spec=spec))
+        assert tasks.wait_state("lost", "Running")["cellId"] == node
+
+        tasks.core.delete_node(node)
+        status = tasks.wait_state("lost", "Completed", timeout=30)
+    finally:
+        try:
+            tasks.core.delete_node(node)
+        except client.ApiException as e:
+            assert e.status == 404
+
+    assert (status["failed"], status["failureReason"]) == (True, "cell disappeared before completion")
+    assert status["cellId"] == node  # BBS keeps the cell id here
+    conditions = {c["type"]: c["reason"] for c in status["conditions"]}
+    assert conditions["Completed"] == "CellDisappeared"

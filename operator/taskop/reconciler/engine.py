@@ -38,6 +38,7 @@ class Engine:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._slots = asyncio.Semaphore(concurrency)
         self._session: aiohttp.ClientSession | None = None
+        self._cells: dict[str, set[Key]] = {}  # node → Running tasks on it
         self.passes = 0
 
     async def close(self) -> None:
@@ -100,12 +101,31 @@ class Engine:
         log.warning("too many conflicts; retrying in 1s", extra={"task": f"{namespace}/{name}"})
         self._schedule(key, 1.0)
 
+    def node_deleted(self, node: str) -> None:
+        """A node is gone: its Running tasks fail ("cell disappeared before completion")."""
+        self.reconciler.lost_cells.add(node)
+        for key in list(self._cells.get(node, ())):
+            self.enqueue(*key)
+
+    def _track_cell(self, key: Key, task: Obj | None) -> None:
+        status = (task or {}).get("status") or {}
+        cell = status.get("cellId") if status.get("state") == "Running" else None
+        for node, keys in list(self._cells.items()):
+            if node != cell:
+                keys.discard(key)
+                if not keys:
+                    del self._cells[node]
+        if cell:
+            self._cells.setdefault(cell, set()).add(key)
+
     async def _carry_out(self, key: Key, task: Obj | None, plan: Plan) -> None:
         if task is None:
+            self._track_cell(key, None)
             timer = self._timers.pop(key, None)
             if timer:
                 timer.cancel()
             return
+        self._track_cell(key, task)
         for type_, reason, message in plan.events:
             self.events(task, type_, reason, message)
         if plan.deliver_callback:

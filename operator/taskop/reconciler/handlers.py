@@ -75,3 +75,9 @@ async def on_pod_event(**kwargs: Any) -> None:
     kwargs["memo"]["engine"].enqueue(
         kwargs["namespace"], kwargs["annotations"][TASK_NAME_ANNOTATION]
     )
+
+
+@kopf.on.event("", "v1", "nodes", registry=registry)
+async def on_node_event(**kwargs: Any) -> None:
+    if kwargs["type"] == "DELETED":
+        kwargs["memo"]["engine"].node_deleted(kwargs["name"])

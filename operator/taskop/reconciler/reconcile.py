@@ -55,6 +55,7 @@ class TaskReconciler:
             self.convergence, expire_completed_task_duration=None
         )
         self.job_settings = JobSettings()
+        self.lost_cells: set[str] = set()  # nodes seen deleted (filled by the node watch)
         self.outcome_settings = OutcomeSettings(
             image_pull_grace_period=settings.image_pull_grace_period
         )
@@ -112,11 +113,15 @@ class TaskReconciler:
             rec, job_status, reason, message = await self._follow_job(task, spec, rec, now, plan)
             new_status.update(job_status)
 
-        # BBS convergence (expiry, kicks, callback retries).
+        # BBS convergence (expiry, vanished cells, kicks, callback retries).
         convergence = self._convergence_for(task, spec)
         if rec.state is not TaskState.COMPLETED or rec == before:
             decision = lifecycle.converge(
-                rec, now, convergence, has_callback=bool(spec and spec.completion_callback_url)
+                rec,
+                now,
+                convergence,
+                has_callback=bool(spec and spec.completion_callback_url),
+                cell_exists=await self._cell_exists(rec),
             )
             if decision.action is ConvergeAction.DELETE:
                 log.info("deleting expired task", extra={"task": f"{namespace}/{name}"})
@@ -127,6 +132,11 @@ class TaskReconciler:
                 if decision.action is ConvergeAction.EXPIRE_PENDING:
                     await self._delete_job(namespace, name)
                     plan.events.append(("Warning", "NotStarted", rec.failure_reason))
+                if decision.action is ConvergeAction.CELL_DISAPPEARED:
+                    reason = ConditionReason.CELL_DISAPPEARED
+                    message = f"node {rec.cell_id} was deleted while the task ran on it"
+                    await self._delete_job(namespace, name)
+                    plan.events.append(("Warning", "CellDisappeared", message))
             plan.deliver_callback = decision.callback
 
         if rec.state is TaskState.COMPLETED and before.state is not TaskState.COMPLETED:
@@ -155,11 +165,24 @@ class TaskReconciler:
             convergence,
             has_callback=bool(spec and spec.completion_callback_url),
         )
-        if reason is ConditionReason.JOB_CREATED or rec.state is TaskState.RUNNING:
+        if spec is not None and not spec.external and rec.state is TaskState.RUNNING:
+            # A Job's pod reports its own fate (node loss included) through watch events: no
+            # periodic look at running Job tasks, which would cost API calls per task.
+            plan.recheck_in = None
+        if reason is ConditionReason.JOB_CREATED:
             # Pods waiting on an image pull become failures after a grace period.
             grace = self.settings.image_pull_grace_period
             plan.recheck_in = min(plan.recheck_in or grace, grace)
         return task, plan
+
+    async def _cell_exists(self, rec: TaskRecord) -> bool:
+        """False only for a Running task whose node was seen deleted and is still gone."""
+        if rec.state is not TaskState.RUNNING or rec.cell_id not in self.lost_cells:
+            return True
+        if await self.kube.node_exists(rec.cell_id):
+            self.lost_cells.discard(rec.cell_id)  # re-created under the same name
+            return True
+        return False
 
     def _convergence_for(self, task: Obj, spec: TaskSpec | None) -> ConvergenceSettings:
         """BBS expiry of completed tasks applies to tasks created through the BBS API and to
