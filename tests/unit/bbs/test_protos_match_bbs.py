@@ -8,13 +8,13 @@ Skipped when the BBS sources are not on this machine.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,12 +42,28 @@ extend google.protobuf.FieldOptions {
 """
 
 
-def bbs_models_dir() -> Path | None:
+def bbs_models_dir() -> Path:
+    """The models/ of the pinned code.cloudfoundry.org/bbs (hack/versions.env), downloaded
+    through the Go module proxy when it is not in the module cache yet."""
     if explicit := os.environ.get("TASKOP_BBS_MODELS"):
         return Path(explicit)
-    cache = Path(os.environ.get("GOMODCACHE", Path.home() / "go" / "pkg" / "mod"))
-    found = sorted(cache.glob("code.cloudfoundry.org/bbs@*/models/task_requests.proto"))
-    return found[-1].parent if found else None
+    root = Path(__file__).resolve().parents[3]
+    versions = dict(
+        line.split("=", 1)
+        for line in (root / "hack" / "versions.env").read_text().splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    )
+    module = f"code.cloudfoundry.org/bbs@{versions['BBS_CLIENT_VERSION'].strip()}"
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", module],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root / "tests" / "bbsconformance",
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+    )
+    assert proc.returncode == 0, f"go mod download {module} failed: {proc.stdout}{proc.stderr}"
+    return Path(json.loads(proc.stdout)["Dir"]) / "models"
 
 
 def compile_set(
@@ -100,8 +116,6 @@ def shapes(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
 
 def test_protos_match_bbs(tmp_path: Path) -> None:
     models_dir = bbs_models_dir()
-    if models_dir is None:
-        pytest.skip("BBS .proto files not found (Go module cache or $TASKOP_BBS_MODELS)")
     gogo = tmp_path / "inc" / "github.com" / "gogo" / "protobuf" / "gogoproto" / "gogo.proto"
     gogo.parent.mkdir(parents=True)
     gogo.write_text(GOGO_STUB)
