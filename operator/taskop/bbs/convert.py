@@ -18,11 +18,14 @@ Actions: the run action is the task. Wrappers around it are unwrapped only when 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
 import math
 from typing import Any, cast
 
 from google.protobuf import unknown_fields
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from taskop.bbs import models
 from taskop.bbs.errors import unsupported
@@ -31,6 +34,10 @@ from taskop.domain.states import TaskState
 from taskop.domain.timefmt import parse_ns
 
 DOCKER_ROOTFS_PREFIX = "docker:///"
+DEFINITION_ANNOTATION = "taskop.dev/bbs-task-definition"
+"""Annotation holding an external task's full TaskDefinition: base64 of its protobuf bytes."""
+
+log = logging.getLogger("taskop.bbs")
 
 # TaskDefinition scalar fields kept in the spec: wire name → spec key.
 _SCALAR_FIELDS = {
@@ -214,6 +221,30 @@ def _env_from_spec(env: list[dict[str, Any]] | None) -> list[models.EnvironmentV
     ]
 
 
+def encode_definition(td: models.TaskDefinition) -> str:
+    """The `DEFINITION_ANNOTATION` value for ``td``: standard base64 of its protobuf bytes."""
+    return base64.standard_b64encode(td.SerializeToString(deterministic=True)).decode("ascii")
+
+
+def stored_definition(obj: dict[str, Any]) -> models.TaskDefinition | None:
+    """The TaskDefinition kept in the object's `DEFINITION_ANNOTATION`; None when absent or bad."""
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(DEFINITION_ANNOTATION)
+    if value is None:
+        return None
+    td = models.TaskDefinition()
+    try:
+        td.ParseFromString(base64.standard_b64decode(value.encode("ascii")))
+    except (binascii.Error, ValueError, RuntimeError, UnicodeEncodeError, DecodeError):
+        log.warning(
+            "ignoring an unreadable %s annotation; the task definition comes from the spec",
+            DEFINITION_ANNOTATION,
+            extra={"task": (obj.get("metadata") or {}).get("name")},
+        )
+        return None
+    td.SetInParent()
+    return td
+
+
 def resource_to_task(obj: dict[str, Any]) -> models.Task:
     """The V3 wire Task for a Task object; ``task_definition`` is always present.
 
@@ -233,7 +264,8 @@ def resource_to_task(obj: dict[str, Any]) -> models.Task:
         rejection_count=int(status.get("rejectionCount", 0)),
         rejection_reason=text_to_wire(status.get("rejectionReason", "")),
     )
-    task.task_definition.CopyFrom(spec_to_task_definition(spec))
+    stored = stored_definition(obj)
+    task.task_definition.CopyFrom(stored if stored is not None else spec_to_task_definition(spec))
     created = _time_ns(status.get("createdAt")) or _time_ns(metadata.get("creationTimestamp"))
     task.created_at = created
     task.updated_at = _time_ns(status.get("updatedAt")) or created

@@ -17,6 +17,8 @@ CONTAINER_NAME = "task"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "taskop"}
 TASK_LABEL = "taskop.dev/task"
+API_LABEL = "taskop.dev/api"
+"""``bbs`` on Tasks created through the BBS API: they get BBS's full lifecycle (expiry)."""
 GUID_LABEL = "taskop.dev/guid"
 GUID_ANNOTATION = "taskop.dev/guid"
 PLACEMENT_LABEL_PREFIX = "placement.taskop.dev/"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskop.domain import lifecycle
-from taskop.domain.jobs import TASK_LABEL, JobSettings, build_job
+from taskop.domain.jobs import API_LABEL, TASK_LABEL, JobSettings, build_job
 from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
 from taskop.domain.names import job_name, label_value
 from taskop.domain.outcome import OutcomeSettings, read_outcome
@@ -27,7 +27,6 @@ from taskop.settings import Settings
 log = logging.getLogger("taskop.reconciler")
 
 FINALIZER = "taskop.dev/cleanup"
-API_LABEL = "taskop.dev/api"  # "bbs" on Tasks created through the BBS API: full BBS semantics
 TASK_NAME_ANNOTATION = "taskop.dev/task-name"  # on pods: which Task a pod's events concern
 REASON_INVALID_SPEC = "invalid spec: "
 
@@ -147,6 +146,9 @@ class TaskReconciler:
                     f"failed: {rec.failure_reason}" if rec.failed else "succeeded",
                 )
             )
+        never_called_back = not (status.get("callback") or {}).get("attempts")
+        if rec.state is TaskState.COMPLETED and never_called_back:
+            # Completed here, or by the BBS API (Complete, Cancel, Fail): call back right away.
             plan.deliver_callback = bool(spec and spec.completion_callback_url)
 
         new_status.update(record_to_status(rec))

@@ -1,0 +1,92 @@
+"""The BBS compatible Tasks API: ``create_app(settings, kube)`` and `serve`.
+
+The app owns its view of the Tasks (kept current by a LIST+WATCH of ``settings.bbs_namespace``),
+the event hub and the write service; ``kube`` is the caller's, opened and closed by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from taskop.bbs import routes_events, routes_tasks
+from taskop.bbs.hub import EventHub
+from taskop.bbs.keys import HUB, KUBE, SERVICE, SETTINGS, VIEW
+from taskop.bbs.middleware import bbs_errors
+from taskop.bbs.service import TaskService
+from taskop.bbs.tls import server_context
+from taskop.bbs.view import TaskView
+from taskop.bbs.watch import keep_current
+from taskop.kube.client import Kube
+from taskop.settings import Settings
+
+log = logging.getLogger("taskop.bbs")
+
+READY_TIMEOUT = 30.0
+"""How long start-up waits for the first LIST before serving anyway (Ping says unavailable)."""
+
+
+def create_app(settings: Settings, kube: Kube) -> web.Application:
+    # Bodies are read by `http.read_body` with settings.bbs_max_body_bytes; this only bounds
+    # aiohttp's own helpers, which taskop does not use.
+    app = web.Application(middlewares=[bbs_errors], client_max_size=settings.bbs_max_body_bytes)
+    app[SETTINGS] = settings
+    app[KUBE] = kube
+    app.add_routes(routes_tasks.routes)
+    app.add_routes(routes_events.routes)
+    app.cleanup_ctx.append(_tasks_view)
+    app.on_shutdown.append(_end_streams)
+    return app
+
+
+async def _tasks_view(app: web.Application) -> AsyncIterator[None]:
+    settings, kube = app[SETTINGS], app[KUBE]
+    hub = EventHub()
+    view = TaskView(hub)
+    app[HUB], app[VIEW] = hub, view
+    app[SERVICE] = TaskService(kube, settings, view)
+    watcher = asyncio.create_task(
+        keep_current(kube, settings.bbs_namespace, view), name="taskop-bbs-watch"
+    )
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
+    while not view.ready and not watcher.done():
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("serving before the first list of tasks finished; Ping says unavailable")
+            break
+        await asyncio.sleep(0.05)
+    yield
+    hub.close()
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[HUB].close()
+
+
+async def serve(settings: Settings, kube: Kube) -> None:
+    """Serve the API until cancelled."""
+    app = create_app(settings, kube)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        ssl_context = server_context(settings)
+        site = web.TCPSite(
+            runner, settings.bbs_listen_address, settings.bbs_listen_port, ssl_context=ssl_context
+        )
+        await site.start()
+        log.info(
+            "BBS API listening on %s://%s:%d",
+            "https" if ssl_context else "http",
+            settings.bbs_listen_address,
+            settings.bbs_listen_port,
+            extra={"namespace": settings.bbs_namespace, "tls": ssl_context is not None},
+        )
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,279 @@
+"""The BBS write operations: the shared state machine applied with resourceVersion preconditions.
+
+Every state change is a status merge patch carrying the resourceVersion the rule was applied to.
+A `Conflict` (someone else wrote first: the reconciler, another request) re-reads the Task from
+the API server and applies the rule again, up to `MAX_ATTEMPTS` times; so of two concurrent
+transitions from the same state (Cancel and Complete of a Running task) exactly one wins and the
+other gets the state machine's error. A rule refused on the view's possibly stale copy is
+re-checked once on a fresh read before the error is returned.
+
+Job-run tasks (not ``spec.external``) are run by taskop itself, so cells may not StartTask,
+CompleteTask or RejectTask them (InvalidRequest saying so). FailTask is allowed on them and acts
+like CancelTask with the given reason: the task completes failed and its Job is stopped
+(``spec.cancelled: true``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from taskop.bbs import models
+from taskop.bbs.codec import decode_text
+from taskop.bbs.desire import build_task
+from taskop.bbs.view import TaskView, guid_of
+from taskop.domain import lifecycle
+from taskop.domain.errors import BBSError, ErrorType
+from taskop.domain.lifecycle import TaskRecord
+from taskop.domain.names import task_name
+from taskop.domain.states import TaskState
+from taskop.domain.status import derive_conditions, record_from_status, record_to_status
+from taskop.domain.timefmt import parse_ns
+from taskop.kube.client import AlreadyExists, Conflict, Invalid, Kube, NotFound, Obj
+from taskop.settings import Settings
+
+log = logging.getLogger("taskop.bbs")
+
+MAX_ATTEMPTS = 8
+
+Rule = Callable[["Current", int], TaskRecord | None]
+"""A transition: the new record for the current Task at ``now``, None for "nothing to write"."""
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+@dataclasses.dataclass(frozen=True)
+class Current:
+    """A Task as read, with its BBS record."""
+
+    obj: Obj
+    record: TaskRecord
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+    @property
+    def external(self) -> bool:
+        return bool((self.obj.get("spec") or {}).get("external"))
+
+    @classmethod
+    def of(cls, obj: Obj) -> Current:
+        spec = obj.get("spec") or {}
+        guid, domain = guid_of(obj), str(spec.get("domain", ""))
+        status = obj.get("status") or {}
+        if status.get("state"):
+            record = record_from_status(guid, domain, status)
+        else:  # not initialised yet: Pending since its creation
+            created = parse_ns(obj["metadata"]["creationTimestamp"])
+            record = TaskRecord(guid=guid, domain=domain, created_at=created, updated_at=created)
+        return cls(obj, record)
+
+
+class TaskService:
+    def __init__(self, kube: Kube, settings: Settings, view: TaskView) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.view = view
+        self.namespace = settings.bbs_namespace
+        self.external_domains = settings.external_domains
+        self.task_annotations = settings.task_annotations
+
+    # --- DesireTask
+    async def desire(self, req: models.DesireTaskRequest) -> None:
+        guid = req.task_guid
+        if self.view.get(guid) is not None:
+            raise BBSError.resource_exists()
+        body = build_task(
+            req,
+            external=req.domain in self.external_domains,
+            annotations=self.task_annotations,
+        )
+        try:
+            created = await self.kube.create_task(self.namespace, body)
+        except AlreadyExists:
+            raise BBSError.resource_exists() from None
+        except Invalid as e:
+            raise BBSError.invalid_request([f"Kubernetes refused the task: {e}"]) from None
+        self.view.observe(created)
+        log.info("task desired", extra={"guid": guid, "task": created["metadata"]["name"]})
+        now = now_ns()
+        record = TaskRecord(guid=guid, domain=req.domain, created_at=now, updated_at=now)
+        try:
+            obj = await self.kube.patch_task_status(
+                self.namespace, created["metadata"]["name"],
+                created["metadata"]["resourceVersion"], self._status(created, record, now),
+            )
+        except Conflict:  # the reconciler initialised it first: fine
+            fetched = await self.kube.get_task(self.namespace, created["metadata"]["name"])
+            if fetched is None:
+                return
+            obj = fetched
+        self.view.observe(obj)
+
+    # --- cell operations (external tasks)
+    async def start(self, guid: str, cell_id: str) -> bool:
+        should_start = True
+
+        def rule(cur: Current, now: int) -> TaskRecord | None:
+            nonlocal should_start
+            self._require_external(cur, guid, "StartTask")
+            record, should_start = lifecycle.start(cur.record, cell_id, now)
+            return record if should_start else None
+
+        await self._transition(guid, rule)
+        return should_start
+
+    async def complete(
+        self, guid: str, cell_id: str, failed: bool, failure_reason: bytes, result: bytes
+    ) -> None:
+        reason, text = decode_text(failure_reason), decode_text(result)
+
+        def rule(cur: Current, now: int) -> TaskRecord:
+            self._require_external(cur, guid, "CompleteTask")
+            return lifecycle.complete(cur.record, cell_id, failed, reason, text, now)
+
+        await self._transition(guid, rule)
+
+    async def reject(self, guid: str, rejection_reason: bytes) -> None:
+        reason = decode_text(rejection_reason)
+        limit = self.settings.max_task_retries
+
+        def rule(cur: Current, now: int) -> TaskRecord:
+            self._require_external(cur, guid, "RejectTask")
+            return lifecycle.reject(cur.record, reason, now, limit)
+
+        await self._transition(guid, rule)
+
+    # --- failing and cancelling
+    async def fail(self, guid: str, failure_reason: bytes) -> None:
+        reason = decode_text(failure_reason)
+        cur = await self._transition(guid, lambda cur, now: lifecycle.fail(cur.record, reason, now))
+        if not cur.external:
+            await self._stop_job(cur)
+
+    async def cancel(self, guid: str) -> None:
+        cur = await self._transition(guid, lambda cur, now: lifecycle.cancel(cur.record, now))
+        await self._stop_job(cur)
+
+    async def resolving(self, guid: str) -> None:
+        await self._transition(guid, lambda cur, now: lifecycle.resolving(cur.record, now))
+
+    async def delete(self, guid: str) -> None:
+        cur = await self._read(guid, fresh=False)
+        fresh = False
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                lifecycle.check_delete(cur.record)
+            except BBSError:
+                if fresh:
+                    raise
+                cur, fresh = await self._read(guid, fresh=True), True
+                continue
+            meta = cur.obj["metadata"]
+            try:
+                await self.kube.delete_task(
+                    self.namespace, cur.name,
+                    uid=meta["uid"], resource_version=meta["resourceVersion"],
+                )
+            except Conflict:
+                cur, fresh = await self._read(guid, fresh=True), True
+                continue
+            except NotFound:
+                raise BBSError.resource_not_found() from None
+            self.view.forget(cur.name, meta["uid"], meta["resourceVersion"])
+            log.info("task deleted", extra={"guid": guid, "task": cur.name})
+            return
+        raise _too_many_conflicts(guid)
+
+    # --- internals
+    @staticmethod
+    def _require_external(cur: Current, guid: str, verb: str) -> None:
+        if not cur.external:
+            raise BBSError.invalid_request(
+                [f"task {guid} is run by taskop as a Kubernetes Job; only external tasks "
+                 f"accept {verb}"]
+            )
+
+    async def _read(self, guid: str, *, fresh: bool) -> Current:
+        """The Task of ``guid``: from the view, else (or when ``fresh``) from the API server."""
+        entry = self.view.get(guid)
+        if not fresh and entry is not None:
+            return Current.of(entry.obj)
+        name = entry.name if entry is not None else task_name(guid)
+        obj = await self.kube.get_task(self.namespace, name)
+        if obj is None or obj["metadata"].get("deletionTimestamp") or guid_of(obj) != guid:
+            raise BBSError.resource_not_found()
+        self.view.observe(obj)
+        return Current.of(obj)
+
+    async def _transition(self, guid: str, rule: Rule) -> Current:
+        """Apply ``rule`` and write the result; returns the Task as written (or as read)."""
+        cur = await self._read(guid, fresh=False)
+        fresh = False
+        for _ in range(MAX_ATTEMPTS):
+            now = now_ns()
+            try:
+                record = rule(cur, now)
+            except BBSError:
+                if fresh:
+                    raise
+                cur, fresh = await self._read(guid, fresh=True), True
+                continue
+            if record is None or record == cur.record:
+                return cur
+            meta = cur.obj["metadata"]
+            try:
+                obj = await self.kube.patch_task_status(
+                    self.namespace, cur.name, meta["resourceVersion"],
+                    self._status(cur.obj, record, now),
+                )
+            except Conflict:
+                cur, fresh = await self._read(guid, fresh=True), True
+                continue
+            except NotFound:
+                raise BBSError.resource_not_found() from None
+            self.view.observe(obj)
+            log.info(
+                "task %s", record.state.value,
+                extra={"guid": guid, "task": cur.name, "state": record.state.value},
+            )
+            return Current(obj, record)
+        raise _too_many_conflicts(guid)
+
+    @staticmethod
+    def _status(obj: Obj, record: TaskRecord, now: int) -> dict[str, Any]:
+        status = obj.get("status") or {}
+        generation = obj["metadata"].get("generation")
+        return {
+            **record_to_status(record),
+            "conditions": derive_conditions(
+                record, status.get("conditions") or [], now, generation
+            ),
+        }
+
+    async def _stop_job(self, cur: Current) -> None:
+        """Mark the Task cancelled so that the reconciler deletes its Job (if it has one)."""
+        if (cur.obj.get("spec") or {}).get("cancelled") or cur.record.state is not (
+            TaskState.COMPLETED
+        ):
+            return
+        try:
+            obj = await self.kube.patch_task(
+                self.namespace, cur.name, None, {"spec": {"cancelled": True}}
+            )
+        except NotFound:
+            return
+        self.view.observe(obj)
+
+
+def _too_many_conflicts(guid: str) -> BBSError:
+    return BBSError(
+        ErrorType.ResourceConflict,
+        f"task {guid} kept changing while taskop updated it ({MAX_ATTEMPTS} conflicts); try again",
+    )

@@ -1,0 +1,208 @@
+"""The in-memory view of the Tasks the BBS API serves reads from, and the source of its events.
+
+`TaskView` is pure state: a watch loop (`taskop.bbs.watch`) feeds it the API server's LIST and
+WATCH results (`replace_all`, `apply`), and the write path feeds it each write's response
+(`observe`) so that a client reads its own writes at once. An object is taken only when its
+resourceVersion is newer than the one held. Objects with a ``deletionTimestamp`` count as gone.
+
+Events come from the watch only, comparing each object's BBS-visible `models.Task` with the one
+last published for it: a Task appears in the streams (``task_created``) once its status is
+initialised (``status.state`` set), ``task_changed`` is sent only when the BBS Task differs (not
+for conditions, finalizers or ``spec.cancelled``), and ``task_removed`` once, when the object
+starts being deleted or disappears.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from typing import Any
+
+from taskop.bbs import events, models
+from taskop.bbs.convert import resource_to_task
+from taskop.bbs.hub import EventHub, TaskEvent
+
+log = logging.getLogger("taskop.bbs")
+
+Obj = dict[str, Any]
+MAX_TOMBSTONES = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    uid: str
+    resource_version: str
+    guid: str
+    obj: Obj
+    task: models.Task  # never mutated: copy before changing
+
+    @property
+    def external(self) -> bool:
+        return bool((self.obj.get("spec") or {}).get("external"))
+
+
+def _rv(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _newer(candidate: str | None, held: str | None) -> bool:
+    """Whether resourceVersion ``candidate`` is newer than ``held`` (unknown order: assume so)."""
+    new, old = _rv(candidate), _rv(held)
+    if new is None or old is None:
+        return candidate != held
+    return new > old
+
+
+def _deleting(obj: Obj) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _initialised(obj: Obj) -> bool:
+    return bool((obj.get("status") or {}).get("state"))
+
+
+def guid_of(obj: Obj) -> str:
+    return str((obj.get("spec") or {}).get("guid") or obj["metadata"]["name"])
+
+
+class TaskView:
+    def __init__(self, hub: EventHub | None = None) -> None:
+        self.hub = hub
+        self._entries: dict[str, Entry] = {}  # by metadata.name
+        self._by_guid: dict[str, str] = {}  # guid → name
+        self._tombstones: collections.OrderedDict[str, tuple[str, str]] = (
+            collections.OrderedDict()
+        )  # name → (uid, resourceVersion) of objects known to be gone
+        self._published: dict[str, models.Task] = {}  # name → last BBS Task sent in events
+        self.ready = False
+
+    # --- reads
+    def get(self, guid: str) -> Entry | None:
+        name = self._by_guid.get(guid)
+        return self._entries.get(name) if name is not None else None
+
+    def get_by_name(self, name: str) -> Entry | None:
+        return self._entries.get(name)
+
+    def tasks(self, domain: str = "", cell_id: str = "") -> list[models.Task]:
+        """Tasks matching both filters (an empty filter matches everything)."""
+        return [
+            e.task
+            for e in self._entries.values()
+            if (not domain or e.task.domain == domain)
+            and (not cell_id or e.task.cell_id == cell_id)
+        ]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # --- writes
+    def observe(self, obj: Obj) -> None:
+        """A write's response: take it when newer than what the view holds (read-your-writes)."""
+        self._store(obj, None)
+
+    def forget(self, name: str, uid: str, resource_version: str) -> None:
+        """The object was deleted by us: gone from reads now, whatever the watch still says."""
+        self._remove(name, uid, resource_version)
+
+    def apply(self, type_: str, obj: Obj) -> None:
+        """One watch event (ADDED, MODIFIED, DELETED)."""
+        gone = type_ == "DELETED" or _deleting(obj)
+        if gone:
+            meta = obj["metadata"]
+            name = meta["name"]
+            self._remove(name, meta.get("uid", ""), meta.get("resourceVersion", ""))
+            before = self._published.pop(name, None)
+            if before is not None:
+                self._publish(TaskEvent(events.TASK_REMOVED, self._convert(obj) or before))
+            return
+        task = self._store(obj, None)
+        self._diff(obj, task)
+
+    def replace_all(self, items: list[Obj]) -> None:
+        """A fresh LIST: the view becomes exactly ``items``; events for what changed meanwhile."""
+        names = {item["metadata"]["name"] for item in items}
+        for name in list(self._entries):
+            if name not in names:
+                entry = self._entries[name]
+                self._remove(name, entry.uid, entry.resource_version)
+        for name in list(self._published):
+            if name not in names:
+                before = self._published.pop(name)
+                self._publish(TaskEvent(events.TASK_REMOVED, before))
+        for item in items:
+            self.apply("MODIFIED", item)
+        self.ready = True
+
+    # --- internals
+    def _convert(self, obj: Obj) -> models.Task | None:
+        try:
+            return resource_to_task(obj)
+        except Exception:
+            log.exception(
+                "cannot read Task as a BBS task; leaving it out",
+                extra={"task": obj.get("metadata", {}).get("name")},
+            )
+            return None
+
+    def _store(self, obj: Obj, task: models.Task | None) -> models.Task | None:
+        meta = obj["metadata"]
+        name, uid, rv = meta["name"], meta.get("uid", ""), meta.get("resourceVersion", "")
+        if _deleting(obj):
+            self._remove(name, uid, rv)
+            return None
+        tomb = self._tombstones.get(name)
+        if tomb is not None:
+            if tomb[0] == uid and not _newer(rv, tomb[1]):
+                return None
+            if tomb[0] == uid:
+                return None  # a deleted object never comes back with the same uid
+            del self._tombstones[name]
+        held = self._entries.get(name)
+        if held is not None and held.uid == uid and not _newer(rv, held.resource_version):
+            return held.task if held.resource_version == rv else None
+        task = task or self._convert(obj)
+        if task is None:
+            return None
+        if held is not None and self._by_guid.get(held.guid) == name:
+            del self._by_guid[held.guid]
+        entry = Entry(name, uid, rv, guid_of(obj), obj, task)
+        self._entries[name] = entry
+        self._by_guid[entry.guid] = name
+        return task
+
+    def _remove(self, name: str, uid: str, rv: str) -> None:
+        entry = self._entries.get(name)
+        if entry is not None and (not uid or entry.uid == uid):
+            del self._entries[name]
+            if self._by_guid.get(entry.guid) == name:
+                del self._by_guid[entry.guid]
+        if uid:
+            self._tombstones[name] = (uid, rv)
+            self._tombstones.move_to_end(name)
+            while len(self._tombstones) > MAX_TOMBSTONES:
+                self._tombstones.popitem(last=False)
+
+    def _diff(self, obj: Obj, task: models.Task | None) -> None:
+        name = obj["metadata"]["name"]
+        if not _initialised(obj):
+            return
+        if task is None:
+            task = self._convert(obj)
+            if task is None:
+                return
+        before = self._published.get(name)
+        if before is None:
+            self._publish(TaskEvent(events.TASK_CREATED, task))
+        elif before != task:
+            self._publish(TaskEvent(events.TASK_CHANGED, task, before))
+        self._published[name] = task
+
+    def _publish(self, event: TaskEvent) -> None:
+        if self.hub is not None:
+            self.hub.publish(event)

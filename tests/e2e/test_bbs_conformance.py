@@ -1,0 +1,162 @@
+"""The BBS API against the real Go client (tests/bbsconformance), over plain HTTP and mutual TLS.
+
+The operator runs with the BBS API for the test namespace; ``cells`` is an external domain (the
+conformance program plays the cell), ``jobs`` is run by taskop as Kubernetes Jobs on kwok nodes.
+Default Task annotations (``TASKOP_BBS_TASK_ANNOTATIONS``) tell the fake kwok pods what to do:
+report "hello" as the termination message (the task result), or keep running until cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.bbscerts import make_certs
+from tests.bbsclient import free_port, wait_for_ping
+from tests.conftest import ROOT
+from tests.operatorproc import OperatorFactory, OperatorProcess
+
+pytestmark = pytest.mark.cluster
+
+EXTERNAL_DOMAIN = "cells"
+JOB_DOMAIN = "jobs"
+
+
+@pytest.fixture(scope="session")
+def bbsconformance() -> Path:
+    """The conformance program, built (or reused) by hack/build-bbs-tools."""
+    proc = subprocess.run(
+        [str(ROOT / "hack" / "build-bbs-tools")], capture_output=True, text=True, timeout=1200
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"hack/build-bbs-tools failed:\n{proc.stderr[-5000:]}")
+    binary = Path(proc.stdout.strip()) / "bbsconformance"
+    assert binary.is_file(), f"no {binary}"
+    return binary
+
+
+def start_bbs(
+    operator: OperatorFactory, context: ssl.SSLContext | None = None, **settings: object
+) -> tuple[OperatorProcess, int]:
+    port = free_port()
+    proc = operator.start(
+        bbs_enabled="true",
+        bbs_listen_port=port,
+        bbs_namespace=operator.namespace,
+        bbs_external_domains=EXTERNAL_DOMAIN,
+        **settings,
+    )
+    try:
+        wait_for_ping(port, context=context)
+    except AssertionError:
+        raise AssertionError(f"operator log:\n{proc.logs()[-5000:]}") from None
+    return proc, port
+
+
+def run_conformance(binary: Path, proc: OperatorProcess, *args: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [str(binary), *args],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={**os.environ, "GOTOOLCHAIN": "local"},
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    failed = [line for line in lines if not line.get("ok")]
+    if result.returncode != 0 or failed or not lines:
+        pytest.fail(
+            f"bbsconformance {' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
+            f"operator log (tail):\n{proc.logs()[-4000:]}"
+        )
+    return lines
+
+
+def test_all_scenarios_plain_http(operator: OperatorFactory, bbsconformance: Path) -> None:
+    proc, port = start_bbs(operator)
+    lines = run_conformance(
+        bbsconformance,
+        proc,
+        "-url",
+        f"http://127.0.0.1:{port}",
+        "-domain",
+        EXTERNAL_DOMAIN,
+        "-scenario",
+        "all",
+    )
+    checks = {str(line["check"]).split("/")[0] for line in lines}
+    assert checks >= {"ping", "lifecycle-external", "events"}
+
+
+def test_all_scenarios_mutual_tls(
+    operator: OperatorFactory, bbsconformance: Path, tmp_path: Path
+) -> None:
+    certs = make_certs(tmp_path / "certs")
+    client = ssl.create_default_context(cafile=str(certs.ca))
+    client.load_cert_chain(certs.client_cert, certs.client_key)
+    proc, port = start_bbs(
+        operator,
+        client,
+        bbs_tls_cert_file=certs.server_cert,
+        bbs_tls_key_file=certs.server_key,
+        bbs_tls_ca_file=certs.ca,
+    )
+    run_conformance(
+        bbsconformance,
+        proc,
+        "-url",
+        f"https://127.0.0.1:{port}",
+        "-ca",
+        str(certs.ca),
+        "-cert",
+        str(certs.client_cert),
+        "-key",
+        str(certs.client_key),
+        "-domain",
+        EXTERNAL_DOMAIN,
+        "-scenario",
+        "all",
+    )
+
+
+def test_run_to_completion_as_a_job(operator: OperatorFactory, bbsconformance: Path) -> None:
+    proc, port = start_bbs(
+        operator, bbs_task_annotations=json.dumps({"kwok.taskop.dev/message": "hello"})
+    )
+    run_conformance(
+        bbsconformance,
+        proc,
+        "-url",
+        f"http://127.0.0.1:{port}",
+        "-domain",
+        JOB_DOMAIN,
+        "-scenario",
+        "run-to-completion",
+        "-expect-result",
+        "hello",
+        "-timeout",
+        "120s",
+    )
+
+
+def test_cancel_running_job(operator: OperatorFactory, bbsconformance: Path) -> None:
+    proc, port = start_bbs(
+        operator, bbs_task_annotations=json.dumps({"kwok.taskop.dev/complete": "never"})
+    )
+    run_conformance(
+        bbsconformance,
+        proc,
+        "-url",
+        f"http://127.0.0.1:{port}",
+        "-domain",
+        JOB_DOMAIN,
+        "-scenario",
+        "cancel-running",
+        "-timeout",
+        "120s",
+    )

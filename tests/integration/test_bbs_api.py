@@ -1,0 +1,386 @@
+"""The BBS API's edges that the Go conformance program cannot easily show.
+
+Garbage, truncated and oversized bodies, invalid UTF-8, router answers, Job-run tasks refusing
+cell operations, and concurrent CancelTask/CompleteTask races (exactly one wins).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from taskop.bbs import models
+from tests.bbsclient import PROTOBUF, RawResponse, free_port, post, wait_for_ping
+from tests.callbacks import callback_receiver
+from tests.kubeutil import wait_until
+from tests.operatorproc import OperatorFactory, OperatorProcess
+from tests.tasks import Tasks
+
+pytestmark = pytest.mark.cluster
+
+EXTERNAL = "cells"
+MAX_BODY = 64 * 1024
+INVALID = models.Error.InvalidRequest
+BAD_REQUEST = "the request received is invalid"
+
+ROUTES = {
+    "/v1/tasks/list.r3": models.TasksResponse,
+    "/v1/tasks/list.r2": models.TasksResponse,
+    "/v1/tasks/get_by_task_guid.r3": models.TaskResponse,
+    "/v1/tasks/get_by_task_guid.r2": models.TaskResponse,
+    "/v1/tasks/desire.r2": models.TaskLifecycleResponse,
+    "/v1/tasks/start": models.StartTaskResponse,
+    "/v1/tasks/cancel": models.TaskLifecycleResponse,
+    "/v1/tasks/fail": models.TaskLifecycleResponse,
+    "/v1/tasks/reject": models.TaskLifecycleResponse,
+    "/v1/tasks/complete": models.TaskLifecycleResponse,
+    "/v1/tasks/resolving": models.TaskLifecycleResponse,
+    "/v1/tasks/delete": models.TaskLifecycleResponse,
+}
+
+
+class BBS:
+    def __init__(self, port: int, proc: OperatorProcess, tasks: Tasks) -> None:
+        self.port = port
+        self.proc = proc
+        self.tasks = tasks
+
+    def raw(self, path: str, body: Any = b"", **kwargs: Any) -> RawResponse:
+        return post(self.port, path, body, **kwargs)
+
+    def call(self, path: str, body: Any = b"") -> Any:
+        return self.raw(path, body).decode(ROUTES[path])
+
+    def ok(self, path: str, body: Any = b"") -> Any:
+        response = self.call(path, body)
+        assert not response.HasField("error"), (path, response.error)
+        return response
+
+    def task(self, guid: str) -> models.Task | None:
+        response = self.call(
+            "/v1/tasks/get_by_task_guid.r3", models.TaskByGuidRequest(task_guid=guid)
+        )
+        return response.task if response.HasField("task") else None
+
+    def desire_external(self, guid: str) -> None:
+        definition = models.TaskDefinition(
+            root_fs="docker:///busybox",
+            action=models.Action(run_action=models.RunAction(path="true", user="root")),
+        )
+        self.ok(
+            "/v1/tasks/desire.r2",
+            models.DesireTaskRequest(task_guid=guid, domain=EXTERNAL, task_definition=definition),
+        )
+
+    def running_external(self, guid: str, cell: str = "cell-a") -> None:
+        self.desire_external(guid)
+        assert self.ok(
+            "/v1/tasks/start", models.StartTaskRequest(task_guid=guid, cell_id=cell)
+        ).should_start
+
+
+@pytest.fixture
+def bbs(operator: OperatorFactory, k8s: Any, namespace: str) -> Iterator[BBS]:
+    port = free_port()
+    proc = operator.start(
+        bbs_enabled="true",
+        bbs_listen_port=port,
+        bbs_namespace=namespace,
+        bbs_external_domains=EXTERNAL,
+        bbs_max_body_bytes=MAX_BODY,
+    )
+    wait_for_ping(port)
+    server = BBS(port, proc, Tasks(k8s, namespace))
+    yield server
+    assert "Traceback" not in proc.logs(), proc.logs()[-5000:]
+
+
+def guid() -> str:
+    return f"g-{uuid.uuid4().hex[:12]}"
+
+
+def assert_error(response: Any, type_: int, message: str | None = None) -> None:
+    assert response.HasField("error"), response
+    assert response.error.type == type_, response.error
+    if message is not None:
+        assert response.error.message == message
+
+
+# --- bodies ---------------------------------------------------------------------------------------
+
+
+def test_garbage_body_is_invalid_request_on_every_route(bbs: BBS) -> None:
+    for path, response_type in ROUTES.items():
+        response = bbs.raw(path, b"\xff\xff\xff\xff\xff garbage \x00\x01")
+        assert response.status == 200, path
+        assert response.headers["content-type"] == PROTOBUF, path
+        assert_error(response.decode(response_type), INVALID, BAD_REQUEST)
+
+
+def test_truncated_desire_creates_nothing(bbs: BBS) -> None:
+    g = guid()
+    request = models.DesireTaskRequest(
+        task_guid=g,
+        domain=EXTERNAL,
+        task_definition=models.TaskDefinition(
+            root_fs="docker:///busybox",
+            action=models.Action(run_action=models.RunAction(path="true", user="root")),
+        ),
+    ).SerializeToString()
+    for cut in (len(request) - 1, len(request) // 2, 3):
+        assert_error(
+            bbs.raw("/v1/tasks/desire.r2", request[:cut]).decode(models.TaskLifecycleResponse),
+            INVALID,
+            BAD_REQUEST,
+        )
+    assert bbs.task(g) is None
+    assert (
+        bbs.tasks.custom.list_namespaced_custom_object(
+            "taskop.dev", "v1alpha1", bbs.tasks.namespace, "tasks"
+        )["items"]
+        == []
+    )
+
+
+def _big_desire(g: str) -> models.DesireTaskRequest:
+    return models.DesireTaskRequest(
+        task_guid=g,
+        domain=EXTERNAL,
+        task_definition=models.TaskDefinition(
+            root_fs="docker:///busybox",
+            action=models.Action(
+                run_action=models.RunAction(path="true", user="root", args=["x" * (2 * MAX_BODY)])
+            ),
+        ),
+    )
+
+
+def test_oversized_body_is_invalid_request(bbs: BBS) -> None:
+    g = guid()
+    response = bbs.raw("/v1/tasks/desire.r2", _big_desire(g)).decode(models.TaskLifecycleResponse)
+    assert_error(response, INVALID)
+    assert str(MAX_BODY) in response.error.message
+    assert bbs.task(g) is None
+    # The server still answers normally afterwards.
+    wait_for_ping(bbs.port, timeout=5)
+
+
+def test_oversized_chunked_body_is_invalid_request(bbs: BBS) -> None:
+    import http.client
+
+    g = guid()
+    data = _big_desire(g).SerializeToString()
+    conn = http.client.HTTPConnection("127.0.0.1", bbs.port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/v1/tasks/desire.r2",
+            body=iter([data[i : i + 8192] for i in range(0, len(data), 8192)]),
+            headers={"Content-Type": PROTOBUF},
+            encode_chunked=True,
+        )
+        resp = conn.getresponse()
+        assert resp.status == 200
+        response = models.TaskLifecycleResponse.FromString(resp.read())
+    except (BrokenPipeError, ConnectionResetError):
+        response = None  # the server may close before reading everything; nothing was written
+    finally:
+        conn.close()
+    if response is not None:
+        assert_error(response, INVALID)
+    assert bbs.task(g) is None
+
+
+def test_empty_bodies_are_default_requests(bbs: BBS) -> None:
+    assert bbs.raw("/v1/ping").body == b"\x08\x01"
+    bbs.ok("/v1/tasks/list.r3")  # TasksRequest{}: 0 bytes, no filter
+    assert_error(bbs.call("/v1/tasks/get_by_task_guid.r3"), INVALID, "Invalid field: task_guid")
+
+
+# --- router ---------------------------------------------------------------------------------------
+
+
+def test_unknown_path_and_wrong_method(bbs: BBS) -> None:
+    for path in ("/v1/tasks/list", "/v1/tasks/desire", "/", "/v1/ping/"):
+        response = bbs.raw(path)
+        assert response.status == 404, path
+        assert response.headers["content-type"].startswith("text/plain")
+    for method in ("GET", "PUT", "DELETE"):
+        for path in (*ROUTES, "/v1/ping", "/v1/events/tasks.r1", "/v1/events/tasks"):
+            response = bbs.raw(path, method=method)
+            assert response.status == 405, (method, path)
+            assert response.headers["allow"] == "POST"
+
+
+# --- UTF-8 ----------------------------------------------------------------------------------------
+
+
+def _field(number: int, data: bytes) -> bytes:
+    assert len(data) < 128
+    return bytes([number << 3 | 2, len(data)]) + data
+
+
+def test_invalid_utf8_result_is_stored_with_replacement_characters(bbs: BBS) -> None:
+    g = guid()
+    bbs.running_external(g)
+    body = _field(1, g.encode()) + _field(2, b"cell-a") + _field(5, b"ok \xff\xfe end")
+    bbs.ok("/v1/tasks/complete", body)
+    task = bbs.task(g)
+    assert task is not None and task.state == models.Task.Completed
+    assert task.result.decode() == "ok \ufffd\ufffd end"
+
+
+def test_invalid_utf8_failure_reason_is_replaced_and_truncated(bbs: BBS) -> None:
+    g = guid()
+    bbs.running_external(g)
+    reason = b"\xff" + "é".encode() * 1000  # 2001 bytes, of which the first is invalid
+    request = models.CompleteTaskRequest(
+        task_guid=g, cell_id="cell-a", failed=True, failure_reason=reason
+    )
+    bbs.ok("/v1/tasks/complete", request)
+    task = bbs.task(g)
+    assert task is not None and task.failed
+    text = task.failure_reason.decode()
+    assert text.startswith("\ufffdé") and text.endswith("(truncated)")
+    assert len(task.failure_reason) <= 1024
+
+
+def test_invalid_utf8_in_a_string_field_leaves_the_task_unchanged(bbs: BBS) -> None:
+    g = guid()
+    bbs.running_external(g)
+    # cell_id is a string field: invalid UTF-8 there makes the whole request unparseable.
+    body = _field(1, g.encode()) + _field(2, b"cell-\xff") + _field(5, b"result")
+    assert_error(
+        bbs.raw("/v1/tasks/complete", body).decode(models.TaskLifecycleResponse),
+        INVALID,
+        BAD_REQUEST,
+    )
+    task = bbs.task(g)
+    assert task is not None and task.state == models.Task.Running and task.cell_id == "cell-a"
+
+
+# --- Job-run tasks --------------------------------------------------------------------------------
+
+
+def test_cells_cannot_drive_job_run_tasks(bbs: BBS) -> None:
+    g = guid()
+    definition = models.TaskDefinition(
+        root_fs="docker:///busybox",
+        action=models.Action(run_action=models.RunAction(path="sleep", args=["1"], user="root")),
+    )
+    bbs.ok(
+        "/v1/tasks/desire.r2",
+        models.DesireTaskRequest(task_guid=g, domain="jobs", task_definition=definition),
+    )
+    response = bbs.call("/v1/tasks/start", models.StartTaskRequest(task_guid=g, cell_id="cell-a"))
+    assert_error(
+        response,
+        INVALID,
+        f"task {g} is run by taskop as a Kubernetes Job; only external tasks accept StartTask",
+    )
+
+
+def test_job_run_domains_refuse_what_a_job_cannot_honour(bbs: BBS) -> None:
+    g = guid()
+    definition = models.TaskDefinition(
+        root_fs="preloaded:cflinuxfs4",
+        action=models.Action(run_action=models.RunAction(path="true", user="root")),
+        egress_rules=[models.SecurityGroupRule(protocol="all", destinations=["0.0.0.0/0"])],
+    )
+    response = bbs.call(
+        "/v1/tasks/desire.r2",
+        models.DesireTaskRequest(task_guid=g, domain="jobs", task_definition=definition),
+    )
+    assert_error(response, INVALID)
+    assert "egress_rules" in response.error.message
+    assert bbs.task(g) is None
+
+
+def test_external_domains_keep_any_definition(bbs: BBS) -> None:
+    g = guid()
+    definition = models.TaskDefinition(
+        root_fs="preloaded:cflinuxfs4",
+        action=models.Action(
+            download_action=models.DownloadAction(to="/tmp", user="vcap", **{"from": "http://x/y"})
+        ),
+        egress_rules=[models.SecurityGroupRule(protocol="all", destinations=["0.0.0.0/0"])],
+        result_file="relative/path",
+    )
+    bbs.ok(
+        "/v1/tasks/desire.r2",
+        models.DesireTaskRequest(task_guid=g, domain=EXTERNAL, task_definition=definition),
+    )
+    task = bbs.task(g)
+    assert task is not None and task.task_definition == definition
+    assert task.state == models.Task.Pending and task.created_at > 0
+
+
+# --- races ----------------------------------------------------------------------------------------
+
+
+def test_concurrent_cancel_and_complete_exactly_one_wins(bbs: BBS) -> None:
+    guids = [guid() for _ in range(20)]
+    for g in guids:
+        bbs.running_external(g)
+
+    def cancel(g: str) -> Any:
+        return bbs.call("/v1/tasks/cancel", models.TaskGuidRequest(task_guid=g))
+
+    def complete(g: str) -> Any:
+        return bbs.call(
+            "/v1/tasks/complete",
+            models.CompleteTaskRequest(task_guid=g, cell_id="cell-a", result=b"done"),
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=40) as pool:
+        futures = {g: (pool.submit(cancel, g), pool.submit(complete, g)) for g in guids}
+        results = {g: (c.result(), d.result()) for g, (c, d) in futures.items()}
+    for g, (cancelled, completed) in results.items():
+        winners = [r for r in (cancelled, completed) if not r.HasField("error")]
+        assert len(winners) == 1, (g, cancelled, completed)
+        loser = completed if winners[0] is cancelled else cancelled
+        assert_error(
+            loser,
+            models.Error.InvalidStateTransition,
+            "Cannot transition from Completed to Completed",
+        )
+        task = bbs.task(g)
+        assert task is not None and task.state == models.Task.Completed
+        if winners[0] is cancelled:
+            assert (
+                task.failed and task.failure_reason == b"task was cancelled" and task.result == b""
+            )
+        else:
+            assert not task.failed and task.result == b"done"
+
+
+# --- callbacks ------------------------------------------------------------------------------------
+
+
+def test_a_task_completed_through_the_api_calls_back_at_once_and_is_deleted(bbs: BBS) -> None:
+    g = guid()
+    with callback_receiver([200]) as receiver:
+        definition = models.TaskDefinition(
+            root_fs="docker:///busybox",
+            action=models.Action(run_action=models.RunAction(path="true", user="root")),
+            completion_callback_url=receiver.url,
+        )
+        bbs.ok(
+            "/v1/tasks/desire.r2",
+            models.DesireTaskRequest(task_guid=g, domain=EXTERNAL, task_definition=definition),
+        )
+        bbs.ok("/v1/tasks/start", models.StartTaskRequest(task_guid=g, cell_id="cell-a"))
+        bbs.ok(
+            "/v1/tasks/complete",
+            models.CompleteTaskRequest(task_guid=g, cell_id="cell-a", result=b"done"),
+        )
+        # Well before kick_task_duration (30 s), when convergence would retry the callback.
+        wait_until(lambda: bbs.task(g) is None, timeout=15, what="the task to be deleted")
+
+    payload = json.loads(receiver.requests[0][1])
+    assert (payload["task_guid"], payload["failed"], payload["result"]) == (g, False, "done")

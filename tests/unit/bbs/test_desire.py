@@ -1,0 +1,87 @@
+"""DesireTask → Task object: Job-run domains map losslessly or refuse; external ones keep all."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskop.bbs import models
+from taskop.bbs.convert import DEFINITION_ANNOTATION, resource_to_task
+from taskop.bbs.desire import EXTERNAL_PATH, build_task
+from taskop.domain.errors import BBSError, ErrorType
+from taskop.domain.spec import parse_spec
+
+
+def run(**kwargs: object) -> models.Action:
+    return models.Action(run_action=models.RunAction(path="sh", user="root", **kwargs))  # type: ignore[arg-type]
+
+
+def request(td: models.TaskDefinition, guid: str = "Guid_1") -> models.DesireTaskRequest:
+    return models.DesireTaskRequest(task_guid=guid, domain="d", task_definition=td)
+
+
+def test_job_run_task() -> None:
+    td = models.TaskDefinition(root_fs="docker:///busybox", action=run(args=["-c", "x"]))
+    body = build_task(request(td), external=False, annotations={"kwok.taskop.dev/x": "y"})
+    assert body["metadata"]["name"].startswith("guid-1--")
+    assert body["metadata"]["annotations"] == {"kwok.taskop.dev/x": "y"}
+    spec = body["spec"]
+    assert spec["guid"] == "Guid_1" and spec["domain"] == "d" and "external" not in spec
+    assert parse_spec(spec).action.run.args == ["-c", "x"]
+
+
+def test_job_run_task_refuses_what_it_cannot_honour() -> None:
+    td = models.TaskDefinition(
+        root_fs="docker:///busybox",
+        action=run(),
+        egress_rules=[models.SecurityGroupRule(protocol="all", destinations=["0.0.0.0/0"])],
+    )
+    with pytest.raises(BBSError) as info:
+        build_task(request(td), external=False)
+    assert info.value.type is ErrorType.InvalidRequest
+    assert "egress_rules" in info.value.message
+
+
+def test_job_run_task_refuses_an_invalid_spec() -> None:
+    td = models.TaskDefinition(root_fs="docker:///busybox", action=run(), result_file="relative")
+    with pytest.raises(BBSError) as info:
+        build_task(request(td), external=False)
+    assert "spec.resultFile" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "td",
+    [
+        models.TaskDefinition(root_fs="docker:///busybox", action=run(dir="/tmp")),
+        models.TaskDefinition(
+            root_fs="preloaded:cflinuxfs4",
+            action=models.Action(
+                download_action=models.DownloadAction(to="/t", user="vcap", **{"from": "http://x"})
+            ),
+            result_file="relative",
+            completion_callback_url="not a url",
+            placement_tags=["not a tag!"],
+            egress_rules=[models.SecurityGroupRule(protocol="all", destinations=["1.2.3.4"])],
+        ),
+    ],
+)
+def test_external_task_keeps_the_whole_definition(td: models.TaskDefinition) -> None:
+    body = build_task(request(td), external=True)
+    spec = parse_spec(body["spec"])  # always a valid spec
+    assert spec.external
+    assert DEFINITION_ANNOTATION in body["metadata"]["annotations"]
+    obj = {**body, "metadata": {**body["metadata"], "creationTimestamp": "2026-01-01T00:00:00Z"}}
+    assert resource_to_task(obj).task_definition == td
+
+
+def test_external_summary_of_an_unmappable_definition() -> None:
+    td = models.TaskDefinition(
+        root_fs="preloaded:cflinuxfs4",
+        action=models.Action(
+            download_action=models.DownloadAction(to="/t", user="vcap", **{"from": "http://x"})
+        ),
+        result_file="relative",
+    )
+    spec = build_task(request(td), external=True)["spec"]
+    assert spec["image"] == "preloaded:cflinuxfs4"
+    assert spec["action"] == {"run": {"path": EXTERNAL_PATH}}
+    assert "resultFile" not in spec

@@ -1,0 +1,153 @@
+"""TaskView: reads, read-your-writes by resourceVersion, and the events derived from the watch."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from taskop.bbs import events, models
+from taskop.bbs.hub import EventHub, TaskEvent
+from taskop.bbs.view import TaskView
+
+
+def obj(
+    name: str,
+    rv: int,
+    *,
+    state: str | None = "Pending",
+    cell: str = "",
+    domain: str = "d",
+    uid: str = "u1",
+    deleting: bool = False,
+    **status: Any,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "uid": uid,
+        "resourceVersion": str(rv),
+        "creationTimestamp": "2026-01-01T00:00:00Z",
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:01:00Z"
+    result: dict[str, Any] = {
+        "metadata": meta,
+        "spec": {
+            "guid": name.upper(),
+            "domain": domain,
+            "image": "busybox",
+            "action": {"run": {"path": "true"}},
+        },
+    }
+    if state:
+        result["status"] = {
+            "state": state,
+            "cellId": cell,
+            "createdAt": "2026-01-01T00:00:00.000000001Z",
+            **status,
+        }
+    return result
+
+
+class Recorder(EventHub):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[TaskEvent] = []
+
+    def publish(self, event: TaskEvent) -> None:
+        self.events.append(event)
+
+
+def names(hub: Recorder) -> list[str]:
+    return [e.name for e in hub.events]
+
+
+def test_reads_by_guid_and_filters() -> None:
+    view = TaskView()
+    view.replace_all([obj("a", 1, domain="x", state="Running", cell="c1"), obj("b", 2, domain="y")])
+    assert view.ready
+    entry = view.get("A")
+    assert entry is not None and entry.task.task_guid == "A"
+    assert view.get("a") is None
+    assert {t.task_guid for t in view.tasks()} == {"A", "B"}
+    assert [t.task_guid for t in view.tasks(domain="x")] == ["A"]
+    assert [t.task_guid for t in view.tasks(cell_id="c1")] == ["A"]
+    assert view.tasks(domain="y", cell_id="c1") == []
+
+
+def test_writes_are_read_at_once_and_older_watch_events_do_not_undo_them() -> None:
+    view = TaskView()
+    view.replace_all([])
+    view.observe(obj("a", 5, state="Running", cell="c"))
+    entry = view.get("A")
+    assert entry is not None and entry.task.state == models.Task.Running
+    view.apply("MODIFIED", obj("a", 4, state="Pending"))
+    entry = view.get("A")
+    assert entry is not None and entry.task.state == models.Task.Running
+    view.apply("MODIFIED", obj("a", 6, state="Completed"))
+    entry = view.get("A")
+    assert entry is not None and entry.task.state == models.Task.Completed
+
+
+def test_deleting_objects_are_gone_and_stay_gone() -> None:
+    view = TaskView()
+    view.replace_all([obj("a", 1)])
+    view.apply("MODIFIED", obj("a", 2, deleting=True))
+    assert view.get("A") is None
+    view.observe(obj("a", 1))  # a late write response
+    assert view.get("A") is None
+    view.forget("a", "u1", "2")
+    view.apply("ADDED", obj("a", 9, uid="u2"))  # re-created: a new uid
+    assert view.get("A") is not None
+
+
+def test_events_follow_the_bbs_visible_task_only() -> None:
+    hub = Recorder()
+    view = TaskView(hub)
+    view.replace_all([])
+    view.apply("ADDED", obj("a", 1, state=None))  # not initialised: not announced yet
+    assert names(hub) == []
+    view.apply("MODIFIED", obj("a", 2))
+    assert names(hub) == [events.TASK_CREATED]
+    changed_conditions = obj("a", 3)
+    changed_conditions["status"]["conditions"] = [{"type": "Running"}]
+    view.apply("MODIFIED", changed_conditions)
+    assert names(hub) == [events.TASK_CREATED]
+    view.apply("MODIFIED", obj("a", 4, state="Running", cell="c"))
+    assert names(hub)[-1] == events.TASK_CHANGED
+    before, after = hub.events[-1].before, hub.events[-1].task
+    assert before is not None and before.state == models.Task.Pending
+    assert after.state == models.Task.Running
+    view.apply("MODIFIED", obj("a", 5, state="Running", cell="c", deleting=True))
+    view.apply("DELETED", obj("a", 6, state="Running", cell="c", deleting=True))
+    assert names(hub) == [
+        events.TASK_CREATED,
+        events.TASK_CHANGED,
+        events.TASK_REMOVED,
+    ]
+
+
+def test_relist_announces_what_happened_while_not_watching() -> None:
+    hub = Recorder()
+    view = TaskView(hub)
+    view.replace_all([obj("a", 1), obj("b", 2)])
+    hub.events.clear()
+    view.replace_all([obj("a", 3, state="Running", cell="c"), obj("c", 4)])
+    assert sorted(names(hub)) == sorted(
+        [events.TASK_REMOVED, events.TASK_CHANGED, events.TASK_CREATED]
+    )
+    assert view.get("B") is None
+
+
+def test_stored_definition_annotation_is_the_task_definition() -> None:
+    definition = models.TaskDefinition(
+        root_fs="preloaded:cflinuxfs4",
+        egress_rules=[models.SecurityGroupRule(protocol="all", destinations=["0.0.0.0/0"])],
+    )
+    o = obj("a", 1)
+    o["metadata"]["annotations"] = {
+        "taskop.dev/bbs-task-definition": base64.b64encode(definition.SerializeToString()).decode()
+    }
+    view = TaskView()
+    view.replace_all([o])
+    entry = view.get("A")
+    assert entry is not None and entry.task.task_definition == definition
