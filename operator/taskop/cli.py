@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import random
 import signal
 import sys
 
@@ -26,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", help="watch only this namespace (default: all)")
     run.add_argument("--verbose", action="store_true", help="debug logging")
     run.add_argument("--log-format", choices=["json", "plain"], default="json")
+    run.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="hot standby: coordinate through the kopf peering object NAME (ClusterKopfPeering, "
+        "or KopfPeering with --namespace); only the highest (random) priority runs. "
+        "Default: standalone",
+    )
     bbs = sub.add_parser("bbs", help="serve only the BBS compatible Tasks API (no reconciler)")
     bbs.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     bbs.add_argument("--namespace", help="namespace of the BBS tasks (TASKOP_BBS_NAMESPACE)")
@@ -59,14 +67,16 @@ async def run_bbs_only(settings: Settings, kubeconfig: str | None) -> None:
         logging.getLogger("taskop.bbs").info("BBS API stopped")
 
 
-async def run(settings: Settings, kubeconfig: str | None) -> None:
+async def run(settings: Settings, kubeconfig: str | None, peering: str | None = None) -> None:
     from taskop.reconciler.handlers import registry
 
     namespaces = [settings.namespace] if settings.namespace else []
     operator = asyncio.create_task(
         kopf.operator(
             registry=registry,
-            standalone=True,
+            standalone=peering is None,
+            peering_name=peering,
+            priority=random.randint(1, 2**30) if peering else 0,  # distinct: one replica runs
             clusterwide=not namespaces,
             namespaces=namespaces,
             memo=kopf.Memo(settings=settings, kubeconfig=kubeconfig),
@@ -76,17 +86,31 @@ async def run(settings: Settings, kubeconfig: str | None) -> None:
         ),
         name="taskop-operator",
     )
-    tasks = {operator}
+    bbs: asyncio.Task[None] | None = None
     if settings.bbs_enabled:
-        tasks.add(asyncio.create_task(serve_bbs(settings, kubeconfig), name="taskop-bbs"))
-    # kopf returns when signalled; the BBS server only ends by failing (e.g. its port is taken).
-    # Either way the other one is stopped, and a failure is raised.
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        task.result()
+        bbs = asyncio.create_task(serve_bbs(settings, kubeconfig), name="taskop-bbs")
+
+        async def stop_bbs_api(**_: object) -> None:
+            # In kopf's cleanup, so that kopf does not wait for the server's tasks as hung ones.
+            if bbs is not None:
+                bbs.cancel()
+                await asyncio.gather(bbs, return_exceptions=True)
+
+        kopf.on.cleanup(registry=registry, id="stop_bbs_api")(stop_bbs_api)
+        # kopf returns when signalled (its cleanup stops the BBS API); the BBS API ends by itself
+        # only by failing (e.g. its port is taken): then the operator is stopped and it raises.
+        await asyncio.wait({operator, bbs}, return_when=asyncio.FIRST_COMPLETED)
+        if bbs.done() and not bbs.cancelled() and not operator.done():
+            operator.cancel()
+            await asyncio.gather(operator, return_exceptions=True)
+            bbs.result()
+            raise RuntimeError("the BBS API stopped unexpectedly")
+    try:
+        await operator
+    finally:
+        if bbs is not None and not bbs.done():
+            bbs.cancel()
+            await asyncio.gather(bbs, return_exceptions=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "bbs":
         asyncio.run(run_bbs_only(settings, kubeconfig))
     else:
-        asyncio.run(run(settings, kubeconfig))
+        asyncio.run(run(settings, kubeconfig, args.peering))
 
 
 if __name__ == "__main__":
