@@ -191,7 +191,10 @@ def test_a_task_whose_node_is_deleted_fails_as_cell_disappeared(
         except client.ApiException as e:
             assert e.status == 404
 
-    assert (status["failed"], status["failureReason"]) == (True, "cell disappeared before completion")
+    assert (status["failed"], status["failureReason"]) == (
+        True,
+        "cell disappeared before completion",
+    )
     assert status["cellId"] == node  # BBS keeps the cell id here
     conditions = {c["type"]: c["reason"] for c in status["conditions"]}
     assert conditions["Completed"] == "CellDisappeared"

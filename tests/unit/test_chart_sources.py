@@ -1,0 +1,309 @@
+"""The chart and deploy/ are generated from one source each, document every value, and grant only
+the API calls taskop makes (no cluster needed; helm is built once by hack/build-helm)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "taskop"
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    out = subprocess.run(
+        [str(ROOT / "hack" / "build-helm")], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def render(helm: str, *sets: str, show_only: str | None = None) -> list[dict[str, Any]]:
+    args = [helm, "template", "taskop", str(CHART), "--namespace", "taskop-system"]
+    for s in sets:
+        args += ["--set", s]
+    if show_only:
+        args += ["--show-only", show_only]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def test_chart_crds_are_copies_of_crds_dir() -> None:
+    for src in sorted((ROOT / "crds").glob("*.yaml")):
+        copy = CHART / "crds" / src.name
+        assert copy.exists(), f"{copy} missing: run hack/gen-manifests"
+        assert copy.read_text() == src.read_text(), f"{copy} drifted: run hack/gen-manifests"
+    extra = {p.name for p in (CHART / "crds").glob("*.yaml")} - {
+        p.name for p in (ROOT / "crds").glob("*.yaml")
+    }
+    assert extra == {"kopf.dev_peerings.yaml"}  # kopf's own CRDs, maintained in the chart
+
+
+def test_generated_files_are_up_to_date(helm: str) -> None:
+    """charts/taskop/crds and deploy/ are exactly what hack/gen-manifests makes now."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "gen-manifests"), "--check", "--helm", helm],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+
+
+def test_helm_lint_passes_for_every_mode(helm: str) -> None:
+    for sets in (
+        [],
+        ["watchNamespace=team-a"],
+        ["replicaCount=2"],
+        ["replicaCount=3", "watchNamespace=team-a", "bbs.tls.enabled=true", "bbs.tls.secretName=t"],
+        [
+            "bbs.enabled=false",
+            "rbac.create=false",
+            "serviceAccount.create=false",
+            "serviceAccount.name=existing",
+        ],
+    ):
+        args = [helm, "lint", "--strict", str(CHART)] + [f"--set={s}" for s in sets]
+        proc = subprocess.run(args, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{sets}: {proc.stdout}{proc.stderr}"
+
+
+def test_schema_rejects_bad_values(helm: str) -> None:
+    for bad in (
+        "replicaCount=-1",
+        "logFormat=xml",
+        "config.maxTaskRetries=-2",
+        "unknown=1",
+        "bbs.tls.enabled=true",
+        "watchNamespace=Not_A_Namespace",
+    ):
+        proc = subprocess.run(
+            [helm, "template", "x", str(CHART), "--set", bad], capture_output=True, text=True
+        )
+        assert proc.returncode != 0, f"{bad} was accepted"
+
+
+# Exactly what operator/taskop calls (kube/client.py, reconciler/handlers.py) and kopf needs.
+OPERATOR_RULES = {
+    ("taskop.dev", "tasks"): {"get", "list", "watch", "patch", "delete"},
+    ("taskop.dev", "tasks/status"): {"patch"},
+    ("taskop.dev", "tasks/finalizers"): {"update"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("", "pods"): {"list", "watch"},
+    ("", "events"): {"create"},
+}
+CLUSTER_RULES = {
+    ("", "nodes"): {"get", "list", "watch"},  # node watch (handlers.py), node_exists (reconcile)
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},  # kopf
+}
+
+
+def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    result: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                result.setdefault((group, resource), set()).update(rule["verbs"])
+    return result
+
+
+def roles(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs if d["kind"].endswith("Role")}
+
+
+def test_cluster_wide_rbac_grants_exactly_what_taskop_calls(helm: str) -> None:
+    got = roles(render(helm, show_only="templates/rbac.yaml"))
+    assert set(got) == {("ClusterRole", "taskop"), ("Role", "taskop-bbs")}
+    assert grants(got["ClusterRole", "taskop"]) == OPERATOR_RULES | CLUSTER_RULES
+    assert grants(got["Role", "taskop-bbs"]) == {("taskop.dev", "tasks"): {"create"}}
+    assert got["Role", "taskop-bbs"]["metadata"]["namespace"] == "taskop-system"
+
+
+def test_one_namespace_rbac_is_a_role_there(helm: str) -> None:
+    got = roles(render(helm, "watchNamespace=team-a", show_only="templates/rbac.yaml"))
+    assert set(got) == {
+        ("Role", "taskop"),
+        ("ClusterRole", "taskop-cluster"),
+        ("Role", "taskop-bbs"),
+    }
+    assert got["Role", "taskop"]["metadata"]["namespace"] == "team-a"
+    assert grants(got["Role", "taskop"]) == OPERATOR_RULES
+    assert grants(got["ClusterRole", "taskop-cluster"]) == CLUSTER_RULES | {
+        ("", "namespaces"): {"list", "watch"}
+    }
+    assert got["Role", "taskop-bbs"]["metadata"]["namespace"] == "team-a"
+
+
+@pytest.mark.parametrize(
+    ("sets", "kind", "plural"),
+    [
+        (["replicaCount=2"], "ClusterKopfPeering", "clusterkopfpeerings"),
+        (["replicaCount=2", "watchNamespace=team-a"], "KopfPeering", "kopfpeerings"),
+    ],
+)
+def test_replicas_use_kopf_peering(helm: str, sets: list[str], kind: str, plural: str) -> None:
+    docs = render(helm, *sets)
+    peerings = [d for d in docs if d["kind"] == kind]
+    assert [p["metadata"]["name"] for p in peerings] == ["taskop"]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert "--peering=taskop" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    operator_role = next(
+        d for d in docs if d["kind"].endswith("Role") and d["metadata"]["name"] == "taskop"
+    )
+    assert grants(operator_role)[("kopf.dev", plural)] == {"list", "watch", "patch"}
+
+
+def test_one_replica_runs_standalone(helm: str) -> None:
+    docs = render(helm)
+    assert not [d for d in docs if "Peering" in d["kind"]]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert not any(a.startswith("--peering") for a in container["args"])
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_every_rbac_rule_is_commented() -> None:
+    lines = (CHART / "templates" / "rbac.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("- apiGroups:"):
+            above = lines[i - 1].strip()
+            assert above.startswith("#") or (
+                above.startswith("verbs:") and lines[i - 2].strip().startswith("resourceNames")
+            ), f"templates/rbac.yaml:{i + 1}: rule without a comment saying its purpose"
+
+
+FREE_FORM = {
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+    "podSecurityContext",
+    "securityContext",
+}
+
+
+def test_every_value_is_documented_and_in_the_schema() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    path: list[tuple[int, str]] = []
+    for i, line in enumerate(lines):
+        m = re.match(r"^( *)([A-Za-z][A-Za-z0-9]*):", line)
+        if not m:
+            continue
+        indent, key = len(m.group(1)), m.group(2)
+        path = [(n, k) for n, k in path if n < indent]
+        parents = [k for _, k in path]
+        path.append((indent, key))
+        if FREE_FORM & set(parents):
+            continue
+        above = lines[i - 1].strip()
+        following = [x for x in lines[i + 1 :] if x.strip() and not x.strip().startswith("#")]
+        has_children = bool(following) and following[0].startswith(" " * (indent + 2))
+        if not has_children:
+            assert above.startswith("#"), f"values.yaml:{i + 1}: {key} has no comment"
+        node = schema
+        for k in [*parents, key]:
+            node = node["properties"][k] if "properties" in node else node
+            assert isinstance(node, dict), f"values.yaml:{i + 1}: {key} not in values.schema.json"
+
+
+def test_deploy_equals_the_chart_defaults(helm: str) -> None:
+    args = [
+        helm,
+        "template",
+        "taskop",
+        str(CHART),
+        "--namespace",
+        "taskop-system",
+        "--include-crds",
+        "--skip-tests",
+    ]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    rendered = [d for d in yaml.safe_load_all(out) if d]
+    deployed = [
+        d
+        for f in yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())["resources"]
+        for d in yaml.safe_load_all((ROOT / "deploy" / f).read_text())
+        if d
+    ]
+
+    def key(d: dict[str, Any]) -> tuple[str, str, str]:
+        return (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
+
+    relabelled = {
+        key(d): json.loads(
+            json.dumps(d).replace(
+                '"app.kubernetes.io/managed-by": "Helm"',
+                '"app.kubernetes.io/managed-by": "kustomize"',
+            )
+        )
+        for d in rendered
+    }
+    assert {key(d): d for d in deployed if d["kind"] != "Namespace"} == relabelled
+    assert [key(d) for d in deployed if d["kind"] == "Namespace"] == [
+        ("Namespace", "", "taskop-system")
+    ]
+
+
+# Each method of taskop.kube.client.Kube → the grant it needs. A new method fails the test below
+# until it is added here and to templates/rbac.yaml.
+KUBE_CALLS = {
+    "get_task": ("taskop.dev", "tasks", "get"),
+    "list_tasks": ("taskop.dev", "tasks", "list"),
+    "watch_tasks": ("taskop.dev", "tasks", "watch"),
+    "create_task": ("taskop.dev", "tasks", "create"),  # BBS namespace only (Role taskop-bbs)
+    "patch_task": ("taskop.dev", "tasks", "patch"),
+    "patch_task_status": ("taskop.dev", "tasks/status", "patch"),
+    "delete_task": ("taskop.dev", "tasks", "delete"),
+    "get_job": ("batch", "jobs", "get"),
+    "create_job": ("batch", "jobs", "create"),
+    "delete_job": ("batch", "jobs", "delete"),
+    "list_pods": ("", "pods", "list"),
+    "node_exists": ("", "nodes", "get"),
+}
+
+
+def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
+    """Reads operator/taskop: Kube's methods and kopf's watches, each granted by the chart."""
+    source = (ROOT / "operator" / "taskop" / "kube" / "client.py").read_text()
+    kube_class = source[source.index("class Kube:") :]
+    methods = set(re.findall(r"^    async def ([a-z][a-z_]*)\(", kube_class, re.MULTILINE))
+    assert methods - {"close"} == set(KUBE_CALLS), "new Kube method: grant it, then list it here"
+    docs = render(helm, show_only="templates/rbac.yaml")
+    granted = grants(next(d for d in docs if d["kind"] == "ClusterRole"))
+    granted_bbs = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-bbs"))
+    for method, (group, resource, verb) in KUBE_CALLS.items():
+        where = granted_bbs if method == "create_task" else granted
+        assert verb in where.get((group, resource), set()), f"Kube.{method}: {verb} {resource}"
+
+    handlers = (ROOT / "operator" / "taskop" / "reconciler" / "handlers.py").read_text()
+    watched = re.findall(r'kopf\.on\.event\(\s*"([^"]*)",\s*"[^"]*",\s*"([^"]*)"', handlers)
+    watched += (
+        [("taskop.dev", "tasks")] if "kopf.on.event(GROUP, VERSION, PLURAL" in handlers else []
+    )
+    assert len(watched) == handlers.count("@kopf.on.event("), "unparsed kopf.on.event"
+    for group, plural in watched:
+        assert {"list", "watch"} <= granted.get((group, plural), set()), f"kopf watches {plural}"
+
+
+def test_every_setting_is_a_chart_value(helm: str) -> None:
+    """Each field of taskop.settings.Settings reaches the operator as TASKOP_<NAME>."""
+    from dataclasses import fields
+
+    from taskop.settings import Settings
+
+    docs = render(helm, "bbs.tls.enabled=true", "bbs.tls.secretName=tls")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert set(env) == {f"TASKOP_{f.name.upper()}" for f in fields(Settings)}
+    settings = Settings.from_env(env)  # every value parses as the operator reads it
+    assert (settings.bbs_listen_address, settings.bbs_namespace) == ("0.0.0.0", "taskop-system")
+    assert settings.bbs_max_body_bytes == 1 << 20
