@@ -112,3 +112,45 @@ def operator(
     factory = OperatorFactory(kubeconfig, namespace, tmp_path)
     yield factory
     factory.stop_all()
+
+
+REAL_NODE_SELECTOR = {"taskop.dev/real-node": "true"}
+REAL_NODE_TOLERATION = {"key": "taskop.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="session")
+def real_node(k8s: object) -> str:
+    """The real node's name: a kubelet with containerd and runc that really runs containers.
+
+    Started by `hack/cluster node up` (it stays up, like the cluster) unless it is Ready already.
+    When it cannot start here, every test using it is skipped with the precise reason — the last
+    lines of `hack/cluster node up`'s error. With TASKOP_TEST_KUBECONFIG, a Ready node labelled
+    taskop.dev/real-node=true must already be there. Pods opt in with REAL_NODE_SELECTOR and
+    REAL_NODE_TOLERATION (the node is tainted, so kwok-driven tests never land on it).
+    """
+    from kubernetes import client
+
+    def ready_real_node() -> str | None:
+        for node in (
+            client.CoreV1Api(k8s).list_node(label_selector="taskop.dev/real-node=true").items
+        ):
+            if any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
+                return str(node.metadata.name)
+        return None
+
+    if name := ready_real_node():
+        return name
+    if os.environ.get("TASKOP_TEST_KUBECONFIG"):
+        pytest.skip(
+            "real node: TASKOP_TEST_KUBECONFIG's cluster has no Ready node labelled "
+            "taskop.dev/real-node=true"
+        )
+    try:
+        cluster_tool("node", "up")
+    except RuntimeError as e:
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        pytest.skip("real node cannot start on this machine: " + " | ".join(lines[-6:]))
+    name = ready_real_node()
+    if not name:
+        pytest.skip("real node: `hack/cluster node up` succeeded but no Ready real node is listed")
+    return name
