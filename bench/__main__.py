@@ -1,0 +1,159 @@
+"""``python -m bench``: run the benchmarks against a cluster and write bench/results/<time>/.
+
+Usually started by ``bench/run``, which brings up a private cluster first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.kube import Api
+from bench.procs import RUNNING, component_pids, loadavg
+from bench.report import analyse_profile
+from bench.scenarios import Bench, log
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS = ["client", "ceiling", "throughput", "steady", "memory"]
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": dict(
+        sizes="100", rates="20", steady_seconds=15, held="200", hold_window=10, ceiling=500,
+    ),
+    "standard": dict(
+        sizes="100,1000", rates="20,50", steady_seconds=15, held="1000", hold_window=20,
+        ceiling=2000,
+    ),
+    "full": dict(
+        sizes="100,1000,5000", rates="20,50", steady_seconds=60, held="1000,10000",
+        hold_window=130, ceiling=5000,
+    ),
+}  # fmt: skip
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    p.add_argument("--kubeconfig", required=True)
+    p.add_argument("--cluster-dir", help="the cluster's state dir (pid files: per-process CPU)")
+    p.add_argument("--only", default=",".join(SCENARIOS), help="a comma-separated subset of "
+                   + ",".join(SCENARIOS))  # fmt: skip
+    p.add_argument("--sizes", help="burst sizes, e.g. 100,1000,5000")
+    p.add_argument("--rates", help="steady rates in Tasks/s, e.g. 20,50")
+    p.add_argument("--steady-seconds", type=float)
+    p.add_argument("--held", help="held-Task counts, e.g. 1000,10000")
+    p.add_argument("--hold-window", type=float, help="seconds to watch the idle operator")
+    p.add_argument("--ceiling", type=int, help="objects per API-server ceiling measurement")
+    p.add_argument("--concurrency", type=int, default=32, help="client requests in flight")
+    p.add_argument("--no-profile", action="store_true", help="skip py-spy")
+    p.add_argument("--no-latest", action="store_true", help="leave results/LATEST.md as it is")
+    args = p.parse_args(argv)
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    only = set(args.only.split(","))
+    api = Api(args.kubeconfig)
+    cluster_dir = Path(args.cluster_dir) if args.cluster_dir else None
+    bench = Bench(api, args.kubeconfig, out, component_pids(cluster_dir), args.concurrency)
+    results: dict[str, Any] = {
+        "meta": {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "command": "bench/run " + shlex.join(sys.argv[1:]),
+            "cpus": os.cpu_count(),
+            "loadavg_start": loadavg(),
+            "cluster": args.kubeconfig,
+            "args": vars(args),
+        }
+    }
+    started = time.monotonic()
+    try:
+        await bench.install_crd()
+        if "client" in only:
+            results["client_cost"] = await bench.client_cost(2000)
+        if "ceiling" in only:
+            results["ceiling"] = await bench.ceiling(args.ceiling)
+        if "throughput" in only:
+            sizes = _ints(args.sizes)
+            results["throughput"] = []
+            for n in sizes:
+                bare = await bench.burst(n, bare=True)
+                taskop = await bench.burst(
+                    n, bare=False, profile=not args.no_profile and n == max(sizes)
+                )
+                ratio = {
+                    "throughput": _ratio(taskop["per_s"], bare["per_s"]),
+                    "p50": _ratio(
+                        taskop["create_to_completed"]["p50_s"], bare["create_to_completed"]["p50_s"]
+                    ),
+                    "p99": _ratio(
+                        taskop["create_to_completed"]["p99_s"], bare["create_to_completed"]["p99_s"]
+                    ),
+                }
+                results["throughput"].append(
+                    {"n": n, "bare": bare, "taskop": taskop, "ratio": ratio}
+                )
+                if prof := taskop.get("profile"):
+                    results["profile"] = {
+                        "phase": f"the taskop burst of {n} Tasks",
+                        **analyse_profile(out / prof),
+                    }
+        if "steady" in only:
+            results["steady"] = [
+                await bench.steady(rate, args.steady_seconds) for rate in _ints(args.rates)
+            ]
+        if "memory" in only:
+            results["memory"] = [await bench.held(n, args.hold_window) for n in _ints(args.held)]
+    finally:
+        await api.close()
+        results["meta"]["loadavg_end"] = loadavg()
+        results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def point_latest(out: Path, report_path: Path) -> None:
+    """bench/results/LATEST.md: the latest report, its links made relative to bench/results/."""
+    rel = out.name
+    text = re.sub(r"\]\((?!https?:)([^)]+)\)", rf"]({rel}/\1)", report_path.read_text())
+    header = f"<!-- written by bench/run -->\nLatest run: [{rel}]({rel}/report.md)\n\n"
+    (RESULTS / "LATEST.md").write_text(header + text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    out = RESULTS / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    log(f"results in {out}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        results = asyncio.run(run(args, out))
+    finally:
+        for op in list(RUNNING):
+            op.stop()
+    report_path = report.write(results, out)
+    if not args.no_latest:
+        point_latest(out, report_path)
+    log(f"report: {report_path}")
+
+
+if __name__ == "__main__":
+    main()

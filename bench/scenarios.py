@@ -1,0 +1,435 @@
+"""The measurements: API-server ceiling, burst throughput (taskop vs bare Jobs), steady-load
+latency and held-Task memory. Each runs in a namespace of its own, deleted afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.kube import CRDS, JOBS, TASKS, Api, Obj, Timeline, apiserver_requests
+from bench.kube import watch_namespace as start_watches
+from bench.procs import CpuMeter, Operator, Profiler
+from taskop.domain.jobs import JobSettings, build_job
+from taskop.domain.spec import parse_spec
+from taskop.kube.client import Kube, load_api_client
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_UID = "00000000-0000-0000-0000-000000000000"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def task_manifest(name: str, kwok: dict[str, str] | None = None) -> Obj:
+    """The Task of tests/tasks.py: ``sh -c 'echo hello world > /tmp/result'`` on a kwok pod."""
+    return {
+        "apiVersion": "taskop.dev/v1alpha1",
+        "kind": "Task",
+        "metadata": {
+            "name": name,
+            "annotations": {f"kwok.taskop.dev/{k}": v for k, v in (kwok or {}).items()},
+        },
+        "spec": {
+            "image": "busybox",
+            "action": {"run": {"path": "sh", "args": ["-c", "echo hello world > /tmp/result"]}},
+            "resultFile": "/tmp/result",
+        },
+    }
+
+
+def bare_job_manifest(name: str, namespace: str, kwok: dict[str, str] | None = None) -> Obj:
+    """The very Job taskop would make for that Task (its own builder), without the owner Task."""
+    task = task_manifest(name, kwok)
+    job = build_job(
+        name,
+        namespace,
+        FAKE_UID,
+        parse_spec(task["spec"]),
+        JobSettings(),
+        annotations=task["metadata"]["annotations"],
+    )
+    del job["metadata"]["ownerReferences"]
+    for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
+        labels["app.kubernetes.io/managed-by"] = "bench"
+    return job
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))], 4)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(values),
+        "p50_s": pct(values, 50),
+        "p99_s": pct(values, 99),
+        "max_s": round(max(values), 4) if values else None,
+    }
+
+
+async def limited(calls: Iterable[Awaitable[Any]], concurrency: int) -> None:
+    """Await every call (coroutines, started lazily), at most ``concurrency`` at a time."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(call: Awaitable[Any]) -> None:
+        async with slots:
+            await call
+
+    await asyncio.gather(*(one(c) for c in calls))
+
+
+@dataclass
+class Bench:
+    api: Api
+    kubeconfig: str
+    out: Path
+    cluster_pids: dict[str, int]
+    concurrency: int = 32
+    timeout: float = 900.0
+
+    # --- plumbing
+    async def install_crd(self) -> None:
+        text = (ROOT / "crds" / "taskop.dev_tasks.yaml").read_text()
+        await self.api.request(
+            "PATCH",
+            f"{CRDS}/tasks.taskop.dev?fieldManager=bench&force=true",
+            body=yaml.safe_load(text),  # JSON is YAML
+            content_type="application/apply-patch+yaml",
+        )
+        while True:
+            crd = await self.api.request("GET", f"{CRDS}/tasks.taskop.dev")
+            conds = (crd.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                return
+            await asyncio.sleep(0.2)
+
+    async def new_namespace(self, ns: str) -> None:
+        await self.delete_namespace(ns)
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        await self.api.request("POST", "/api/v1/namespaces", body)
+        while not (  # noqa: ASYNC110 - polling the API server
+            await self.api.request(
+                "GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default", ok_missing=True
+            )
+        ):
+            await asyncio.sleep(0.2)
+
+    async def delete_namespace(self, ns: str) -> None:
+        """Drop taskop's finalizers (its operator is stopped by now), delete, wait until gone."""
+        started = time.monotonic()
+        tasks = await self.api.request("GET", TASKS.format(ns=ns), ok_missing=True)
+        patch = {"metadata": {"finalizers": None}}
+        await limited(
+            (
+                self.api.request(
+                    "PATCH",
+                    f"{TASKS.format(ns=ns)}/{t['metadata']['name']}",
+                    patch,
+                    "application/merge-patch+json",
+                )
+                for t in tasks.get("items", [])
+                if t["metadata"].get("finalizers")
+            ),
+            self.concurrency,
+        )
+        await self.api.request("DELETE", f"/api/v1/namespaces/{ns}", ok_missing=True)
+        while await self.api.request("GET", f"/api/v1/namespaces/{ns}", ok_missing=True):
+            if time.monotonic() - started > 600:
+                log(f"namespace {ns} still terminating after 600s; going on")
+                return
+            await asyncio.sleep(1)
+        if tasks.get("items"):
+            log(f"deleted namespace {ns} in {time.monotonic() - started:.0f}s")
+
+    async def create_all(self, path: str, bodies: list[Obj]) -> float:
+        """Create every object (``concurrency`` in flight); returns the seconds it took."""
+        started = time.monotonic()
+        await limited((self.api.request("POST", path, b) for b in bodies), self.concurrency)
+        return time.monotonic() - started
+
+    async def wait_for(
+        self, what: str, done: Callable[[], int], total: int, limit_s: float | None = None
+    ) -> bool:
+        deadline = time.monotonic() + (limit_s or self.timeout)
+        last = 0.0
+        while (count := done()) < total:
+            if time.monotonic() > deadline:
+                log(f"timed out: {count}/{total} {what}")
+                return False
+            if time.monotonic() - last > 10:
+                log(f"  {count}/{total} {what}")
+                last = time.monotonic()
+            await asyncio.sleep(0.1)
+        return True
+
+    async def start_operator(self, ns: str, timeline: Timeline) -> Operator:
+        """The operator for ``ns``, proven live by a canary Task that reaches Completed."""
+        op = Operator(self.kubeconfig, ns, self.out / f"operator-{ns}.log")
+        await op.started()
+        await self.api.request("POST", TASKS.format(ns=ns), task_manifest("canary"))
+        ok = await self.wait_for("canary", lambda: timeline.count("completed", {"canary"}), 1, 60)
+        if not ok:
+            op.stop()
+            raise RuntimeError(f"the operator never completed the canary; see {op.log_path}")
+        return op
+
+    # --- the scenarios
+    async def ceiling(self, n: int) -> dict[str, Any]:
+        """Raw API-server rates for taskop's objects, with no operator and no pods."""
+        ns = "bench-ceiling"
+        await self.new_namespace(ns)
+        names = [f"c-{i:05d}" for i in range(n)]
+        meter = CpuMeter(self.cluster_pids)
+        tasks_path, jobs_path = TASKS.format(ns=ns), JOBS.format(ns=ns)
+        result: dict[str, Any] = {"n": n, "concurrency": self.concurrency}
+        took = await self.create_all(tasks_path, [task_manifest(x) for x in names])
+        result["task_create_per_s"] = round(n / took, 1)
+        started = time.monotonic()
+        status = {"status": {"state": "Pending", "failed": False}}
+        await limited(
+            (
+                self.api.request(
+                    "PATCH", f"{tasks_path}/{x}/status", status, "application/merge-patch+json"
+                )
+                for x in names
+            ),
+            self.concurrency,
+        )
+        result["task_status_patch_per_s"] = round(n / (time.monotonic() - started), 1)
+        started = time.monotonic()
+        await limited(
+            (self.api.request("GET", f"{tasks_path}/{x}") for x in names),
+            self.concurrency,
+        )
+        result["task_get_per_s"] = round(n / (time.monotonic() - started), 1)
+        jobs = []
+        for x in names:
+            job = bare_job_manifest(x, ns)
+            job["spec"]["suspend"] = True  # a pure write: no pods
+            jobs.append(job)
+        took = await self.create_all(jobs_path, jobs)
+        result["job_create_per_s"] = round(n / took, 1)
+        result["cpu"] = meter.result()
+        await self.delete_namespace(ns)
+        log(f"ceiling: {result}")
+        return result
+
+    async def client_cost(self, n: int) -> dict[str, Any]:
+        """CPU per API request of the operator's own client stack (taskop.kube on
+        kubernetes_asyncio), as shipped and with aiohttp's ``trust_env`` off: with it on, every
+        request makes two thread-pool hops (reading ~/.netrc, proxy variables)."""
+        result: dict[str, Any] = {"n": n, "request": "GET node (Kube.node_exists)"}
+        for trust_env in (True, False, True, False):
+            api = await load_api_client(self.kubeconfig)
+            if not trust_env:
+                api.rest_client.pool_manager._trust_env = False
+            kube = Kube(api)
+            await kube.node_exists("kwok-node-0")  # connect
+            cpu, wall = time.process_time(), time.monotonic()
+            await limited((kube.node_exists("kwok-node-0") for _ in range(n)), 16)
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            await kube.close()
+            key = "trust_env_on" if trust_env else "trust_env_off"  # the last of two rounds
+            result[key] = {"cpu_ms_per_request": round(1000 * cpu / n, 3), "per_s": round(n / wall)}
+        log(f"client cost: {result}")
+        return result
+
+    async def burst(self, n: int, bare: bool, profile: bool = False) -> dict[str, Any]:
+        """N objects created at once; every one followed until Completed."""
+        kind = "bare" if bare else "taskop"
+        ns = f"bench-{kind}-{n}"
+        await self.new_namespace(ns)
+        timeline = Timeline()
+        watches = await start_watches(self.api, ns, timeline, bare)
+        op = None if bare else await self.start_operator(ns, timeline)
+        names = [f"t-{i:05d}" for i in range(n)]
+        keys = set(names)
+        pids = dict(self.cluster_pids, **({"taskop": op.pid} if op else {}))
+        requests_before = await apiserver_requests(self.api)
+        meter = CpuMeter(pids)
+        profiler = (
+            Profiler(op.pid, self.out / f"profile-{kind}-{n}.txt") if op and profile else None
+        )
+        if bare:
+            took = await self.create_all(
+                JOBS.format(ns=ns), [bare_job_manifest(x, ns) for x in names]
+            )
+        else:
+            took = await self.create_all(TASKS.format(ns=ns), [task_manifest(x) for x in names])
+        ok = await self.wait_for(f"{kind} completed", lambda: timeline.count("completed", keys), n)
+        cpu = meter.result()
+        if profiler:
+            profiler.stop()
+        requests_after = await apiserver_requests(self.api)
+        for w in watches:
+            w.cancel()
+        if op:
+            op.stop()
+        marks = [timeline.marks[k] for k in names]
+        first = min(m["created"] for m in marks if "created" in m)
+        ends = sorted(m["completed"] - first for m in marks if "completed" in m)
+        span = ends[-1] if ends else float("nan")
+        result = {
+            "kind": kind,
+            "n": n,
+            "all_completed": ok,
+            "create_s": round(took, 2),
+            "span_s": round(span, 2),
+            "per_s": round(len(ends) / span, 1) if ends else None,
+            "create_to_completed": summary(timeline.durations("created", "completed", keys)),
+            "stages": {  # where the time goes: p50/p99 of each step of an object's life
+                f"{a}->{b}": summary(timeline.durations(a, b, keys))
+                for a, b in (
+                    ("created", "job"),
+                    ("job" if not bare else "created", "pod"),
+                    ("pod", "pod_done"),
+                    ("pod_done", "completed"),
+                )
+                if not (bare and b == "job")
+            },
+            "completion_curve_s": [round(x, 3) for x in ends],
+            "api_requests_per_object": {
+                k: round((v - requests_before.get(k, 0.0)) / n, 2)
+                for k, v in sorted(requests_after.items())
+                if v - requests_before.get(k, 0.0) >= n / 10
+            },
+            "cpu": cpu,
+        }
+        if op:
+            result["operator_cpu_ms_per_task"] = round(1000 * cpu["cpu_s"]["taskop"] / n, 2)
+            result["operator_peak_rss_mb"] = round(max(s[1] for s in op.samples), 1)
+        if profiler:
+            result["profile"] = profiler.out.name
+        log(
+            f"burst {kind} n={n}: {result['per_s']}/s, span {result['span_s']}s, "
+            f"create->Completed {result['create_to_completed']}"
+        )
+        await self.delete_namespace(ns)
+        return result
+
+    async def steady(self, rate: float, duration: float) -> dict[str, Any]:
+        """Tasks created at a steady rate; the operator's reaction times."""
+        ns = f"bench-steady-{int(rate)}"
+        await self.new_namespace(ns)
+        timeline = Timeline()
+        watches = await start_watches(self.api, ns, timeline, bare=False)
+        op = await self.start_operator(ns, timeline)
+        n = int(rate * duration)
+        names = [f"s-{i:05d}" for i in range(n)]
+        meter = CpuMeter(dict(self.cluster_pids, taskop=op.pid))
+        start = time.monotonic()
+        slots = asyncio.Semaphore(self.concurrency)
+        late = 0
+
+        async def create(name: str) -> None:
+            async with slots:
+                await self.api.request("POST", TASKS.format(ns=ns), task_manifest(name))
+
+        pending = []
+        for i, name in enumerate(names):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.5:
+                late += 1
+            pending.append(asyncio.create_task(create(name)))
+        await asyncio.gather(*pending)
+        offered = n / (time.monotonic() - start)
+        keys = set(names)
+        ok = await self.wait_for("steady completed", lambda: timeline.count("completed", keys), n)
+        cpu = meter.result()
+        for w in watches:
+            w.cancel()
+        op.stop()
+        result = {
+            "rate": rate,
+            "duration_s": duration,
+            "n": n,
+            "offered_per_s": round(offered, 1),
+            "late_creates": late,
+            "all_completed": ok,
+            "create_to_job": summary(timeline.durations("created", "job", keys)),
+            "pod_done_to_completed": summary(timeline.durations("pod_done", "completed", keys)),
+            "create_to_completed": summary(timeline.durations("created", "completed", keys)),
+            "latencies_s": {
+                "create_to_job": sorted(timeline.durations("created", "job", keys)),
+                "pod_done_to_completed": sorted(timeline.durations("pod_done", "completed", keys)),
+            },
+            "operator_cpu_busy": round(cpu["cpu_s"]["taskop"] / cpu["wall_s"], 2),
+            "cpu": cpu,
+        }
+        log(
+            f"steady {rate}/s: create->Job {result['create_to_job']}; "
+            f"pod done->Completed {result['pod_done_to_completed']}"
+        )
+        await self.delete_namespace(ns)
+        return result
+
+    async def held(self, n: int, window: float) -> dict[str, Any]:
+        """The operator's memory and CPU with ``n`` Tasks held: half Completed, half Pending."""
+        ns = f"bench-held-{n}"
+        await self.new_namespace(ns)
+        timeline = Timeline()
+        watches = await start_watches(self.api, ns, timeline, bare=False)
+        op = await self.start_operator(ns, timeline)
+        await asyncio.sleep(3)
+        baseline = statistics.mean(s[1] for s in op.samples[-5:])
+        cpu0 = op.samples[-1][2]
+        done = [f"h-{i:05d}" for i in range(n // 2)]
+        waiting = [f"p-{i:05d}" for i in range(n - n // 2)]
+        bodies = [task_manifest(x) for x in done]
+        bodies += [task_manifest(x, {"start": "never"}) for x in waiting]
+        started = time.monotonic()
+        await self.create_all(TASKS.format(ns=ns), bodies)
+        d, w = set(done), set(waiting)
+        ok = await self.wait_for(
+            "held settled",
+            lambda: timeline.count("completed", d) + timeline.count("job", w),
+            n,
+        )
+        await asyncio.sleep(5)
+        settled = time.monotonic()
+        cpu_load = op.samples[-1][2] - cpu0
+        await asyncio.sleep(window)
+        win = [s for s in op.samples if s[0] >= settled]
+        rss_held = statistics.mean(s[1] for s in win)
+        idle_cpu = (win[-1][2] - win[0][2]) / max(0.1, win[-1][0] - win[0][0])
+        for wt in watches:
+            wt.cancel()
+        op.stop()
+        result = {
+            "n": n,
+            "completed": len(done),
+            "pending": len(waiting),
+            "all_settled": ok,
+            "settle_s": round(settled - started - 5, 1),
+            "rss_baseline_mb": round(baseline, 1),
+            "rss_held_mb": round(rss_held, 1),
+            "rss_peak_mb": round(max(s[1] for s in op.samples), 1),
+            "rss_per_task_kb": round((rss_held - baseline) * 1024 / n, 1),
+            "cpu_s_to_settle": round(cpu_load, 1),
+            "cpu_ms_per_task": round(1000 * cpu_load / n, 2),
+            "idle_window_s": window,
+            "idle_cpu_cores": round(idle_cpu, 3),
+            "rss_samples": [
+                (round(t - started, 1), round(r, 1)) for t, r, _ in op.samples if t >= started - 5
+            ],
+        }
+        log(
+            f"held {n}: RSS {baseline:.0f} -> {rss_held:.0f} MB "
+            f"({result['rss_per_task_kb']} KB/task), idle CPU {idle_cpu:.3f} cores"
+        )
+        await self.delete_namespace(ns)
+        return result
