@@ -16,6 +16,7 @@ import aiohttp
 
 from taskop.kube.client import Conflict, Kube, NotFound, Obj
 from taskop.reconciler.callbacks import deliver
+from taskop.reconciler.observed import Observed
 from taskop.reconciler.reconcile import Plan, TaskReconciler
 from taskop.settings import Settings
 
@@ -31,7 +32,8 @@ class Engine:
     ) -> None:
         self.kube = kube
         self.settings = settings
-        self.reconciler = TaskReconciler(kube, settings)
+        self.observed = Observed()
+        self.reconciler = TaskReconciler(kube, settings, self.observed)
         self.events = events
         self._running: dict[Key, asyncio.Task[None]] = {}
         self._dirty: set[Key] = set()
@@ -40,6 +42,7 @@ class Engine:
         self._session: aiohttp.ClientSession | None = None
         self._cells: dict[str, set[Key]] = {}  # node → Running tasks on it
         self.passes = 0
+        self.coalesce = 0.05  # seconds
 
     async def close(self) -> None:
         for timer in self._timers.values():
@@ -48,6 +51,14 @@ class Engine:
             task.cancel()
         if self._session:
             await self._session.close()
+
+    def job_event(self, namespace: str, task: str, event_type: str | None, body: Obj) -> None:
+        self.observed.job_event((namespace, task), event_type, body)
+        self.enqueue(namespace, task)
+
+    def pod_event(self, namespace: str, task: str, event_type: str | None, body: Obj) -> None:
+        self.observed.pod_event((namespace, task), event_type, body)
+        self.enqueue(namespace, task)
 
     def enqueue(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -72,6 +83,9 @@ class Engine:
 
     async def _run(self, key: Key) -> None:
         try:
+            # A Task, its Job and its pod change in quick bursts: let a burst arrive, then look
+            # once (events during the wait only mark the key dirty).
+            await asyncio.sleep(self.coalesce)
             while True:
                 self._dirty.discard(key)
                 async with self._slots:
@@ -121,6 +135,7 @@ class Engine:
     async def _carry_out(self, key: Key, task: Obj | None, plan: Plan) -> None:
         if task is None:
             self._track_cell(key, None)
+            self.observed.forget(key)
             timer = self._timers.pop(key, None)
             if timer:
                 timer.cancel()

@@ -65,16 +65,17 @@ def _owner_task(body: kopf.Body) -> str | None:
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED_BY, registry=registry)
 async def on_job_event(**kwargs: Any) -> None:
     if task := _owner_task(kwargs["body"]):
-        kwargs["memo"]["engine"].enqueue(kwargs["namespace"], task)
+        kwargs["memo"]["engine"].job_event(
+            kwargs["namespace"], task, kwargs["type"], kwargs["body"]
+        )
 
 
 @kopf.on.event(
     "", "v1", "pods", annotations={TASK_NAME_ANNOTATION: kopf.PRESENT}, registry=registry
 )
 async def on_pod_event(**kwargs: Any) -> None:
-    kwargs["memo"]["engine"].enqueue(
-        kwargs["namespace"], kwargs["annotations"][TASK_NAME_ANNOTATION]
-    )
+    task = kwargs["annotations"][TASK_NAME_ANNOTATION]
+    kwargs["memo"]["engine"].pod_event(kwargs["namespace"], task, kwargs["type"], kwargs["body"])
 
 
 @kopf.on.event("", "v1", "nodes", registry=registry)

@@ -22,6 +22,7 @@ from taskop.domain.spec import SpecError, TaskSpec, parse_spec
 from taskop.domain.states import ConditionReason, TaskState
 from taskop.domain.status import derive_conditions, record_from_status, record_to_status
 from taskop.kube.client import AlreadyExists, Kube, Obj
+from taskop.reconciler.observed import Observed
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.reconciler")
@@ -45,8 +46,9 @@ def now_ns() -> int:
 
 
 class TaskReconciler:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(self, kube: Kube, settings: Settings, observed: Observed | None = None) -> None:
         self.kube = kube
+        self.observed = observed if observed is not None else Observed()
         self.settings = settings
         self.convergence = settings.convergence()
         # kubectl users keep finished Tasks (like Jobs) unless the Task asked for BBS semantics.
@@ -200,7 +202,8 @@ class TaskReconciler:
         namespace, name = meta["namespace"], meta["name"]
         jname = job_name(name)
         extra: dict[str, Any] = {"jobName": jname}
-        job = await self.kube.get_job(namespace, jname)
+        key = (namespace, name)
+        job = self.observed.job(key) or await self.kube.get_job(namespace, jname)
         if job is None:
             try:
                 manifest = build_job(
@@ -235,7 +238,11 @@ class TaskReconciler:
             text = f"Job {jname} exists and is not owned by this Task; delete it or rename the Task"
             plan.events.append(("Warning", "JobConflict", text))
             return rec, extra, ConditionReason.PENDING, text
-        pods = await self.kube.list_pods(namespace, f"{TASK_LABEL}={label_value(name)}")
+        pods = self.observed.pods(key)
+        if not pods and _finished(job):
+            # A finished Job always has a pod (kept until the Task goes): ask the API server
+            # rather than read a result from pods the watch has not delivered yet.
+            pods = await self.kube.list_pods(namespace, f"{TASK_LABEL}={label_value(name)}")
         pods = [
             p
             for p in pods
@@ -276,6 +283,13 @@ class TaskReconciler:
             meta["resourceVersion"],
             {"metadata": {"finalizers": [f for f in finalizers if f != FINALIZER]}},
         )
+
+
+def _finished(job: Obj) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
