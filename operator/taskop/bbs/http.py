@@ -45,3 +45,8 @@ def protobuf(message: object) -> web.Response:
     """HTTP 200 with the message's bytes and ``Content-Type: application/x-protobuf``."""
     body = encode_response(message)  # type: ignore[arg-type]
     return web.Response(body=body, status=200, headers={"Content-Type": CONTENT_TYPE})
+
+
+def protobuf_bytes(body: bytes) -> web.Response:
+    """HTTP 200 with an already encoded protobuf body."""
+    return web.Response(body=body, status=200, headers={"Content-Type": CONTENT_TYPE})

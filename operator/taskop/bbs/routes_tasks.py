@@ -7,7 +7,7 @@ from aiohttp import web
 from taskop.bbs import models
 from taskop.bbs.codec import M, ping_response
 from taskop.bbs.downgrade import downgrade_v2
-from taskop.bbs.http import protobuf, read_request
+from taskop.bbs.http import protobuf, protobuf_bytes, read_request
 from taskop.bbs.keys import SERVICE, SETTINGS, VIEW
 from taskop.bbs.middleware import responds_with
 from taskop.bbs.validation import check, validate_request
@@ -38,10 +38,8 @@ async def ping(request: web.Request) -> web.Response:
 async def _tasks(request: web.Request, v2: bool) -> web.Response:
     req = await _request(request, models.TasksRequest)
     _require_ready(request)
-    tasks = request.app[VIEW].tasks(req.domain, req.cell_id)
-    response = models.TasksResponse()
-    response.tasks.extend([downgrade_v2(t) for t in tasks] if v2 else tasks)
-    return protobuf(response)
+    body = request.app[VIEW].tasks_wire(req.domain, req.cell_id, v2=v2)
+    return protobuf_bytes(body)
 
 
 @routes.post("/v1/tasks/list.r3")

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 from typing import Any
 
 from taskop.bbs import events, models
 from taskop.bbs.convert import resource_to_task
+from taskop.bbs.downgrade import downgrade_v2
 from taskop.bbs.hub import EventHub, TaskEvent
 
 log = logging.getLogger("taskop.bbs")
@@ -38,9 +40,34 @@ class Entry:
     obj: Obj
     task: models.Task  # never mutated: copy before changing
 
+    # A Tasks list is these bytes joined: each task is encoded once, when first listed, instead
+    # of being copied into a response message and re-serialized on every request.
+    @functools.cached_property
+    def wire_v3(self) -> bytes:
+        """This task as a ``TasksResponse.tasks`` (field 2) element on the wire."""
+        return _tasks_field(self.task.SerializeToString())
+
+    @functools.cached_property
+    def wire_v2(self) -> bytes:
+        """Likewise, downgraded for the deprecated ``.r2`` routes."""
+        return _tasks_field(downgrade_v2(self.task).SerializeToString())
+
     @property
     def external(self) -> bool:
         return bool((self.obj.get("spec") or {}).get("external"))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _tasks_field(task: bytes) -> bytes:
+    return b"\x12" + _varint(len(task)) + task  # field 2, wire type 2 (length-delimited)
 
 
 def _rv(value: str | None) -> int | None:
@@ -97,6 +124,15 @@ class TaskView:
             if (not domain or e.task.domain == domain)
             and (not cell_id or e.task.cell_id == cell_id)
         ]
+
+    def tasks_wire(self, domain: str = "", cell_id: str = "", *, v2: bool = False) -> bytes:
+        """The encoded ``TasksResponse`` of `tasks` (no error): the same bytes, made cheaply."""
+        return b"".join(
+            e.wire_v2 if v2 else e.wire_v3
+            for e in self._entries.values()
+            if (not domain or e.task.domain == domain)
+            and (not cell_id or e.task.cell_id == cell_id)
+        )
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -151,3 +151,20 @@ def test_stored_definition_annotation_is_the_task_definition() -> None:
     view.replace_all([o])
     entry = view.get("A")
     assert entry is not None and entry.task.task_definition == definition
+
+
+def test_a_tasks_list_on_the_wire_is_exactly_the_encoded_response() -> None:
+    from taskop.bbs.downgrade import downgrade_v2
+
+    view = TaskView()
+    view.replace_all(
+        [obj("a", 1, domain="x", state="Running", cell="c1"), obj("b", 2, domain="y")]
+        + [obj(f"t{i}", 10 + i, result="r" * (i * 50)) for i in range(5)]  # varint lengths > 127
+    )
+    for domain, cell in [("", ""), ("x", ""), ("", "c1"), ("y", "c1")]:
+        tasks = view.tasks(domain, cell)
+        v3 = models.TasksResponse(tasks=tasks).SerializeToString()
+        v2 = models.TasksResponse(tasks=[downgrade_v2(t) for t in tasks]).SerializeToString()
+        assert view.tasks_wire(domain, cell) == v3
+        assert view.tasks_wire(domain, cell, v2=True) == v2
+        assert models.TasksResponse.FromString(view.tasks_wire(domain, cell)).tasks == tasks
