@@ -39,9 +39,8 @@ DEFINITION_ANNOTATION = "taskop.dev/bbs-task-definition"
 
 log = logging.getLogger("taskop.bbs")
 
-# TaskDefinition scalar fields kept in the spec: wire name → spec key.
-_SCALAR_FIELDS = {
-    "root_fs": "rootfs",
+# TaskDefinition scalar fields kept in the spec: wire name → spec key (root_fs aside).
+SUMMARY_SCALARS = {
     "memory_mb": "memoryMb",
     "disk_mb": "diskMb",
     "cpu_weight": "cpuWeight",
@@ -54,6 +53,7 @@ _SCALAR_FIELDS = {
     "log_guid": "logGuid",
     "metrics_guid": "metricsGuid",
 }
+_SCALAR_FIELDS = {"root_fs": "rootfs", **SUMMARY_SCALARS}
 _TASK_DEFINITION_MAPPED = {*_SCALAR_FIELDS, "environment_variables", "placement_tags", "action"}
 _RUN_MAPPED = {"path", "args", "dir", "env", "resource_limits", "user", "log_source"}
 

@@ -22,7 +22,12 @@ from typing import Any
 import pydantic
 
 from taskop.bbs import models
-from taskop.bbs.convert import DEFINITION_ANNOTATION, encode_definition, task_definition_to_spec
+from taskop.bbs.convert import (
+    DEFINITION_ANNOTATION,
+    SUMMARY_SCALARS,
+    encode_definition,
+    task_definition_to_spec,
+)
 from taskop.bbs.validation import action_kind
 from taskop.domain.errors import BBSError
 from taskop.domain.jobs import API_LABEL, API_VERSION, KIND, JobSettings, unsupported
@@ -31,20 +36,6 @@ from taskop.domain.spec import SpecError, TaskSpec, parse_spec, rootfs_image
 
 EXTERNAL_PATH = "<run by an external BBS cell>"
 """``spec.action.run.path`` of an external task whose definition has no run action."""
-
-_SUMMARY_SCALARS = {
-    "memory_mb": "memoryMb",
-    "disk_mb": "diskMb",
-    "cpu_weight": "cpuWeight",
-    "max_pids": "maxPids",
-    "privileged": "privileged",
-    "result_file": "resultFile",
-    "completion_callback_url": "completionCallbackUrl",
-    "annotation": "annotation",
-    "log_source": "logSource",
-    "log_guid": "logGuid",
-    "metrics_guid": "metricsGuid",
-}
 
 
 def build_task(
@@ -97,7 +88,7 @@ def external_spec(td: models.TaskDefinition, guid: str, domain: str) -> dict[str
         spec["rootfs"] = td.root_fs
     except ValueError:
         spec["image"] = td.root_fs
-    for wire_name, key in _SUMMARY_SCALARS.items():
+    for wire_name, key in SUMMARY_SCALARS.items():
         value = getattr(td, wire_name)
         if value:
             spec[key] = value
