@@ -17,7 +17,7 @@ from taskop.domain import lifecycle
 from taskop.domain.jobs import API_LABEL, TASK_LABEL, JobSettings, build_job
 from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
 from taskop.domain.names import job_name, label_value
-from taskop.domain.outcome import OutcomeSettings, read_outcome
+from taskop.domain.outcome import OutcomeSettings, image_pull_failure, read_outcome
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
 from taskop.domain.states import ConditionReason, TaskState
 from taskop.domain.status import derive_conditions, record_from_status, record_to_status
@@ -39,6 +39,7 @@ class Plan:
     recheck_in: float | None = None
     deliver_callback: bool = False
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    image_pull_failing: bool = False  # a pod waits on a failed pull: look again after the grace
 
 
 def now_ns() -> int:
@@ -173,7 +174,7 @@ class TaskReconciler:
             # A Job's pod reports its own fate (node loss included) through watch events: no
             # periodic look at running Job tasks, which would cost API calls per task.
             plan.recheck_in = None
-        if reason is ConditionReason.JOB_CREATED:
+        if plan.image_pull_failing:
             # Pods waiting on an image pull become failures after a grace period.
             grace = self.settings.image_pull_grace_period
             plan.recheck_in = min(plan.recheck_in or grace, grace)
@@ -252,6 +253,7 @@ class TaskReconciler:
             )
         ]
         outcome = read_outcome(job, pods, now, self.outcome_settings)
+        plan.image_pull_failing = any(image_pull_failure(p) for p in pods)
         if outcome.pod_name:
             extra["podName"] = outcome.pod_name
         if outcome.state is TaskState.COMPLETED:
