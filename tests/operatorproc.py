@@ -6,12 +6,18 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
 class OperatorProcess:
     def __init__(
-        self, kubeconfig: str, namespace: str, log_path: Path, settings: dict[str, str]
+        self,
+        kubeconfig: str,
+        namespace: str,
+        log_path: Path,
+        settings: dict[str, str],
+        extra_args: Sequence[str] = (),
     ) -> None:
         env = {
             **os.environ,
@@ -29,6 +35,7 @@ class OperatorProcess:
                 "run",
                 f"--kubeconfig={kubeconfig}",
                 f"--namespace={namespace}",
+                *extra_args,
             ],
             env=env,
             stdout=self._log,
@@ -44,6 +51,8 @@ class OperatorProcess:
         self._log.close()
 
     def stop(self) -> None:
+        if self._log.closed:  # stopped or killed already
+            return
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:

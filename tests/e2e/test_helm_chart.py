@@ -346,7 +346,13 @@ def test_replicas_share_one_active_operator_through_kopf_peering(
     )
     sa_kubeconfig = token_kubeconfig(kubeconfig, namespace, release, tmp_path / "sa.kubeconfig")
     procs = [
-        PeeringOperator(sa_kubeconfig, namespace, tmp_path / f"peer{i}.log", release)
+        OperatorProcess(
+            str(sa_kubeconfig),
+            namespace,
+            tmp_path / f"peer{i}.log",
+            {},
+            extra_args=[f"--peering={release}", "--log-format=plain"],
+        )
         for i in range(2)
     ]
     try:
@@ -380,51 +386,6 @@ def test_replicas_share_one_active_operator_through_kopf_peering(
     for sign in ("Forbidden", "forbidden", "Traceback"):
         assert sign not in logs, logs[-5000:]
     assert "Pausing all operators" not in logs, "the replicas had the same priority"
-
-
-class PeeringOperator:
-    """`taskop run --peering NAME` as the chart's Deployment runs it (replicaCount > 1)."""
-
-    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, peering: str) -> None:
-        import os
-        import sys
-
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "taskop",
-                "run",
-                f"--kubeconfig={kubeconfig}",
-                f"--namespace={namespace}",
-                f"--peering={peering}",
-                "--log-format=plain",
-            ],
-            env={**os.environ, "TASKOP_HEALTH_PORT": "0", "TASKOP_BBS_ENABLED": "false"},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        import os
-        import signal
-
-        if self._log.closed:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 def test_kustomize_deploy_creates_the_chart_defaults(
