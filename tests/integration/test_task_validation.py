@@ -89,69 +89,31 @@ def test_invalid_manifests_are_rejected_naming_the_field(
 def test_the_spec_is_immutable_except_cancelling(
     kubeconfig: str, namespace: str, crds: None, k8s: client.ApiClient
 ) -> None:
-    kubectl(
-        kubeconfig,
-        "-n",
-        namespace,
-        "create",
-        "-f",
-        "-",
-        input_=yaml.safe_dump(task_manifest("fixed")),
-    )
+    def patch(spec: str, check: bool = True) -> Any:
+        return kubectl(
+            kubeconfig, "-n", namespace, "patch", "task", "fixed", "--type=merge",
+            "-p", f'{{"spec":{spec}}}', check=check,
+        )  # fmt: skip
 
-    changed = kubectl(
-        kubeconfig,
-        "-n",
-        namespace,
-        "patch",
-        "task",
-        "fixed",
-        "--type=merge",
-        "-p",
-        '{"spec":{"image":"alpine"}}',
-        check=False,
-    )
+    create = yaml.safe_dump(task_manifest("fixed"))
+    kubectl(kubeconfig, "-n", namespace, "create", "-f", "-", input_=create)
+
+    changed = patch('{"image":"alpine"}', check=False)
     assert changed.returncode != 0
     assert "spec.image is immutable" in changed.stderr, changed.stderr
 
-    kubectl(
-        kubeconfig,
-        "-n",
-        namespace,
-        "patch",
-        "task",
-        "fixed",
-        "--type=merge",
-        "-p",
-        '{"spec":{"cancelled":true}}',
-    )
-    uncancelled = kubectl(
-        kubeconfig,
-        "-n",
-        namespace,
-        "patch",
-        "task",
-        "fixed",
-        "--type=merge",
-        "-p",
-        '{"spec":{"cancelled":false}}',
-        check=False,
-    )
+    patch('{"cancelled":true}')
+    uncancelled = patch('{"cancelled":false}', check=False)
     assert uncancelled.returncode != 0
     assert "spec.cancelled" in uncancelled.stderr, uncancelled.stderr
 
 
-def test_kubectl_shows_state_failed_and_reason(kubeconfig: str, namespace: str, crds: None) -> None:
-    out = (
-        kubectl(kubeconfig, "-n", namespace, "get", "tasks").stdout
-        + kubectl(
-            kubeconfig,
-            "get",
-            "crd",
-            "tasks.taskop.dev",
-            "-o",
-            "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}",
-        ).stdout
-    )
-    for column in ("State", "Failed", "Reason", "Age"):
-        assert column in out
+def test_kubectl_get_tasks_shows_state_failed_reason_and_age(
+    kubeconfig: str, namespace: str, crds: None
+) -> None:
+    create = yaml.safe_dump(task_manifest("shown"))
+    kubectl(kubeconfig, "-n", namespace, "create", "-f", "-", input_=create)
+
+    header = kubectl(kubeconfig, "-n", namespace, "get", "tasks").stdout.splitlines()[0].split()
+
+    assert header == ["NAME", "STATE", "FAILED", "REASON", "AGE"]
