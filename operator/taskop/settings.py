@@ -57,10 +57,50 @@ class Settings:
         default=10.0, metadata={"doc": "HTTP timeout of one callback attempt."}
     )
 
+    callback_workers: int = field(
+        default=16,
+        metadata={"doc": "Callbacks delivered at once, on their own pool, apart from reconciling."},
+    )
+
     # --- Jobs
     image_pull_grace_period: float = field(
         default=120.0,
         metadata={"doc": "How long a pod may fail to pull its image before the task fails."},
+    )
+    pod_create_grace_period: float = field(
+        default=30.0,
+        metadata={
+            "doc": "How long the Job controller may fail to create a Task's pod (FailedCreate: "
+            "quota, limit range, admission) before the Task fails with the API server's message. "
+            "Pod Security refusals fail at once."
+        },
+    )
+
+    # --- the reconcile core
+    workers: int = field(
+        default=32, metadata={"doc": "Reconcile passes in flight at once (one per Task at most)."}
+    )
+    retry_base_delay: float = field(
+        default=0.1,
+        metadata={"doc": "First retry delay after a failed pass; doubles per failure, jittered."},
+    )
+    retry_max_delay: float = field(
+        default=300.0, metadata={"doc": "Cap of the per-Task exponential retry delay."}
+    )
+    resync_period: float = field(
+        default=300.0,
+        metadata={
+            "doc": "Every this many seconds (±10% jitter) taskop re-lists its Tasks, Jobs and pods "
+            "and looks at every Task, catching anything a watch missed (0 = never)."
+        },
+    )
+    coalesce_delay: float = field(
+        default=0.05,
+        metadata={"doc": "Wait this long after a watch event, so a burst of events is one pass."},
+    )
+    events_enabled: bool = field(
+        default=True,
+        metadata={"doc": "Post Kubernetes Events on Tasks (completion, warnings)."},
     )
 
     # --- BBS compatible API

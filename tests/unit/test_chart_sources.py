@@ -96,10 +96,10 @@ OPERATOR_RULES = {
     ("taskop.dev", "tasks/finalizers"): {"update"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
     ("", "pods"): {"list", "watch"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list", "watch"},
 }
 CLUSTER_RULES = {
-    ("", "nodes"): {"get", "list", "watch"},  # node watch (handlers.py), node_exists (reconcile)
+    ("", "nodes"): {"list", "watch"},  # node watch (handlers.py)
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},  # kopf
 }
 
@@ -264,7 +264,7 @@ KUBE_CALLS = {
     "create_job": ("batch", "jobs", "create"),
     "delete_job": ("batch", "jobs", "delete"),
     "list_pods": ("", "pods", "list"),
-    "node_exists": ("", "nodes", "get"),
+    "list_all": ("taskop.dev", "tasks", "list"),  # and jobs, pods: list (the periodic resync)
 }
 
 

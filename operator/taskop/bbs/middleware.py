@@ -50,7 +50,8 @@ async def bbs_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         if response_type is None:
             raise
         log.debug(
-            "request refused: %s", error.message,
+            "request refused: %s",
+            error.message,
             extra={"path": request.path, "error_type": error.type.name},
         )
         return protobuf(error_response(response_type, error))

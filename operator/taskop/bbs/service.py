@@ -106,8 +106,10 @@ class TaskService:
         record = TaskRecord(guid=guid, domain=req.domain, created_at=now, updated_at=now)
         try:
             obj = await self.kube.patch_task_status(
-                self.namespace, created["metadata"]["name"],
-                created["metadata"]["resourceVersion"], self._status(created, record, now),
+                self.namespace,
+                created["metadata"]["name"],
+                created["metadata"]["resourceVersion"],
+                self._status(created, record, now),
             )
         except Conflict:  # the reconciler initialised it first: fine
             fetched = await self.kube.get_task(self.namespace, created["metadata"]["name"])
@@ -178,8 +180,10 @@ class TaskService:
             meta = cur.obj["metadata"]
             try:
                 await self.kube.delete_task(
-                    self.namespace, cur.name,
-                    uid=meta["uid"], resource_version=meta["resourceVersion"],
+                    self.namespace,
+                    cur.name,
+                    uid=meta["uid"],
+                    resource_version=meta["resourceVersion"],
                 )
             except Conflict:
                 cur, fresh = await self._read(guid, fresh=True), True
@@ -196,8 +200,10 @@ class TaskService:
     def _require_external(cur: Current, guid: str, verb: str) -> None:
         if not cur.external:
             raise BBSError.invalid_request(
-                [f"task {guid} is run by taskop as a Kubernetes Job; only external tasks "
-                 f"accept {verb}"]
+                [
+                    f"task {guid} is run by taskop as a Kubernetes Job; only external tasks "
+                    f"accept {verb}"
+                ]
             )
 
     async def _read(self, guid: str, *, fresh: bool) -> Current:
@@ -230,7 +236,9 @@ class TaskService:
             meta = cur.obj["metadata"]
             try:
                 obj = await self.kube.patch_task_status(
-                    self.namespace, cur.name, meta["resourceVersion"],
+                    self.namespace,
+                    cur.name,
+                    meta["resourceVersion"],
                     self._status(cur.obj, record, now),
                 )
             except Conflict:
@@ -240,7 +248,8 @@ class TaskService:
                 raise BBSError.resource_not_found() from None
             self.view.observe(obj)
             log.info(
-                "task %s", record.state.value,
+                "task %s",
+                record.state.value,
                 extra={"guid": guid, "task": cur.name, "state": record.state.value},
             )
             return Current(obj, record)

@@ -40,7 +40,9 @@ async def keep_current(kube: Kube, namespace: str, view: TaskView) -> None:
             raise
         except Exception as e:
             log.warning(
-                "task watch failed; listing again in %.1fs: %s", backoff, e,
+                "task watch failed; listing again in %.1fs: %s",
+                backoff,
+                e,
                 extra={"namespace": namespace, "error": str(e)},
             )
             await asyncio.sleep(backoff)

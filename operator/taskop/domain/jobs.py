@@ -120,17 +120,32 @@ def _container(spec: TaskSpec, settings: JobSettings) -> dict[str, Any]:
         container["env"] = env
     if resources := _resources(spec, settings):
         container["resources"] = resources
+    if security := _security_context(spec, settings):
+        container["securityContext"] = security
+    return container
+
+
+def _security_context(spec: TaskSpec, settings: JobSettings) -> dict[str, Any]:
+    """The task container's securityContext: Pod Security ``restricted`` whenever the task does
+    not need root — no privilege escalation, every capability dropped, ``runAsNonRoot``.
+
+    Root (``user: root`` or uid 0) and the image's default user (no ``user``, which may be root)
+    keep the container runtime's default capabilities; ``privileged`` is privileged.
+    """
     security: dict[str, Any] = {}
-    uid, gid = run_as(run.user, settings)
+    uid, gid = run_as(spec.action.run.user, settings)
     if uid is not None:
         security["runAsUser"] = uid
     if gid is not None:
         security["runAsGroup"] = gid
     if spec.privileged:
         security["privileged"] = True
-    if security:
-        container["securityContext"] = security
-    return container
+        return security
+    if uid:  # a non-root uid: everything restricted asks for
+        security["runAsNonRoot"] = True
+        security["allowPrivilegeEscalation"] = False
+        security["capabilities"] = {"drop": ["ALL"]}
+    return security
 
 
 def _pod_annotations(spec: TaskSpec, annotations: Mapping[str, str]) -> dict[str, str]:
@@ -174,6 +189,8 @@ def build_job(
         "enableServiceLinks": False,
         "containers": [_container(spec, settings)],
     }
+    if not spec.privileged:
+        pod_spec["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
     node_selector = {f"{PLACEMENT_LABEL_PREFIX}{tag}": "true" for tag in spec.placement_tags}
     template = spec.pod_template
     if template is not None:

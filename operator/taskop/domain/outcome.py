@@ -70,7 +70,8 @@ def _task_container(pod: Obj | None) -> Obj:
     return {}
 
 
-def _terminated(pod: Obj | None) -> Obj | None:
+def task_container_terminated(pod: Obj | None) -> Obj | None:
+    """The task container's terminated state (current or last), if the pod shows one."""
     status = _task_container(pod)
     found = _get(status, "state", "terminated") or _get(status, "lastState", "terminated")
     return found if isinstance(found, Mapping) else None
@@ -99,7 +100,7 @@ def pod_failure(pod: Obj | None) -> tuple[ConditionReason, str] | None:
             return ConditionReason.NODE_LOST, "node lost" + detail
         if cause in _PREEMPTED:
             return ConditionReason.PREEMPTED, "preempted" + detail
-    terminated = _terminated(pod)
+    terminated = task_container_terminated(pod)
     if terminated is not None:
         code = terminated.get("exitCode", 0)
         if terminated.get("reason") == "OOMKilled":
@@ -121,7 +122,7 @@ def image_pull_failure(pod: Obj | None) -> str | None:
 
 
 def _result(pod: Obj | None) -> tuple[str, bool]:
-    message = str((_terminated(pod) or {}).get("message") or "")
+    message = str((task_container_terminated(pod) or {}).get("message") or "")
     if len(message.encode("utf-8", "surrogatepass")) > MAX_RESULT_BYTES:
         return "", False
     return message, True

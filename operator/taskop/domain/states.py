@@ -63,6 +63,10 @@ class ConditionReason(enum.StrEnum):
     NOT_STARTED = "NotStarted"  # Pending longer than expire_pending_task_duration
     CELL_DISAPPEARED = "CellDisappeared"
     INVALID_SPEC = "InvalidSpec"  # the spec cannot be run on Kubernetes
+    JOB_DELETED = "JobDeleted"  # the Task's Job vanished before it finished (never re-created)
+    JOB_CONFLICT = "JobConflict"  # a Job of that name exists that this Task does not own
+    POD_CREATE_FAILED = "PodCreateFailed"  # admission, quota or limit range refused the pod
+    RESULT_LOST = "ResultLost"  # the pod was gone before its result file was read
     # completion callback
     CALLBACK_PENDING = "CallbackPending"
     CALLBACK_DELIVERED = "CallbackDelivered"

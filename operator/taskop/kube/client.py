@@ -22,7 +22,7 @@ Obj = dict[str, Any]
 
 
 class Conflict(Exception):
-    """The object changed since it was read (resourceVersion precondition failed)."""
+    """The object changed since it was read (resourceVersion or uid precondition failed)."""
 
 
 class AlreadyExists(Exception):
@@ -33,7 +33,12 @@ class NotFound(Exception):
     """The object does not exist (any more)."""
 
 
-class Invalid(Exception):
+class Refused(Exception):
+    """The API server answered a write with a 4xx error: it certainly did not make the change
+    (forbidden, e.g. a namespace being terminated; bad request)."""
+
+
+class Invalid(Refused):
     """The API server refused the object as invalid (422); the message says why."""
 
 
@@ -64,6 +69,8 @@ def _raise(status: int, body: str, reason: str) -> None:
         raise Invalid(_status_message(body) or reason)
     if status == 410:
         raise Gone(body or reason)
+    if 400 <= status < 500 and status != 429:
+        raise Refused(f"{status} {reason}: {_status_message(body)}")
     raise ApiException(status=status, reason=f"{reason}: {body[:2000]}")
 
 
@@ -244,11 +251,13 @@ class Kube:
             self.batch.create_namespaced_job(namespace, body, _preload_content=False)  # type: ignore[arg-type]
         )
 
-    async def delete_job(self, namespace: str, name: str, uid: str | None = None) -> bool:
-        """Delete a Job and (in the background) its pods; False when it was already gone."""
+    async def delete_job(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete the Job ``name`` if its uid is ``uid`` (and, in the background, its pods).
+
+        False when it was gone already, or is another object by now (precondition failed).
+        """
         body = client.V1DeleteOptions(
-            propagation_policy="Background",
-            preconditions=client.V1Preconditions(uid=uid) if uid else None,
+            propagation_policy="Background", preconditions=client.V1Preconditions(uid=uid)
         )
         try:
             await _json(
@@ -267,9 +276,41 @@ class Kube:
         items: list[Obj] = data["items"]
         return items
 
-    async def node_exists(self, name: str) -> bool:
-        try:
-            await _json(self.core.read_node(name, _preload_content=False))
-        except NotFound:
-            return False
-        return True
+    async def list_all(
+        self, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> Obj:
+        """A list object of ``kind`` (tasks, jobs, pods) in one namespace or all, paginated."""
+        items: list[Obj] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"_preload_content": False, "limit": 500}
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            if token:
+                kwargs["_continue"] = token
+            if kind == "tasks":
+                call = (
+                    self.custom.list_namespaced_custom_object(
+                        GROUP, VERSION, namespace, PLURAL, **kwargs
+                    )
+                    if namespace
+                    else self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+                )
+            elif kind == "jobs":
+                call = (
+                    self.batch.list_namespaced_job(namespace, **kwargs)
+                    if namespace
+                    else self.batch.list_job_for_all_namespaces(**kwargs)
+                )
+            else:
+                call = (
+                    self.core.list_namespaced_pod(namespace, **kwargs)
+                    if namespace
+                    else self.core.list_pod_for_all_namespaces(**kwargs)
+                )
+            page = await _json(call)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                page["items"] = items
+                return page

@@ -1,35 +1,55 @@
-"""Completion callbacks exactly as BBS delivers them (bbs-tasks.md §5).
+"""Completion callbacks exactly as BBS delivers them (bbs-tasks.md §5), on their own bounded pool.
 
 Completed → Resolving (with a resourceVersion precondition: if someone else resolved it, stop),
 POST the JSON TaskCallbackResponse up to ``callback_attempts`` times (retrying only on 503/504,
-timeouts and dropped connections), then delete the Task. When every attempt fails the Task stays
-Resolving; convergence kicks it back to Completed after ``kick_task_duration`` and it is retried.
+timeouts and dropped connections; any other error is BBS's "give up" for this round), then
+delete the Task (uid precondition). When the round fails the Task stays Resolving; convergence
+kicks it back to Completed after ``kick_task_duration`` and it is called back again.
+
+Slow receivers never hold a reconcile worker: ``callback_workers`` deliveries run at once, the rest
+wait in a queue (one entry per Task). An API error re-queues the Task's reconcile with backoff.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import aiohttp
 
 from taskop.domain import lifecycle
 from taskop.domain.callback import CallbackVerdict, callback_body, classify_callback
 from taskop.domain.errors import BBSError
-from taskop.domain.spec import parse_spec
+from taskop.domain.spec import SpecError, parse_spec
 from taskop.domain.states import TaskState
 from taskop.domain.status import record_from_status, record_to_status
-from taskop.kube.client import Conflict, Kube, NotFound, Obj
+from taskop.kube.client import Conflict, NotFound, Obj
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.callbacks")
+
+Key = tuple[str, str]
+Poster = Callable[[str, bytes], Awaitable[tuple[bool, str, int]]]
+"""(url, body) → (delivered, last error, attempts made)."""
+
+
+class TaskWriter(Protocol):
+    async def patch_task_status(
+        self, namespace: str, name: str, resource_version: str, status: Obj
+    ) -> Obj: ...
+    async def delete_task(
+        self, namespace: str, name: str, uid: str | None = None, resource_version: str | None = None
+    ) -> None: ...
 
 
 async def post_callback(
     session: aiohttp.ClientSession, url: str, body: bytes, attempts: int, per_attempt: float
 ) -> tuple[bool, str, int]:
-    """(delivered, last error, attempts made)."""
+    """(delivered, last error, attempts made); stops early on BBS's give-up verdict."""
     last_error = ""
     for attempt in range(1, attempts + 1):
         status: int | None = None
@@ -52,39 +72,37 @@ async def post_callback(
         log.info(
             "callback attempt failed", extra={"url": url, "attempt": attempt, "error": last_error}
         )
+        if verdict is CallbackVerdict.GIVE_UP:
+            return False, last_error, attempt
     return False, last_error, attempts
 
 
-async def deliver(
-    kube: Kube, session: aiohttp.ClientSession, settings: Settings, task: Obj
-) -> bool:
+async def deliver(kube: TaskWriter, post: Poster, task: Obj) -> bool:
     """Resolve, call back and delete ``task``; True when delivered (the Task is then deleted)."""
     meta = task["metadata"]
     ns, name = meta["namespace"], meta["name"]
-    spec = parse_spec(task["spec"])
-    url = spec.completion_callback_url
-    if not url:
+    try:
+        spec = parse_spec(task["spec"])
+    except SpecError:
         return False
+    url = spec.completion_callback_url
     status: dict[str, Any] = task.get("status") or {}
     rec = record_from_status(spec.task_guid(name), spec.domain, status)
-    if rec.state is not TaskState.COMPLETED:
+    if not url or rec.state is not TaskState.COMPLETED:
         return False
     try:
-        resolving = lifecycle.resolving(rec, lifecycle_now())
+        resolving = lifecycle.resolving(rec, time.time_ns())
         task = await kube.patch_task_status(
             ns, name, meta["resourceVersion"], record_to_status(resolving)
         )
     except (BBSError, Conflict, NotFound):
         return False  # someone else resolved or changed it first: they own it now
-    body = callback_body(resolving, spec.annotation)
-    delivered, error, attempts = await post_callback(
-        session, url, body, settings.callback_attempts, settings.callback_timeout
-    )
+    delivered, error, attempts = await post(url, callback_body(resolving, spec.annotation))
     callback_status = dict(status.get("callback") or {})
     callback_status["attempts"] = int(callback_status.get("attempts", 0)) + attempts
     if delivered:
+        lifecycle.check_delete(resolving)
         try:
-            lifecycle.check_delete(resolving)
             await kube.delete_task(ns, name, uid=meta["uid"])
         except NotFound:
             pass
@@ -100,5 +118,90 @@ async def deliver(
     return False
 
 
-def lifecycle_now() -> int:
-    return time.time_ns()
+class CallbackPool:
+    """Bounded workers that deliver completion callbacks, apart from the reconcile workers."""
+
+    def __init__(
+        self,
+        kube: TaskWriter,
+        settings: Settings,
+        on_error: Callable[[Key], None],
+        post: Poster | None = None,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.on_error = on_error
+        self._post = post
+        self._session: aiohttp.ClientSession | None = None
+        self._pending: collections.OrderedDict[Key, Callable[[], Obj | None]] = (
+            collections.OrderedDict()
+        )
+        self._busy: set[Key] = set()
+        self._wakeup: asyncio.Event | None = None
+        self._workers: list[asyncio.Task[None]] = []
+
+    async def _default_post(self, url: str, body: bytes) -> tuple[bool, str, int]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return await post_callback(
+            self._session,
+            url,
+            body,
+            self.settings.callback_attempts,
+            self.settings.callback_timeout,
+        )
+
+    def submit(self, key: Key, current: Callable[[], Obj | None]) -> None:
+        """Deliver for ``key`` soon; ``current`` gives the Task as the cache holds it then."""
+        if key in self._busy:
+            return
+        self._pending[key] = current
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def pending(self) -> list[Key]:
+        return list(self._pending)
+
+    async def run_one(self, key: Key) -> None:
+        """Deliver for ``key`` now (the workers, and the simulation, call this)."""
+        current = self._pending.pop(key, None)
+        task = current() if current else None
+        if task is None:
+            return
+        self._busy.add(key)
+        try:
+            await deliver(self.kube, self._post or self._default_post, task)
+        except Exception as e:
+            log.warning(
+                "callback round failed; will look again",
+                extra={"task": f"{key[0]}/{key[1]}", "error": repr(e)[:500]},
+            )
+            self.on_error(key)
+        finally:
+            self._busy.discard(key)
+
+    async def _worker(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            key = next(iter(self._pending))
+            await self.run_one(key)
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        if self._pending:
+            self._wakeup.set()
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"taskop-callback-{i}")
+            for i in range(self.settings.callback_workers)
+        ]
+
+    async def stop(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()

@@ -1,7 +1,9 @@
-"""kopf handlers: thin. Each watch event enqueues the Task it concerns; the engine does the rest.
+"""kopf handlers: thin. Each watch event feeds the controller's cache and queues its Task.
 
 Only ``on.event`` handlers are used, so kopf keeps no progress annotations on our objects and adds
-no finalizer of its own (taskop manages ``taskop.dev/cleanup`` itself).
+no finalizer. kopf's own mechanisms do the watching: server-side label selectors
+(``settings.watching.label_selectors``) so that only taskop's Jobs and pods arrive, and a field
+selector so that only the Job controller's FailedCreate Events do.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from typing import Any
 
 import kopf
 
-from taskop.domain.jobs import MANAGED_BY
 from taskop.kube.client import GROUP, PLURAL, VERSION, Kube, load_api_client
-from taskop.reconciler.engine import Engine
-from taskop.reconciler.reconcile import TASK_NAME_ANNOTATION
+from taskop.reconciler.controller import MANAGED_SELECTOR, Controller
 from taskop.settings import Settings
 
 registry = kopf.OperatorRegistry()
 log = logging.getLogger("taskop.handlers")
+
+FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 
 
 def _post_event(task: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -37,48 +39,46 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.networking.connect_timeout = 10
+    settings.watching.label_selectors["batch", "v1", "jobs"] = MANAGED_SELECTOR
+    settings.watching.label_selectors["", "v1", "pods"] = MANAGED_SELECTOR
+    settings.watching.field_selectors["", "v1", "events"] = FAILED_CREATE_SELECTOR
+    # "Handler … succeeded" for every watch event is noise (and costs CPU at scale).
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     memo["kube"] = Kube(await load_api_client(memo.get("kubeconfig")))
-    memo["engine"] = Engine(memo["kube"], taskop_settings, _post_event)
+    controller = Controller(memo["kube"], taskop_settings, _post_event)
+    controller.start()
+    memo["controller"] = controller
     log.info("taskop reconciler started")
 
 
 @kopf.on.cleanup(registry=registry)
 async def on_operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
-    if "engine" in memo:
-        await memo["engine"].close()
+    if "controller" in memo:
+        await memo["controller"].stop()
         await memo["kube"].close()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-async def on_task_event(**kwargs: Any) -> None:
-    if kwargs["type"] != "DELETED":
-        kwargs["memo"]["engine"].enqueue(kwargs["namespace"], kwargs["name"])
+async def on_task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].task_event(event["type"], event["object"])
 
 
-def _owner_task(body: kopf.Body) -> str | None:
-    for ref in body.metadata.get("ownerReferences", []):
-        if ref.get("kind") == "Task" and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
-            return str(ref["name"])
-    return None
+@kopf.on.event("batch", "v1", "jobs", registry=registry)
+async def on_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].job_event(event["type"], event["object"])
 
 
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED_BY, registry=registry)
-async def on_job_event(**kwargs: Any) -> None:
-    if task := _owner_task(kwargs["body"]):
-        kwargs["memo"]["engine"].job_event(
-            kwargs["namespace"], task, kwargs["type"], kwargs["body"]
-        )
+@kopf.on.event("", "v1", "pods", registry=registry)
+async def on_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].pod_event(event["type"], event["object"])
 
 
-@kopf.on.event(
-    "", "v1", "pods", annotations={TASK_NAME_ANNOTATION: kopf.PRESENT}, registry=registry
-)
-async def on_pod_event(**kwargs: Any) -> None:
-    task = kwargs["annotations"][TASK_NAME_ANNOTATION]
-    kwargs["memo"]["engine"].pod_event(kwargs["namespace"], task, kwargs["type"], kwargs["body"])
+@kopf.on.event("", "v1", "events", registry=registry)
+async def on_failed_create_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    if event["type"] != "DELETED":
+        memo["controller"].failed_create_event(event["object"])
 
 
 @kopf.on.event("", "v1", "nodes", registry=registry)
-async def on_node_event(**kwargs: Any) -> None:
-    if kwargs["type"] == "DELETED":
-        kwargs["memo"]["engine"].node_deleted(kwargs["name"])
+async def on_node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].node_event(event["type"], event["object"]["metadata"]["name"])

@@ -57,6 +57,7 @@ def test_minimal_job() -> None:
                     "restartPolicy": "Never",
                     "enableServiceLinks": False,
                     "automountServiceAccountToken": False,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [
                         {
                             "name": "task",
@@ -147,8 +148,30 @@ def test_unknown_user_is_rejected(user: str) -> None:
 
 
 def test_privileged() -> None:
-    assert container(job(privileged=True))["securityContext"] == {"privileged": True}
+    privileged = job(privileged=True)
+    assert container(privileged)["securityContext"] == {"privileged": True}
+    assert "securityContext" not in privileged["spec"]["template"]["spec"]
     assert "securityContext" not in container(job(privileged=False))
+
+
+@pytest.mark.parametrize("user", ["vcap", "1000", "1000:1000"])
+def test_a_non_root_task_meets_pod_security_restricted(user: str) -> None:
+    manifest = job(action={"run": {"path": "/bin/echo", "user": user}})
+    security = container(manifest)["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert manifest["spec"]["template"]["spec"]["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"}
+    }
+
+
+@pytest.mark.parametrize("user", ["", "root", "0"])
+def test_a_task_that_may_run_as_root_keeps_the_runtime_capabilities(user: str) -> None:
+    security = container(job(action={"run": {"path": "/bin/echo", "user": user}})).get(
+        "securityContext", {}
+    )
+    assert "capabilities" not in security and "runAsNonRoot" not in security
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,420 @@
+"""The decision of one reconcile pass, pure: what the cache shows → what to write.
+
+Like the Job controller's ``syncJob``, a pass reads its caches, decides here, then writes. This
+module holds no clock, no client and no state; the reconciler (``taskop.reconciler.controller``)
+reads and writes. The promises it keeps, and where:
+
+- **At most once.** The Job's name is written to ``status.jobName`` *before* the Job is created
+  (`Decision.create_job` always comes with a status write naming it). A Task whose status names a
+  Job that is gone — confirmed by the API server, not just the cache — fails; it never gets a second
+  Job. Retries happen only inside the one Job (``backoffLimit`` = ``spec.retries``).
+- **Ownership.** A Job is acted on only when an owner reference carries the Task's uid, and every
+  delete names that uid. A same-named Job owned by another Task of the same name (an earlier Task,
+  being garbage-collected) is waited for; any other same-named Job fails the Task at once.
+- **Outcomes are read, never invented.** Completed (succeeded) is recorded only from a pod whose
+  task container's terminated state has been seen; until then the pass asks for the pods to be read
+  (`Decision.read_pods`). A result that cannot be read is a stated failure, never an empty success.
+- **Nothing stuck.** A pod that cannot be created (admission, quota) fails the Task after
+  ``pod_create_grace_period``; Pod Security refusals fail it at once, with the API server's message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from taskop.domain import lifecycle
+from taskop.domain.jobs import JobSettings, build_job
+from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
+from taskop.domain.names import job_name
+from taskop.domain.outcome import (
+    OutcomeSettings,
+    image_pull_failure,
+    read_outcome,
+    task_container_terminated,
+)
+from taskop.domain.spec import SpecError, TaskSpec, parse_spec
+from taskop.domain.states import ConditionReason, TaskState
+from taskop.domain.status import derive_conditions, record_from_status, record_to_status
+
+Obj = Mapping[str, Any]
+
+LEGACY_FINALIZER = "taskop.dev/cleanup"
+"""Finalizer of taskop ≤ 0.1 (removed from Tasks being deleted; no longer added)."""
+TASK_NAME_ANNOTATION = "taskop.dev/task-name"
+"""On pods: the Task whose Job made them (the pod watch keys its cache by it)."""
+API_LABEL = "taskop.dev/api"
+REASON_INVALID_SPEC = "invalid spec: "
+POD_SECURITY_REFUSAL = "violates PodSecurity"
+
+_NS = 1_000_000_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DecideSettings:
+    convergence: ConvergenceSettings = dataclasses.field(default_factory=ConvergenceSettings)
+    jobs: JobSettings = dataclasses.field(default_factory=JobSettings)
+    outcome: OutcomeSettings = dataclasses.field(default_factory=OutcomeSettings)
+    pod_create_grace_period: float = 30.0
+    """Seconds a Job's pod may fail to be created (quota, limit range) before the Task fails."""
+    conflict_recheck: float = 2.0
+    """Seconds between looks while a previous same-named Task's Job is garbage-collected."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """Everything a pass knows about one Task, from the caches (and reads it asked for)."""
+
+    task: Obj
+    job: Obj | None = None
+    """The Job named ``job_name(task)``, whoever owns it."""
+    job_absent_confirmed: bool = False
+    """The API server just answered 404 for that Job (after a `Decision.read_job`)."""
+    create_refused: bool = False
+    """This process's last attempt to create the Job was refused by the API server (an error
+    answer, not a timeout): the Job was certainly not created, so creating it again is safe."""
+    pods: Sequence[Obj] = ()
+    pods_read: bool = False
+    """``pods`` were just listed from the API server (after a `Decision.read_pods`)."""
+    create_failure: tuple[int, str] | None = None
+    """(first seen, message) of the Job controller's latest FailedCreate for this Job."""
+    cell_lost: bool = False
+    """The node in ``status.cellId`` was seen deleted and not re-created."""
+    now: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class Decision:
+    status: dict[str, Any] | None = None
+    """The status to merge in (with the Task's resourceVersion as precondition); None: unchanged."""
+    create_job: dict[str, Any] | None = None
+    """A Job manifest to create after the status write."""
+    delete_job_uid: str | None = None
+    """Delete the Task's Job, with this uid as precondition."""
+    delete_task: bool = False
+    remove_finalizer: bool = False
+    read_job: bool = False
+    """Confirm with the API server that the Job is gone, then decide again."""
+    read_pods: bool = False
+    """List the Job's pods from the API server, then decide again."""
+    callback: bool = False
+    """Hand the Task to the callback workers (Completed → Resolving → POST → delete)."""
+    events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    recheck_in: float | None = None
+    """Look again after this many seconds even if nothing happens."""
+
+    @property
+    def reads(self) -> bool:
+        return self.read_job or self.read_pods
+
+
+def _get(obj: Obj | None, *path: str) -> Any:
+    value: Any = obj
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _finished(job: Obj) -> str | None:
+    for c in _get(job, "status", "conditions") or ():
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
+            return str(c["type"])
+    return None
+
+
+def owned_by(obj: Obj, uid: str) -> bool:
+    return any(o.get("uid") == uid for o in _get(obj, "metadata", "ownerReferences") or ())
+
+
+def _owner_named(obj: Obj, kind: str, name: str) -> bool:
+    return any(
+        o.get("kind") == kind and o.get("name") == name
+        for o in _get(obj, "metadata", "ownerReferences") or ()
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class _Pass:
+    """Working state of one decision."""
+
+    rec: TaskRecord
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reason: ConditionReason | None = None
+    message: str = ""
+
+
+def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = None) -> Decision:
+    """One pass for ``obs.task``; ``spec`` may be passed when already parsed (it is immutable)."""
+    task = obs.task
+    meta = task["metadata"]
+    name, uid = str(meta["name"]), str(meta["uid"])
+    d = Decision()
+    if meta.get("deletionTimestamp"):
+        if LEGACY_FINALIZER in (meta.get("finalizers") or ()):
+            d.remove_finalizer = True
+            if obs.job is not None and owned_by(obs.job, uid):
+                d.delete_job_uid = str(obs.job["metadata"]["uid"])
+        return d
+
+    raw_spec = task.get("spec") or {}
+    spec_error = ""
+    if spec is None:
+        try:
+            spec = parse_spec(raw_spec)
+        except SpecError as e:
+            spec_error = "; ".join(e.messages)
+    guid = spec.task_guid(name) if spec else str(raw_spec.get("guid") or name)
+    domain = spec.domain if spec else str(raw_spec.get("domain") or "")
+    status: Mapping[str, Any] = task.get("status") or {}
+    now = obs.now
+    rec = record_from_status(guid, domain, status)
+    if not status.get("state"):
+        rec = TaskRecord(guid=guid, domain=domain, created_at=now, updated_at=now)
+    before = rec
+    p = _Pass(rec)
+    job = obs.job
+    our_job = job if job is not None and owned_by(job, uid) else None
+
+    if spec is None:
+        if rec.state in (TaskState.PENDING, TaskState.RUNNING):
+            p.rec = lifecycle.fail(rec, REASON_INVALID_SPEC + spec_error, now)
+            p.reason = ConditionReason.INVALID_SPEC
+            d.events.append(("Warning", "InvalidSpec", spec_error))
+    elif spec.cancelled:
+        if rec.state in (TaskState.PENDING, TaskState.RUNNING):
+            p.rec = lifecycle.cancel(rec, now)
+            d.events.append(("Normal", "Cancelled", "task was cancelled"))
+        if (
+            our_job is not None
+            and not _finished(our_job)
+            and not _get(our_job, "metadata", "deletionTimestamp")
+        ):
+            d.delete_job_uid = str(our_job["metadata"]["uid"])
+    elif not spec.external and rec.state in (TaskState.PENDING, TaskState.RUNNING):
+        _follow_job(obs, spec, settings, p, d)
+        if d.reads:
+            return Decision(read_job=d.read_job, read_pods=d.read_pods)
+
+    rec = p.rec
+    convergence = _convergence_for(task, spec, settings.convergence)
+    has_callback = bool(spec and spec.completion_callback_url)
+    if rec.state is not TaskState.COMPLETED or rec == before:
+        decision = lifecycle.converge(
+            rec, now, convergence, has_callback=has_callback, cell_exists=not obs.cell_lost
+        )
+        if decision.action is ConvergeAction.DELETE:
+            return Decision(delete_task=True)
+        if decision.record is not None:
+            rec = decision.record
+            if decision.action is ConvergeAction.EXPIRE_PENDING:
+                d.events.append(("Warning", "NotStarted", rec.failure_reason))
+            if decision.action is ConvergeAction.CELL_DISAPPEARED:
+                p.reason = ConditionReason.CELL_DISAPPEARED
+                p.message = f"node {before.cell_id} was deleted while the task ran on it"
+                d.events.append(("Warning", "CellDisappeared", p.message))
+            if decision.action in (ConvergeAction.EXPIRE_PENDING, ConvergeAction.CELL_DISAPPEARED):
+                if our_job is not None and not _finished(our_job):
+                    d.delete_job_uid = str(our_job["metadata"]["uid"])
+        d.callback = decision.callback
+
+    if rec.state is TaskState.COMPLETED and before.state is not TaskState.COMPLETED:
+        d.events.append(
+            ("Warning", "Failed", rec.failure_reason)
+            if rec.failed
+            else ("Normal", "Succeeded", "task succeeded")
+        )
+    if rec.state is TaskState.COMPLETED and not (status.get("callback") or {}).get("attempts"):
+        # Completed here, or by the BBS API (Complete, Cancel, Fail): call back right away.
+        d.callback = has_callback
+
+    new_status: dict[str, Any] = {**p.extra, **record_to_status(rec)}
+    generation = meta.get("generation")
+    new_status["conditions"] = derive_conditions(
+        rec,
+        status.get("conditions") or [],
+        now,
+        generation,
+        reason=p.reason,
+        message=p.message,
+    )
+    new_status["observedGeneration"] = generation
+    if any(status.get(k) != v for k, v in new_status.items()):
+        d.status = new_status
+    d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
+    return d
+
+
+def _recheck_in(
+    rec: TaskRecord,
+    now: int,
+    convergence: ConvergenceSettings,
+    has_callback: bool,
+    spec: TaskSpec | None,
+    asked: float | None,
+) -> float | None:
+    due = lifecycle.next_check_in(rec, now, convergence, has_callback=has_callback)
+    if spec is not None and not spec.external and rec.state is TaskState.RUNNING:
+        # A Job's pod reports its own fate through watch events, and the periodic resync
+        # catches a missed one: no timer per running Job task.
+        due = None
+    if asked is not None:
+        due = asked if due is None else min(due, asked)
+    return due
+
+
+def _convergence_for(
+    task: Obj, spec: TaskSpec | None, convergence: ConvergenceSettings
+) -> ConvergenceSettings:
+    """BBS expiry of completed tasks applies to tasks created through the BBS API and to tasks
+    with a completion callback; other Tasks stay until someone deletes them."""
+    labels = _get(task, "metadata", "labels") or {}
+    if labels.get(API_LABEL) == "bbs" or bool(spec and spec.completion_callback_url):
+        return convergence
+    return dataclasses.replace(convergence, expire_completed_task_duration=None)
+
+
+def _fail(p: _Pass, reason: ConditionReason, text: str, now: int) -> None:
+    p.rec = lifecycle.fail(p.rec, text, now)
+    p.reason = reason
+    p.message = text
+
+
+def _follow_job(
+    obs: Observation, spec: TaskSpec, settings: DecideSettings, p: _Pass, d: Decision
+) -> None:
+    task, now = obs.task, obs.now
+    meta = task["metadata"]
+    name, uid = str(meta["name"]), str(meta["uid"])
+    jname = job_name(name)
+    p.extra["jobName"] = jname
+    witnessed = (task.get("status") or {}).get("jobName") == jname
+    job = obs.job
+
+    if job is None:
+        if witnessed and not obs.create_refused:
+            # Status names the Job: it was created, or its creation was under way when this
+            # process (or an earlier one) stopped. Either way it may have run: never again.
+            if not obs.job_absent_confirmed:
+                d.read_job = True
+                return
+            text = (
+                f"Job {jname} is gone: it was deleted before the task finished, or the operator"
+                " stopped while creating it; taskop runs a task at most once, so it does not"
+                " create the Job again"
+            )
+            d.events.append(("Warning", "JobDeleted", text))
+            _fail(p, ConditionReason.JOB_DELETED, text, now)
+            return
+        try:
+            manifest = build_job(
+                name,
+                str(meta["namespace"]),
+                uid,
+                spec,
+                settings.jobs,
+                annotations=meta.get("annotations") or {},
+            )
+        except SpecError as e:
+            text = "; ".join(e.messages)
+            d.events.append(("Warning", "InvalidSpec", text))
+            _fail(p, ConditionReason.INVALID_SPEC, REASON_INVALID_SPEC + text, now)
+            return
+        manifest["spec"]["template"]["metadata"].setdefault("annotations", {})[
+            TASK_NAME_ANNOTATION
+        ] = name
+        d.create_job = manifest
+        p.reason = ConditionReason.JOB_CREATED
+        return
+
+    if not owned_by(job, uid):
+        if not witnessed and _owner_named(job, "Task", name):
+            # The Job of an earlier Task with this name: the garbage collector deletes it.
+            p.reason = ConditionReason.PENDING
+            p.message = f"waiting for Job {jname} of an earlier Task named {name} to be deleted"
+            d.recheck_in = settings.conflict_recheck
+            return
+        text = (
+            f"Job {jname} exists and is not owned by this Task; taskop never adopts or touches"
+            " it: delete or rename that Job, or create the Task under another name"
+        )
+        d.events.append(("Warning", "JobConflict", text))
+        _fail(p, ConditionReason.JOB_CONFLICT, text, now)
+        return
+
+    job_uid = str(job["metadata"]["uid"])
+    finished = _finished(job)
+    if _get(job, "metadata", "deletionTimestamp") and not finished:
+        text = (
+            f"Job {jname} was deleted before the task finished; taskop runs a task at most once,"
+            " so it is not created again"
+        )
+        d.events.append(("Warning", "JobDeleted", text))
+        _fail(p, ConditionReason.JOB_DELETED, text, now)
+        return
+    pods = [pod for pod in obs.pods if owned_by(pod, job_uid)]
+    if finished and not _pod_outcome_seen(job, pods, finished):
+        if not obs.pods_read:
+            d.read_pods = True
+            return
+        if finished == "Complete":
+            if spec.result_file:
+                text = (
+                    f"the pod of Job {jname} was deleted before taskop could read its result;"
+                    " the task ran, but its result is lost"
+                )
+                d.events.append(("Warning", "ResultLost", text))
+                _fail(p, ConditionReason.RESULT_LOST, text, now)
+                return
+    outcome = read_outcome(job, pods, now, settings.outcome)
+    if outcome.pod_name:
+        p.extra["podName"] = outcome.pod_name
+    if outcome.state is TaskState.COMPLETED:
+        p.rec = lifecycle.complete_from_job(
+            p.rec, outcome.failed, outcome.failure_reason, outcome.result, now
+        )
+        p.reason, p.message = outcome.reason, outcome.message
+        if not outcome.job_finished:  # e.g. an image that never pulls: stop the Job
+            d.delete_job_uid = job_uid
+        return
+    if not pods and obs.create_failure is not None:
+        first_seen, message = obs.create_failure
+        grace = 0 if POD_SECURITY_REFUSAL in message else settings.pod_create_grace_period
+        if now - first_seen >= grace * _NS:
+            text = f"pod could not be created: {message}"
+            d.events.append(("Warning", "PodCreateFailed", text))
+            _fail(p, ConditionReason.POD_CREATE_FAILED, text, now)
+            d.delete_job_uid = job_uid
+            return
+        d.recheck_in = (first_seen + round(grace * _NS) - now) / _NS + 0.01
+        p.reason, p.message = ConditionReason.JOB_CREATED, f"pod not created yet: {message}"
+        return
+    if outcome.state is TaskState.RUNNING and p.rec.state is TaskState.PENDING:
+        p.rec, _ = lifecycle.start(p.rec, outcome.cell_id, now)
+    p.reason, p.message = outcome.reason, outcome.message
+    if any(image_pull_failure(pod) for pod in pods):
+        d.recheck_in = settings.outcome.image_pull_grace_period
+    if p.rec.state is TaskState.RUNNING and outcome.cell_id and p.rec.cell_id != outcome.cell_id:
+        p.rec = p.rec.replace(cell_id=outcome.cell_id, updated_at=now)
+
+
+def _pod_outcome_seen(job: Obj, pods: Sequence[Obj], finished: str) -> bool:
+    """Whether the pods in hand carry what a finished Job's outcome is read from."""
+    if finished == "Failed":
+        condition = next(
+            c for c in _get(job, "status", "conditions") or () if c.get("type") == "Failed"
+        )
+        if condition.get("reason") == "DeadlineExceeded" or not pods:
+            return bool(condition.get("reason") == "DeadlineExceeded")
+        return any(
+            task_container_terminated(pod) is not None
+            or bool(_get(pod, "status", "reason"))
+            or _get(pod, "status", "phase") == "Failed"
+            for pod in pods
+        )
+    return any(
+        _get(pod, "status", "phase") == "Succeeded" and task_container_terminated(pod) is not None
+        for pod in pods
+    )

@@ -1,0 +1,180 @@
+"""What the watches said about Tasks, their Jobs and pods: the state a pass reads.
+
+Fed by kopf's watch events (server-side label selectors: only taskop's own Jobs and pods arrive),
+by the objects taskop's own writes return, and by the periodic re-list. Each entry is a slim
+projection holding only the fields taskop reads, and a Task's entries are forgotten with it.
+
+Invariant kept here: **a pass never acts on a view older than what it has already written.** A
+watch event older than the object taskop holds (a lower resourceVersion, e.g. a write of ours whose
+event has not arrived yet) never replaces it. resourceVersions are compared as the integers the API
+server's storage (etcd revisions) makes them; one that is not an integer always replaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Key = tuple[str, str]  # (namespace, Task name)
+Obj = dict[str, Any]
+
+_META = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionTimestamp")
+_OWNER = ("kind", "name", "uid")
+
+
+def _rv(obj: Mapping[str, Any] | None) -> int | None:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion"))
+    except (TypeError, ValueError):
+        return None
+
+
+def newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Whether ``new`` may replace ``old`` (a different object, or not older)."""
+    if old is None:
+        return True
+    if (new.get("metadata") or {}).get("uid") != (old.get("metadata") or {}).get("uid"):
+        return True
+    a, b = _rv(new), _rv(old)
+    return a is None or b is None or a >= b
+
+
+def _meta(body: Mapping[str, Any], *, labels: bool = False) -> Obj:
+    meta = body.get("metadata") or {}
+    out: Obj = {k: meta[k] for k in _META if k in meta}
+    owners = [{k: o.get(k) for k in _OWNER} for o in meta.get("ownerReferences") or ()]
+    if owners:
+        out["ownerReferences"] = owners
+    if labels:
+        for field in ("labels", "annotations", "finalizers"):
+            if meta.get(field):
+                out[field] = meta[field]
+    return out
+
+
+def slim_task(body: Mapping[str, Any]) -> Obj:
+    return {
+        "apiVersion": body.get("apiVersion", "taskop.dev/v1alpha1"),
+        "kind": body.get("kind", "Task"),
+        "metadata": _meta(body, labels=True),
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
+
+
+def slim_job(body: Mapping[str, Any]) -> Obj:
+    status = body.get("status") or {}
+    spec = body.get("spec") or {}
+    out: Obj = {
+        "metadata": _meta(body),
+        "status": {"conditions": status.get("conditions") or []} if status else {},
+    }
+    if "activeDeadlineSeconds" in spec:
+        out["spec"] = {"activeDeadlineSeconds": spec["activeDeadlineSeconds"]}
+    return out
+
+
+def slim_pod(body: Mapping[str, Any]) -> Obj:
+    status = body.get("status") or {}
+    meta = _meta(body)
+    if ts := (body.get("metadata") or {}).get("creationTimestamp"):
+        meta["creationTimestamp"] = ts
+    kept = {k: status[k] for k in ("phase", "reason", "message") if k in status}
+    if conditions := [
+        c
+        for c in status.get("conditions") or ()
+        if c.get("type") in ("DisruptionTarget", "PodScheduled")
+    ]:
+        kept["conditions"] = conditions
+    if containers := status.get("containerStatuses"):
+        kept["containerStatuses"] = [
+            {k: c[k] for k in ("name", "state", "lastState") if k in c} for c in containers
+        ]
+    out: Obj = {"metadata": meta, "status": kept}
+    if node := (body.get("spec") or {}).get("nodeName"):
+        out["spec"] = {"nodeName": node}
+    return out
+
+
+class Cache:
+    def __init__(self) -> None:
+        self.tasks: dict[Key, Obj] = {}
+        self.jobs: dict[Key, Obj] = {}  # by the Task whose deterministic Job name it has
+        self.pods: dict[Key, dict[str, Obj]] = {}
+        self.create_failures: dict[Key, tuple[int, str]] = {}
+        self.lost_cells: set[str] = set()
+        self._job_keys: dict[tuple[str, str], Key] = {}  # (namespace, Job name) → Task key
+
+    # --- Tasks
+    def task(self, key: Key) -> Obj | None:
+        return self.tasks.get(key)
+
+    def put_task(self, body: Mapping[str, Any]) -> bool:
+        """Keep ``body`` unless the cache holds a newer version; True when kept."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        if not newer_or_same(body, self.tasks.get(key)):
+            return False
+        self.tasks[key] = slim_task(body)
+        return True
+
+    def drop_task(self, key: Key, uid: str | None = None) -> None:
+        held = self.tasks.get(key)
+        if held is not None and (uid is None or held["metadata"].get("uid") == uid):
+            del self.tasks[key]
+
+    # --- Jobs, by the Task they are named after
+    def job(self, key: Key) -> Obj | None:
+        return self.jobs.get(key)
+
+    def put_job(self, key: Key, body: Mapping[str, Any]) -> None:
+        if newer_or_same(body, self.jobs.get(key)):
+            job = slim_job(body)
+            self.jobs[key] = job
+            self._job_keys[(key[0], str(job["metadata"].get("name")))] = key
+
+    def drop_job(self, key: Key, uid: str | None = None) -> None:
+        held = self.jobs.get(key)
+        if held is not None and (uid is None or held["metadata"].get("uid") == uid):
+            del self.jobs[key]
+            self._job_keys.pop((key[0], str(held["metadata"].get("name"))), None)
+            self.create_failures.pop(key, None)
+
+    def key_of_job(self, namespace: str, job_name: str) -> Key | None:
+        return self._job_keys.get((namespace, job_name))
+
+    # --- pods, by the Task of their Job
+    def pods_of(self, key: Key) -> list[Obj]:
+        return list(self.pods.get(key, {}).values())
+
+    def put_pod(self, key: Key, body: Mapping[str, Any]) -> None:
+        name = str((body.get("metadata") or {}).get("name"))
+        pods = self.pods.setdefault(key, {})
+        if newer_or_same(body, pods.get(name)):
+            pods[name] = slim_pod(body)
+
+    def drop_pod(self, key: Key, name: str) -> None:
+        pods = self.pods.get(key)
+        if pods is not None:
+            pods.pop(name, None)
+            if not pods:
+                del self.pods[key]
+
+    def replace_pods(self, key: Key, bodies: Iterable[Mapping[str, Any]]) -> None:
+        """The pods just listed from the API server are all there is."""
+        self.pods.pop(key, None)
+        for body in bodies:
+            self.put_pod(key, body)
+
+    def forget(self, key: Key) -> None:
+        """The Task is gone: nothing about it is kept."""
+        self.tasks.pop(key, None)
+        self.drop_job(key)
+        self.pods.pop(key, None)
+        self.create_failures.pop(key, None)
+
+    def keys(self) -> set[Key]:
+        return set(self.tasks) | set(self.jobs) | set(self.pods)
+
+    def __len__(self) -> int:
+        return len(self.tasks) + len(self.jobs) + sum(len(p) for p in self.pods.values())

@@ -1,0 +1,411 @@
+"""The reconcile core: watch events → cache → work queue → sync (read → decide → write).
+
+Shaped like the Kubernetes Job controller: ``sync_task`` reads the caches (`Cache`), calls the pure
+`decide`, then writes. Invariants (proven by ``tests/unit/reconciler/test_simulation.py`` under
+seeded schedules of reordered, duplicated, dropped and delayed events, API faults and restarts, and
+on the local cluster by ``tests/integration/test_reconcile_core.py`` and ``bench/chaos``):
+
+1. **At most one Job per Task, ever** — `decide` (status names the Job before it is created; a
+   vanished Job fails the Task) and `_create_job` (only an API *refusal* permits a second try).
+2. **No outcome lost or invented** — `decide` reads results only from a terminated pod; status
+   writes carry the Task's resourceVersion (`Kube.patch_task_status`), so a stale pass loses.
+3. **Nothing taskop does not own is touched** — every Job delete carries the Job's uid.
+4. **Nothing dropped** — every error re-queues the key with per-key exponential backoff
+   (`WorkQueue.add_rate_limited`); a jittered periodic re-list (`resync`) catches what a watch
+   missed; callbacks run on their own bounded pool (`CallbackPool`).
+5. **Any restart is harmless** — nothing here is needed across restarts: the cluster holds the
+   truth, and a new process rebuilds the caches from the watches' initial lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from taskop.domain.decide import (
+    TASK_NAME_ANNOTATION,
+    DecideSettings,
+    Decision,
+    Observation,
+    decide,
+    owned_by,
+)
+from taskop.domain.jobs import MANAGED_BY, JobSettings
+from taskop.domain.names import job_name
+from taskop.domain.outcome import OutcomeSettings
+from taskop.domain.spec import SpecError, TaskSpec, parse_spec
+from taskop.kube.client import AlreadyExists, Conflict, NotFound, Obj, Refused
+from taskop.reconciler.cache import Cache, Key
+from taskop.reconciler.callbacks import CallbackPool
+from taskop.reconciler.queue import ShutDown, WorkQueue
+from taskop.settings import Settings
+
+log = logging.getLogger("taskop.controller")
+
+MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+EventSink = Callable[[Obj, str, str, str], None]  # (task, type, reason, message)
+
+
+class KubeAPI(Protocol):
+    """The calls the core makes (`taskop.kube.client.Kube`, or the simulation's fake)."""
+
+    async def patch_task_status(
+        self, namespace: str, name: str, resource_version: str, status: Obj
+    ) -> Obj: ...
+    async def patch_task(
+        self, namespace: str, name: str, resource_version: str | None, patch: Obj
+    ) -> Obj: ...
+    async def delete_task(
+        self, namespace: str, name: str, uid: str | None = None, resource_version: str | None = None
+    ) -> None: ...
+    async def get_job(self, namespace: str, name: str) -> Obj | None: ...
+    async def create_job(self, namespace: str, body: Obj) -> Obj: ...
+    async def delete_job(self, namespace: str, name: str, uid: str) -> bool: ...
+    async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]: ...
+    async def list_all(
+        self, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> Obj: ...
+
+
+def decide_settings(settings: Settings) -> DecideSettings:
+    return DecideSettings(
+        convergence=settings.convergence(),
+        jobs=JobSettings(),
+        outcome=OutcomeSettings(image_pull_grace_period=settings.image_pull_grace_period),
+        pod_create_grace_period=settings.pod_create_grace_period,
+    )
+
+
+def _key(body: Obj) -> Key:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace")), str(meta.get("name"))
+
+
+def _owner_task(body: Obj) -> str | None:
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("kind") == "Task":
+            return str(ref["name"])
+    return None
+
+
+def _created_after(held: Obj, listed: Obj) -> bool:
+    """Whether ``held`` is newer than the list ``listed`` (so its absence there means nothing)."""
+    try:
+        return int(held["metadata"]["resourceVersion"]) > int(listed["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+class Controller:
+    """One per operator process. ``clock`` gives Unix nanoseconds (the simulation's own clock)."""
+
+    def __init__(
+        self,
+        kube: KubeAPI,
+        settings: Settings,
+        events: EventSink | None = None,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        callbacks: CallbackPool | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.decide_settings = decide_settings(settings)
+        self.cache = Cache()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.queue: WorkQueue[Key] = WorkQueue(
+            base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay, rng=self.rng
+        )
+        self.events = events if settings.events_enabled else None
+        self.callbacks = callbacks or CallbackPool(kube, settings, self.enqueue_failed)
+        self._specs: dict[tuple[str, Any], TaskSpec | None] = {}  # (uid, generation) → spec
+        self._create_refused: set[tuple[Key, str]] = set()  # (key, Task uid)
+        self.enqueue: Callable[[Key], None] = self._enqueue_coalesced
+        self.passes = 0
+        self._workers: list[asyncio.Task[None]] = []
+        self._resync: asyncio.Task[None] | None = None
+
+    # --- watch events (kopf handlers call these)
+    def _enqueue_coalesced(self, key: Key) -> None:
+        # A Task, its Job and its pod change in bursts: let a burst arrive, then look once.
+        self.queue.add_after(key, self.settings.coalesce_delay)
+
+    def enqueue_failed(self, key: Key) -> None:
+        self.queue.add_rate_limited(key)
+
+    def task_event(self, event_type: str | None, body: Obj) -> None:
+        key = _key(body)
+        if event_type == "DELETED":
+            self.cache.drop_task(key, (body.get("metadata") or {}).get("uid"))
+        elif not self.cache.put_task(body):
+            return  # older than what this process already wrote: nothing new
+        self.enqueue(key)
+
+    def job_event(self, event_type: str | None, body: Obj) -> None:
+        task = _owner_task(body)
+        if task is None:
+            return
+        key = (_key(body)[0], task)
+        if event_type == "DELETED":
+            self.cache.drop_job(key, (body.get("metadata") or {}).get("uid"))
+        else:
+            self.cache.put_job(key, body)
+        self.enqueue(key)
+
+    def pod_event(self, event_type: str | None, body: Obj) -> None:
+        meta = body.get("metadata") or {}
+        task = (meta.get("annotations") or {}).get(TASK_NAME_ANNOTATION)
+        if task is None:
+            return
+        key = (str(meta.get("namespace")), str(task))
+        if event_type == "DELETED":
+            self.cache.drop_pod(key, str(meta.get("name")))
+        else:
+            self.cache.put_pod(key, body)
+        self.enqueue(key)
+
+    def failed_create_event(self, body: Obj) -> None:
+        """A FailedCreate Event of the Job controller about one of taskop's Jobs."""
+        involved = body.get("involvedObject") or {}
+        key = self.cache.key_of_job(str(involved.get("namespace")), str(involved.get("name")))
+        job = self.cache.job(key) if key else None
+        if key is None or job is None or job["metadata"].get("uid") != involved.get("uid"):
+            return
+        message = str(body.get("message") or body.get("reason") or "FailedCreate")
+        first_seen = self.cache.create_failures.get(key, (self.clock(), ""))[0]
+        self.cache.create_failures[key] = (first_seen, message)
+        self.enqueue(key)
+
+    def node_event(self, event_type: str | None, name: str) -> None:
+        if event_type == "DELETED":
+            self.cache.lost_cells.add(name)
+            for key, task in self.cache.tasks.items():
+                if (task.get("status") or {}).get("cellId") == name:
+                    self.enqueue(key)
+        else:
+            self.cache.lost_cells.discard(name)
+
+    # --- the pass
+    def _spec(self, task: Obj) -> TaskSpec | None:
+        meta = task["metadata"]
+        cache_key = (meta.get("uid"), meta.get("generation"))
+        if cache_key not in self._specs:
+            try:
+                self._specs[cache_key] = parse_spec(task.get("spec") or {})
+            except SpecError:
+                self._specs[cache_key] = None
+        return self._specs[cache_key]
+
+    def _observe(self, key: Key, task: Obj, **reads: Any) -> Observation:
+        uid = str(task["metadata"]["uid"])
+        cell = (task.get("status") or {}).get("cellId")
+        return Observation(
+            task=task,
+            job=self.cache.job(key),
+            pods=self.cache.pods_of(key),
+            create_failure=self.cache.create_failures.get(key),
+            create_refused=(key, uid) in self._create_refused,
+            cell_lost=bool(cell) and cell in self.cache.lost_cells,
+            now=self.clock(),
+            **reads,
+        )
+
+    async def sync_task(self, key: Key) -> None:
+        """One pass: read the cache → decide → write. Raises on API errors (the caller
+        re-queues with backoff)."""
+        self.passes += 1
+        task = self.cache.task(key)
+        if task is None:
+            self._forget(key)
+            return
+        spec = self._spec(task)
+        decision = decide(self._observe(key, task), self.decide_settings, spec)
+        if decision.reads:
+            reads = await self._read(key, task, decision)
+            decision = decide(self._observe(key, task, **reads), self.decide_settings, spec)
+            if decision.reads:  # the reads changed nothing it needed: look again later
+                self.queue.add_after(key, 1.0)
+                return
+        await self._write(key, task, decision)
+
+    async def _read(self, key: Key, task: Obj, decision: Decision) -> dict[str, bool]:
+        """The reads a decision asked for, taken into the cache."""
+        namespace, name = key
+        reads: dict[str, bool] = {}
+        if decision.read_job:
+            job = await self.kube.get_job(namespace, job_name(name))
+            if job is None:
+                self.cache.drop_job(key)
+                reads["job_absent_confirmed"] = True
+            else:
+                self.cache.put_job(key, job)
+        if decision.read_pods:
+            job = self.cache.job(key)
+            selector = f"controller-uid={job['metadata']['uid']}" if job else None
+            pods = await self.kube.list_pods(namespace, selector or f"{MANAGED_SELECTOR}")
+            self.cache.replace_pods(
+                key,
+                [p for p in pods if job is None or owned_by(p, str(job["metadata"]["uid"]))],
+            )
+            reads["pods_read"] = True
+        return reads
+
+    async def _write(self, key: Key, task: Obj, d: Decision) -> None:
+        namespace, name = key
+        meta = task["metadata"]
+        if d.delete_task:
+            log.info("deleting expired task", extra={"task": f"{namespace}/{name}"})
+            with contextlib.suppress(NotFound, Conflict):
+                await self.kube.delete_task(namespace, name, uid=meta["uid"])
+            return
+        if d.status is not None:
+            written = await self.kube.patch_task_status(
+                namespace, name, meta["resourceVersion"], d.status
+            )
+            self.cache.put_task(written)
+            task = self.cache.task(key) or task
+        if d.create_job is not None:
+            await self._create_job(key, task, d.create_job)
+        if d.delete_job_uid is not None:
+            await self.kube.delete_job(namespace, job_name(name), d.delete_job_uid)
+        if d.remove_finalizer:
+            finalizers = [f for f in meta.get("finalizers") or () if f != "taskop.dev/cleanup"]
+            with contextlib.suppress(NotFound):
+                written = await self.kube.patch_task(
+                    namespace,
+                    name,
+                    meta["resourceVersion"],
+                    {"metadata": {"finalizers": finalizers or None}},
+                )
+                self.cache.put_task(written)
+        if self.events is not None:
+            for type_, reason, message in d.events:
+                self.events(task, type_, reason, message)
+        if d.callback:
+            self.callbacks.submit(key, lambda: self.cache.task(key))
+        if d.recheck_in is not None:
+            self.queue.add_after(key, d.recheck_in + 0.01)
+
+    async def _create_job(self, key: Key, task: Obj, manifest: Obj) -> None:
+        namespace, _ = key
+        marker = (key, str(task["metadata"]["uid"]))
+        try:
+            job = await self.kube.create_job(namespace, manifest)
+        except AlreadyExists:
+            found = await self.kube.get_job(namespace, manifest["metadata"]["name"])
+            if found is not None:
+                self.cache.put_job(key, found)
+            self._create_refused.discard(marker)
+            self.queue.add(key)
+            return
+        except Refused:
+            # Certainly not created (e.g. the namespace is being deleted): a retry is safe.
+            self._create_refused.add(marker)
+            raise
+        except BaseException:
+            # A timeout or 5xx: it may have been created. Only the cluster can tell from now on.
+            self._create_refused.discard(marker)
+            raise
+        self._create_refused.discard(marker)
+        self.cache.put_job(key, job)
+
+    def _forget(self, key: Key) -> None:
+        self.cache.forget(key)
+        self.queue.forget(key)
+        self.queue.cancel_timer(key)
+        self._create_refused = {m for m in self._create_refused if m[0] != key}
+
+    # --- workers
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                await self.sync_task(key)
+            except Conflict:
+                # Someone else changed the Task first; its watch event brings the new version.
+                self.queue.add_rate_limited(key)
+            except Exception as e:
+                delay = self.queue.add_rate_limited(key)
+                log.warning(
+                    "reconcile failed; retrying",
+                    extra={"task": f"{key[0]}/{key[1]}", "error": repr(e)[:500], "in": delay},
+                )
+            else:
+                self.queue.forget(key)
+            finally:
+                self.queue.done(key)
+
+    async def resync(self) -> None:
+        """Re-list taskop's Tasks, Jobs and pods; replace the caches (deletions a watch missed
+        included) and look at every Task. One LIST per kind, not per Task."""
+        namespace = self.settings.namespace or None
+        tasks = await self.kube.list_all("tasks", namespace)
+        jobs = await self.kube.list_all("jobs", namespace, MANAGED_SELECTOR)
+        pods = await self.kube.list_all("pods", namespace, MANAGED_SELECTOR)
+        self.replace(tasks, jobs, pods)
+
+    def replace(self, tasks: Obj, jobs: Obj, pods: Obj) -> None:
+        """Like an informer's Replace: the lists are the truth, unless the cache holds newer."""
+        listed_tasks = {_key(t): t for t in tasks["items"]}
+        for key, held in list(self.cache.tasks.items()):
+            if key not in listed_tasks and not _created_after(held, tasks):
+                self.cache.drop_task(key)
+        for body in listed_tasks.values():
+            self.cache.put_task(body)
+        listed_jobs: dict[Key, Obj] = {}
+        for body in jobs["items"]:
+            if task := _owner_task(body):
+                listed_jobs[(_key(body)[0], task)] = body
+        for key, held in list(self.cache.jobs.items()):
+            if key not in listed_jobs and not _created_after(held, jobs):
+                self.cache.drop_job(key)
+        for key, body in listed_jobs.items():
+            self.cache.put_job(key, body)
+        by_task: dict[Key, list[Obj]] = {}
+        for body in pods["items"]:
+            meta = body.get("metadata") or {}
+            if task := (meta.get("annotations") or {}).get(TASK_NAME_ANNOTATION):
+                by_task.setdefault((str(meta.get("namespace")), str(task)), []).append(body)
+        for key in set(self.cache.pods) | set(by_task):
+            self.cache.replace_pods(key, by_task.get(key, []))
+        for key in self.cache.keys():
+            self.queue.add(key)
+
+    async def _resync_loop(self) -> None:
+        period = self.settings.resync_period
+        while True:
+            await asyncio.sleep(period * self.rng.uniform(0.9, 1.1))
+            try:
+                await self.resync()
+            except Exception as e:
+                log.warning("resync failed; next one as planned", extra={"error": repr(e)[:500]})
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"taskop-worker-{i}")
+            for i in range(self.settings.workers)
+        ]
+        if self.settings.resync_period > 0:
+            self._resync = asyncio.create_task(self._resync_loop(), name="taskop-resync")
+        self.callbacks.start()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Graceful: no new passes; passes in flight finish (up to ``grace`` seconds)."""
+        if self._resync is not None:
+            self._resync.cancel()
+        self.queue.shut_down()
+        await self.queue.drain(grace)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self.callbacks.stop()

@@ -1,0 +1,150 @@
+"""A rate-limited work queue, as client-go's ``workqueue``: the one road from events to passes.
+
+- A key is handed to one worker at a time; a key added while it is being processed is processed
+  again afterwards (never dropped, never concurrent).
+- ``add_after`` delays a key (timers: expiry, kicks, grace periods); the earliest due time wins.
+- ``add_rate_limited`` re-queues a key that failed, after ``base * 2**failures`` seconds capped at
+  ``max_delay``, jittered; ``forget`` resets its failures after a pass that succeeded.
+- ``shut_down`` stops handing out keys; passes in flight finish (``drain``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import itertools
+import random
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class ShutDown(Exception):
+    """The queue is shut down: no more keys."""
+
+
+class WorkQueue(Generic[K]):
+    def __init__(
+        self,
+        *,
+        base_delay: float = 0.05,
+        max_delay: float = 300.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._rng = rng or random.Random()
+        self._ready: collections.deque[K] = collections.deque()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()  # added while processing
+        self._failures: dict[K, int] = {}
+        self._timers: list[tuple[float, int, K]] = []  # (due, seq, key)
+        self._due: dict[K, float] = {}
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._shutting_down = False
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._due)
+
+    # --- adding
+    def add(self, key: K) -> None:
+        if self._shutting_down:
+            return
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key not in self._queued:
+            self._queued.add(key)
+            self._ready.append(key)
+            self._wakeup.set()
+
+    def add_after(self, key: K, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        if self._shutting_down:
+            return
+        due = asyncio.get_running_loop().time() + delay
+        if key in self._due and self._due[key] <= due:
+            return
+        self._due[key] = due
+        heapq.heappush(self._timers, (due, next(self._seq), key))
+        self._wakeup.set()
+
+    def add_rate_limited(self, key: K) -> float:
+        """Re-queue ``key`` after its backoff; returns the delay."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        delay: float = min(self.max_delay, self.base_delay * 2.0**failures)
+        delay *= self._rng.uniform(0.8, 1.2)
+        self.add_after(key, delay)
+        return delay
+
+    def failures(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+
+    def cancel_timer(self, key: K) -> None:
+        self._due.pop(key, None)
+
+    # --- taking
+    def _release_due(self) -> float | None:
+        """Move due timers to ready; seconds until the next one (None: none)."""
+        now = asyncio.get_running_loop().time()
+        while self._timers:
+            due, _, key = self._timers[0]
+            if self._due.get(key) != due:
+                heapq.heappop(self._timers)  # superseded or cancelled
+                continue
+            if due > now:
+                return due - now
+            heapq.heappop(self._timers)
+            del self._due[key]
+            self.add(key)
+        return None
+
+    async def get(self) -> K:
+        while True:
+            if self._shutting_down:
+                raise ShutDown
+            wait = self._release_due()
+            if self._ready:
+                key = self._ready.popleft()
+                self._queued.discard(key)
+                self._processing.add(key)
+                self._idle.clear()
+                return key
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+
+    def done(self, key: K) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self.add(key)
+        if not self._processing:
+            self._idle.set()
+
+    # --- stopping
+    def shut_down(self) -> None:
+        self._shutting_down = True
+        self._wakeup.set()
+
+    async def drain(self, grace: float) -> bool:
+        """Wait until no pass is in flight; False when ``grace`` seconds were not enough."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=grace)
+        except TimeoutError:
+            return False
+        return True
