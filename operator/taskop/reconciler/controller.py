@@ -112,6 +112,7 @@ class Controller:
         *,
         clock: Callable[[], int] = time.time_ns,
         callbacks: CallbackPool | None = None,
+        queue: WorkQueue[Key] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.kube = kube
@@ -120,7 +121,7 @@ class Controller:
         self.cache = Cache()
         self.clock = clock
         self.rng = rng or random.Random()
-        self.queue: WorkQueue[Key] = WorkQueue(
+        self.queue: WorkQueue[Key] = queue or WorkQueue(
             base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay, rng=self.rng
         )
         self.events = events if settings.events_enabled else None
