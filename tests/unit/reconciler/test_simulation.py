@@ -14,7 +14,8 @@ Invariants checked after every schedule:
 - every callback is delivered, or the Task expired as BBS's do;
 - a Job taskop does not own is never deleted.
 
-A failing seed is printed; ``SIM_SEED=<n> pytest tests/unit/reconciler/test_simulation.py`` replays it.
+A failing seed is printed; ``SIM_SEED=<n> pytest tests/unit/reconciler/test_simulation.py``
+replays it.
 """
 
 from __future__ import annotations
