@@ -80,36 +80,7 @@ def namespace(k8s: object, request: pytest.FixtureRequest) -> Iterator[str]:
         what=f"the default ServiceAccount in {name}",
     )
     yield name
-    _release_tasks(k8s, name)
     core.delete_namespace(name, propagation_policy="Background")
-
-
-def _release_tasks(k8s: object, namespace: str) -> None:
-    """Drop taskop's finalizer from the test's Tasks: the operator is stopped by now, and the
-    namespace could otherwise never finish deleting."""
-    from kubernetes import client
-
-    custom = client.CustomObjectsApi(k8s)
-    try:
-        items = custom.list_namespaced_custom_object("taskop.dev", "v1alpha1", namespace, "tasks")
-    except client.ApiException as e:
-        if e.status == 404:  # no CRD installed
-            return
-        raise
-    for task in items["items"]:
-        if task["metadata"].get("finalizers"):
-            try:
-                custom.patch_namespaced_custom_object(
-                    "taskop.dev",
-                    "v1alpha1",
-                    namespace,
-                    "tasks",
-                    task["metadata"]["name"],
-                    {"metadata": {"finalizers": None}},
-                )
-            except client.ApiException as e:
-                if e.status != 404:
-                    raise
 
 
 @pytest.fixture(scope="session")

@@ -94,7 +94,7 @@ OPERATOR_RULES = {
     ("taskop.dev", "tasks"): {"get", "list", "watch", "patch", "delete"},
     ("taskop.dev", "tasks/status"): {"patch"},
     ("taskop.dev", "tasks/finalizers"): {"update"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch"},
     ("", "events"): {"create", "list", "watch"},
 }
@@ -263,6 +263,7 @@ KUBE_CALLS = {
     "get_job": ("batch", "jobs", "get"),
     "create_job": ("batch", "jobs", "create"),
     "delete_job": ("batch", "jobs", "delete"),
+    "release_job": ("batch", "jobs", "patch"),
     "list_pods": ("", "pods", "list"),
     "list_all": ("taskop.dev", "tasks", "list"),  # and jobs, pods: list (the periodic resync)
 }

@@ -68,5 +68,5 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* A number as the operator parses it: whole numbers without exponent (YAML numbers are floats). */}}
 {{- define "taskop.number" -}}
-{{- if eq (float64 .) (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- if kindIs "bool" . }}{{ . }}{{ else if eq (float64 .) (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
 {{- end }}

@@ -4,10 +4,12 @@ Like the Job controller's ``syncJob``, a pass reads its caches, decides here, th
 module holds no clock, no client and no state; the reconciler (``taskop.reconciler.controller``)
 reads and writes. The promises it keeps, and where:
 
-- **At most once.** The Job's name is written to ``status.jobName`` *before* the Job is created
-  (`Decision.create_job` always comes with a status write naming it). A Task whose status names a
-  Job that is gone — confirmed by the API server, not just the cache — fails; it never gets a second
-  Job. Retries happen only inside the one Job (``backoffLimit`` = ``spec.retries``).
+- **At most once.** ``status.jobName`` is the witness that the Job was created: a Task whose status
+  names a Job that is gone — confirmed by the API server, not just the cache — fails; it never gets
+  a second Job. The Job is created carrying the finalizer ``taskop.dev/witness``, removed only once
+  the witness is written, so between its creation and the witness the Job cannot vanish (a delete
+  leaves it visible, terminating): an operator that crashes there finds it again on restart.
+  Retries happen only inside the one Job (``backoffLimit`` = ``spec.retries``).
 - **Ownership.** A Job is acted on only when an owner reference carries the Task's uid, and every
   delete names that uid. A same-named Job owned by another Task of the same name (an earlier Task,
   being garbage-collected) is waited for; any other same-named Job fails the Task at once.
@@ -40,6 +42,8 @@ from taskop.domain.status import derive_conditions, record_from_status, record_t
 
 Obj = Mapping[str, Any]
 
+WITNESS_FINALIZER = "taskop.dev/witness"
+"""On a Job from its creation until ``status.jobName`` names it (see the module docstring)."""
 LEGACY_FINALIZER = "taskop.dev/cleanup"
 """Finalizer of taskop ≤ 0.1 (removed from Tasks being deleted; no longer added)."""
 TASK_NAME_ANNOTATION = "taskop.dev/task-name"
@@ -71,9 +75,6 @@ class Observation:
     """The Job named ``job_name(task)``, whoever owns it."""
     job_absent_confirmed: bool = False
     """The API server just answered 404 for that Job (after a `Decision.read_job`)."""
-    create_refused: bool = False
-    """This process's last attempt to create the Job was refused by the API server (an error
-    answer, not a timeout): the Job was certainly not created, so creating it again is safe."""
     pods: Sequence[Obj] = ()
     pods_read: bool = False
     """``pods`` were just listed from the API server (after a `Decision.read_pods`)."""
@@ -89,7 +90,9 @@ class Decision:
     status: dict[str, Any] | None = None
     """The status to merge in (with the Task's resourceVersion as precondition); None: unchanged."""
     create_job: dict[str, Any] | None = None
-    """A Job manifest to create after the status write."""
+    """A Job manifest to create *before* the status write (which then names it)."""
+    release_job_uid: str | None = None
+    """Remove `WITNESS_FINALIZER` from the Job with this uid, after the status write."""
     delete_job_uid: str | None = None
     """Delete the Task's Job, with this uid as precondition."""
     delete_task: bool = False
@@ -197,6 +200,10 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         _follow_job(obs, spec, settings, p, d)
         if d.reads:
             return Decision(read_job=d.read_job, read_pods=d.read_pods)
+    if our_job is not None and WITNESS_FINALIZER in (_get(our_job, "metadata", "finalizers") or ()):
+        # Witnessed by now (the status write below names it), or the Task is finished and will
+        # never create a Job again: the Job may go whenever it is deleted.
+        d.release_job_uid = str(our_job["metadata"]["uid"])
 
     rec = p.rec
     convergence = _convergence_for(task, spec, settings.convergence)
@@ -294,16 +301,14 @@ def _follow_job(
     job = obs.job
 
     if job is None:
-        if witnessed and not obs.create_refused:
-            # Status names the Job: it was created, or its creation was under way when this
-            # process (or an earlier one) stopped. Either way it may have run: never again.
+        if witnessed:
+            # Status names the Job, so it was created, and it may have run: never again.
             if not obs.job_absent_confirmed:
                 d.read_job = True
                 return
             text = (
-                f"Job {jname} is gone: it was deleted before the task finished, or the operator"
-                " stopped while creating it; taskop runs a task at most once, so it does not"
-                " create the Job again"
+                f"Job {jname} was deleted before the task finished; taskop runs a task at most"
+                " once, so it does not create the Job again"
             )
             d.events.append(("Warning", "JobDeleted", text))
             _fail(p, ConditionReason.JOB_DELETED, text, now)
@@ -325,6 +330,7 @@ def _follow_job(
         manifest["spec"]["template"]["metadata"].setdefault("annotations", {})[
             TASK_NAME_ANNOTATION
         ] = name
+        manifest["metadata"]["finalizers"] = [WITNESS_FINALIZER]
         d.create_job = manifest
         p.reason = ConditionReason.JOB_CREATED
         return

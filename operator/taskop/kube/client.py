@@ -17,6 +17,7 @@ GROUP = "taskop.dev"
 VERSION = "v1alpha1"
 PLURAL = "tasks"
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 Obj = dict[str, Any]
 
@@ -266,6 +267,25 @@ class Kube:
         except (NotFound, Conflict):
             return False
         return True
+
+    async def release_job(
+        self, namespace: str, name: str, uid: str, finalizer: str
+    ) -> Obj | None:
+        """Remove ``finalizer`` from the Job ``name`` if its uid is ``uid``; the Job after it,
+        None when it is gone (or is another object by now)."""
+        body = {"metadata": {"uid": uid, "$deleteFromPrimitiveList/finalizers": [finalizer]}}
+        try:
+            return await _json(
+                self.batch.patch_namespaced_job(  # type: ignore[call-arg]
+                    name,
+                    namespace,
+                    body,
+                    _content_type=STRATEGIC_MERGE_PATCH,
+                    _preload_content=False,
+                )
+            )
+        except (NotFound, Conflict, Invalid):
+            return None  # a different uid is refused as a change of an immutable field
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
         data = await _json(

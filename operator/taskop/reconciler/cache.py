@@ -65,8 +65,11 @@ def slim_task(body: Mapping[str, Any]) -> Obj:
 def slim_job(body: Mapping[str, Any]) -> Obj:
     status = body.get("status") or {}
     spec = body.get("spec") or {}
+    meta = _meta(body)
+    if finalizers := (body.get("metadata") or {}).get("finalizers"):
+        meta["finalizers"] = list(finalizers)
     out: Obj = {
-        "metadata": _meta(body),
+        "metadata": meta,
         "status": {"conditions": status.get("conditions") or []} if status else {},
     }
     if "activeDeadlineSeconds" in spec:

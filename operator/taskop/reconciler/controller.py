@@ -5,8 +5,9 @@ Shaped like the Kubernetes Job controller: ``sync_task`` reads the caches (`Cach
 seeded schedules of reordered, duplicated, dropped and delayed events, API faults and restarts, and
 on the local cluster by ``tests/integration/test_reconcile_core.py`` and ``bench/chaos``):
 
-1. **At most one Job per Task, ever** — `decide` (status names the Job before it is created; a
-   vanished Job fails the Task) and `_create_job` (only an API *refusal* permits a second try).
+1. **At most one Job per Task, ever** — `decide` (``status.jobName`` witnesses the Job; a vanished
+   Job fails the Task) and `_write` (create the Job with the witness finalizer → write the witness
+   → release the finalizer, in that order).
 2. **No outcome lost or invented** — `decide` reads results only from a terminated pod; status
    writes carry the Task's resourceVersion (`Kube.patch_task_status`), so a stale pass loses.
 3. **Nothing taskop does not own is touched** — every Job delete carries the Job's uid.
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 from taskop.domain.decide import (
     TASK_NAME_ANNOTATION,
+    WITNESS_FINALIZER,
     DecideSettings,
     Decision,
     Observation,
@@ -39,7 +41,7 @@ from taskop.domain.jobs import MANAGED_BY, JobSettings
 from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
-from taskop.kube.client import AlreadyExists, Conflict, NotFound, Obj, Refused
+from taskop.kube.client import AlreadyExists, Conflict, NotFound, Obj
 from taskop.reconciler.cache import Cache, Key
 from taskop.reconciler.callbacks import CallbackPool
 from taskop.reconciler.queue import ShutDown, WorkQueue
@@ -66,6 +68,9 @@ class KubeAPI(Protocol):
     async def get_job(self, namespace: str, name: str) -> Obj | None: ...
     async def create_job(self, namespace: str, body: Obj) -> Obj: ...
     async def delete_job(self, namespace: str, name: str, uid: str) -> bool: ...
+    async def release_job(
+        self, namespace: str, name: str, uid: str, finalizer: str
+    ) -> Obj | None: ...
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]: ...
     async def list_all(
         self, kind: str, namespace: str | None, label_selector: str | None = None
@@ -127,7 +132,6 @@ class Controller:
         self.events = events if settings.events_enabled else None
         self.callbacks = callbacks or CallbackPool(kube, settings, self.enqueue_failed)
         self._specs: dict[tuple[str, Any], TaskSpec | None] = {}  # (uid, generation) → spec
-        self._create_refused: set[tuple[Key, str]] = set()  # (key, Task uid)
         self.enqueue: Callable[[Key], None] = self._enqueue_coalesced
         self.passes = 0
         self._workers: list[asyncio.Task[None]] = []
@@ -205,14 +209,12 @@ class Controller:
         return self._specs[cache_key]
 
     def _observe(self, key: Key, task: Obj, **reads: Any) -> Observation:
-        uid = str(task["metadata"]["uid"])
         cell = (task.get("status") or {}).get("cellId")
         return Observation(
             task=task,
             job=self.cache.job(key),
             pods=self.cache.pods_of(key),
             create_failure=self.cache.create_failures.get(key),
-            create_refused=(key, uid) in self._create_refused,
             cell_lost=bool(cell) and cell in self.cache.lost_cells,
             now=self.clock(),
             **reads,
@@ -224,6 +226,10 @@ class Controller:
         self.passes += 1
         task = self.cache.task(key)
         if task is None:
+            job = self.cache.job(key)
+            if job is not None and WITNESS_FINALIZER in (job["metadata"].get("finalizers") or ()):
+                # The Task went between its Job's creation and the witness: let the Job go.
+                await self._release(key, str(job["metadata"]["uid"]))
             self._forget(key)
             return
         spec = self._spec(task)
@@ -266,14 +272,19 @@ class Controller:
             with contextlib.suppress(NotFound, Conflict):
                 await self.kube.delete_task(namespace, name, uid=meta["uid"])
             return
+        release = d.release_job_uid
+        if d.create_job is not None:
+            release = await self._create_job(key, d.create_job)
+            if release is None:
+                return  # found, not created: decide again on what is there
         if d.status is not None:
             written = await self.kube.patch_task_status(
                 namespace, name, meta["resourceVersion"], d.status
             )
             self.cache.put_task(written)
             task = self.cache.task(key) or task
-        if d.create_job is not None:
-            await self._create_job(key, task, d.create_job)
+        if release is not None:
+            await self._release(key, release)
         if d.delete_job_uid is not None:
             await self.kube.delete_job(namespace, job_name(name), d.delete_job_uid)
         if d.remove_finalizer:
@@ -294,34 +305,34 @@ class Controller:
         if d.recheck_in is not None:
             self.queue.add_after(key, d.recheck_in + 0.01)
 
-    async def _create_job(self, key: Key, task: Obj, manifest: Obj) -> None:
+    async def _create_job(self, key: Key, manifest: Obj) -> str | None:
+        """Create the Job; its uid, or None when one of that name exists already (then cached)."""
         namespace, _ = key
-        marker = (key, str(task["metadata"]["uid"]))
         try:
             job = await self.kube.create_job(namespace, manifest)
         except AlreadyExists:
+            # Ours from a create that timed out, or someone else's: the next pass decides.
             found = await self.kube.get_job(namespace, manifest["metadata"]["name"])
             if found is not None:
                 self.cache.put_job(key, found)
-            self._create_refused.discard(marker)
             self.queue.add(key)
-            return
-        except Refused:
-            # Certainly not created (e.g. the namespace is being deleted): a retry is safe.
-            self._create_refused.add(marker)
-            raise
-        except BaseException:
-            # A timeout or 5xx: it may have been created. Only the cluster can tell from now on.
-            self._create_refused.discard(marker)
-            raise
-        self._create_refused.discard(marker)
+            return None
         self.cache.put_job(key, job)
+        return str(job["metadata"]["uid"])
+
+    async def _release(self, key: Key, job_uid: str) -> None:
+        """Remove the witness finalizer from the Task's Job (uid precondition)."""
+        namespace, name = key
+        job = await self.kube.release_job(namespace, job_name(name), job_uid, WITNESS_FINALIZER)
+        if job is None:
+            self.cache.drop_job(key, job_uid)
+        else:
+            self.cache.put_job(key, job)
 
     def _forget(self, key: Key) -> None:
         self.cache.forget(key)
         self.queue.forget(key)
         self.queue.cancel_timer(key)
-        self._create_refused = {m for m in self._create_refused if m[0] != key}
 
     # --- workers
     async def _worker(self) -> None:

@@ -128,7 +128,7 @@ class FakeCluster:
     # --- garbage collector
     def _delete(self, kind: str, obj: Obj) -> None:
         meta = obj["metadata"]
-        if kind == "tasks" and meta.get("finalizers"):
+        if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
                 self._commit(kind, "MODIFIED", obj)
@@ -230,6 +230,28 @@ class FakeCluster:
             raise ClientTimeout
         return True
 
+    async def release_job(
+        self, namespace: str, name: str, uid: str, finalizer: str
+    ) -> Obj | None:
+        fault = self._fault("release_job")
+        if fault == "5xx":
+            raise ServerError("500")
+        job = self.objects["jobs"].get((namespace, name))
+        if job is None or job["metadata"]["uid"] != uid:
+            return None
+        job = copy.deepcopy(job)
+        job["metadata"]["finalizers"] = [
+            f for f in job["metadata"].get("finalizers") or () if f != finalizer
+        ]
+        if job["metadata"].get("deletionTimestamp") and not job["metadata"]["finalizers"]:
+            self._delete("jobs", job)
+            written = None
+        else:
+            written = self._commit("jobs", "MODIFIED", job)
+        if fault == "timeout":
+            raise ClientTimeout
+        return written
+
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
         if self._fault("list_pods") is not None:
             raise ServerError("500")
@@ -254,7 +276,12 @@ class FakeCluster:
     # --- Job controller and kubelet (one step each; the schedule picks which)
     def job_controller_step(self, job_key: Key, *, refuse: str | None = None) -> None:
         job = self.objects["jobs"].get(job_key)
-        if job is None or job["status"].get("conditions") or not job["spec"].get("template"):
+        if (
+            job is None
+            or job["status"].get("conditions")
+            or not job["spec"].get("template")
+            or job["metadata"].get("deletionTimestamp")
+        ):
             return
         pods = [p for p in self.objects["pods"].values() if _owned(p, job["metadata"]["uid"])]
         if not pods:

@@ -116,6 +116,8 @@ class Simulation:
         self.refuse: dict[str, str] = {}  # Task name → FailedCreate message
         self.failing: set[str] = set()  # Task names whose command exits 1
         self.foreign_jobs: list[str] = []
+        self.cancelled: set[str] = set()  # Task names a user cancelled
+        self.jobs_deleted: set[str] = set()  # Task names whose Job a user deleted
         self.controller = self._new_controller()
         self.restarts = 0
 
@@ -252,11 +254,15 @@ class Simulation:
         elif r < 0.90:
             owned = [k for k, j in cluster.objects["jobs"].items() if j["metadata"].get("labels")]
             if owned:
-                cluster.user_delete("jobs", self.rng.choice(sorted(owned)))  # kubectl delete job
+                key = self.rng.choice(sorted(owned))
+                cluster.user_delete("jobs", key)  # kubectl delete job
+                self.jobs_deleted.add(key[1])
         elif r < 0.905:
             tasks = sorted(cluster.objects["tasks"])
             if tasks:
-                cluster.user_patch_spec(self.rng.choice(tasks), {"cancelled": True})
+                key = self.rng.choice(tasks)
+                cluster.user_patch_spec(key, {"cancelled": True})
+                self.cancelled.add(key[1])
         elif r < 0.91:
             try:
                 await self.controller.resync()
@@ -303,6 +309,20 @@ class Simulation:
             for t in tasks
         ) and not any(self.cursor[k] < len(self.cluster.streams[k]) for k in self.cluster.streams)
 
+    def _explained(self, name: str, reason: str) -> bool:
+        """Whether the schedule did something that makes ``reason`` true (nothing invented)."""
+        causes = {
+            "task was cancelled": name in self.cancelled,
+            f"Job {name} was deleted": name in self.jobs_deleted,
+            f"the pod of Job {name} was deleted": name in self.jobs_deleted,
+            f"Job {name} exists and is not owned": name in self.foreign_jobs,
+            "pod could not be created": name in self.refuse,
+            "exit status 1": name in self.failing,
+            "job failed": name in self.failing,
+            "not started within time limit": self.now - EPOCH > 1800 * 10**9,
+        }
+        return any(reason.startswith(prefix) and ok for prefix, ok in causes.items())
+
     # --- the promises
     def check(self) -> None:
         cluster = self.cluster
@@ -313,7 +333,7 @@ class Simulation:
             name = task["metadata"]["name"]
             assert status.get("state") in ("Completed", "Resolving"), (name, status)
             if status["failed"]:
-                assert status["failureReason"], (name, status)
+                assert self._explained(name, status["failureReason"]), (name, status)
             else:
                 jobs = cluster.jobs_created.get(task["metadata"]["uid"], [])
                 assert jobs, (name, "succeeded without a Job")
