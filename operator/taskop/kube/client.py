@@ -268,9 +268,7 @@ class Kube:
             return False
         return True
 
-    async def release_job(
-        self, namespace: str, name: str, uid: str, finalizer: str
-    ) -> Obj | None:
+    async def release_job(self, namespace: str, name: str, uid: str, finalizer: str) -> Obj | None:
         """Remove ``finalizer`` from the Job ``name`` if its uid is ``uid``; the Job after it,
         None when it is gone (or is another object by now)."""
         body = {"metadata": {"uid": uid, "$deleteFromPrimitiveList/finalizers": [finalizer]}}

@@ -230,9 +230,7 @@ class FakeCluster:
             raise ClientTimeout
         return True
 
-    async def release_job(
-        self, namespace: str, name: str, uid: str, finalizer: str
-    ) -> Obj | None:
+    async def release_job(self, namespace: str, name: str, uid: str, finalizer: str) -> Obj | None:
         fault = self._fault("release_job")
         if fault == "5xx":
             raise ServerError("500")

@@ -1,0 +1,203 @@
+"""The pure decision of a reconcile pass, one rule at a time (the simulation checks them together)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from taskop.domain.decide import (
+    LEGACY_FINALIZER,
+    WITNESS_FINALIZER,
+    DecideSettings,
+    Decision,
+    Observation,
+    decide,
+)
+from taskop.domain.states import ConditionReason
+
+NOW = 1_800_000_000 * 10**9
+SETTINGS = DecideSettings(pod_create_grace_period=30)
+TASK_UID = "task-uid"
+JOB_UID = "job-uid"
+
+
+def task(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": "t",
+            "uid": TASK_UID,
+            "resourceVersion": "10",
+            "generation": 1,
+        },
+        "spec": {
+            "image": "busybox",
+            "action": {"run": {"path": "sh"}},
+            "resultFile": "/tmp/result",
+            **spec,
+        },
+        "status": status or {},
+    }
+
+
+PENDING = {"state": "Pending", "jobName": "t", "createdAt": "2027-01-15T08:00:00.000000000Z"}
+RUNNING = {**PENDING, "state": "Running", "cellId": "node-1"}
+
+
+def job(
+    condition: str | None = None,
+    *,
+    owner: str = TASK_UID,
+    finalizers: tuple[str, ...] = (),
+    deleting: bool = False,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": "t",
+        "uid": JOB_UID,
+        "ownerReferences": [{"kind": "Task", "name": "t", "uid": owner}] if owner else [],
+        "finalizers": list(finalizers),
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2027-01-15T08:00:00Z"
+    conditions = [{"type": condition, "status": "True"}] if condition else []
+    return {"metadata": meta, "status": {"conditions": conditions}}
+
+
+def pod(phase: str = "Running", terminated: dict[str, Any] | None = None) -> dict[str, Any]:
+    state = {"terminated": terminated} if terminated else {"running": {}}
+    return {
+        "metadata": {
+            "name": "t-abc",
+            "creationTimestamp": "2027-01-15T08:00:00Z",
+            "ownerReferences": [{"kind": "Job", "name": "t", "uid": JOB_UID}],
+        },
+        "spec": {"nodeName": "node-1"},
+        "status": {"phase": phase, "containerStatuses": [{"name": "task", "state": state}]},
+    }
+
+
+def run(t: dict[str, Any], **observed: Any) -> Decision:
+    return decide(Observation(task=t, now=NOW, **observed), SETTINGS)
+
+
+def test_a_new_task_creates_its_job_with_the_witness_finalizer_then_names_it() -> None:
+    d = run(task())
+    assert d.create_job is not None
+    assert d.create_job["metadata"]["finalizers"] == [WITNESS_FINALIZER]
+    assert d.status is not None and d.status["jobName"] == "t"
+    assert d.status["state"] == "Pending"
+
+
+def test_the_witness_finalizer_is_released_once_status_names_the_job() -> None:
+    d = run(task(PENDING), job=job(finalizers=(WITNESS_FINALIZER,)), pods=[pod()])
+    assert d.release_job_uid == JOB_UID
+    assert d.status is not None and d.status["state"] == "Running"
+
+
+def test_a_job_deleted_while_it_ran_is_confirmed_then_fails_the_task_never_recreated() -> None:
+    first = run(task(RUNNING))
+    assert first.read_job and first.create_job is None and first.status is None
+    d = run(task(RUNNING), job_absent_confirmed=True)
+    assert d.create_job is None
+    assert d.status is not None and d.status["failed"] is True
+    assert d.status["failureReason"].startswith("Job t was deleted before the task finished")
+    assert d.status["conditions"][-1]["reason"] == ConditionReason.JOB_DELETED
+
+
+def test_a_job_being_deleted_fails_the_task_and_lets_the_job_go() -> None:
+    d = run(task(RUNNING), job=job(deleting=True, finalizers=(WITNESS_FINALIZER,)))
+    assert d.status is not None and d.status["failed"] is True
+    assert d.release_job_uid == JOB_UID and d.create_job is None
+
+
+def test_a_same_named_job_owned_by_nobody_fails_the_task_at_once_and_is_never_touched() -> None:
+    d = run(task(), job=job(owner=""))
+    assert d.create_job is None and d.delete_job_uid is None and d.release_job_uid is None
+    assert d.status is not None and d.status["failed"] is True
+    assert "exists and is not owned by this Task" in d.status["failureReason"]
+
+
+def test_cancelling_a_task_never_deletes_a_job_it_does_not_own() -> None:
+    d = run(task(PENDING, cancelled=True), job=job(owner="someone-else"))
+    assert d.delete_job_uid is None
+    assert d.status is not None and d.status["failureReason"] == "task was cancelled"
+
+
+def test_cancelling_deletes_the_tasks_own_job_by_uid() -> None:
+    d = run(task(RUNNING, cancelled=True), job=job(), pods=[pod()])
+    assert d.delete_job_uid == JOB_UID
+
+
+def test_the_job_of_an_earlier_task_of_the_same_name_is_waited_for() -> None:
+    d = run(task(), job=job(owner="earlier-task-uid"))
+    assert d.create_job is None and d.delete_job_uid is None
+    assert d.status is not None and d.status["state"] == "Pending"
+    assert "earlier Task named t" in d.status["conditions"][-1]["message"]
+    assert d.recheck_in == SETTINGS.conflict_recheck
+
+
+def test_a_complete_job_is_not_read_before_its_pods_terminated_state() -> None:
+    d = run(task(RUNNING), job=job("Complete"), pods=[pod("Running")])
+    assert d.read_pods and d.status is None
+    done = pod("Succeeded", {"exitCode": 0, "message": "the result"})
+    d = run(task(RUNNING), job=job("Complete"), pods=[done], pods_read=True)
+    assert d.status is not None
+    assert (d.status["state"], d.status["failed"], d.status["result"]) == (
+        "Completed",
+        False,
+        "the result",
+    )
+
+
+def test_a_result_whose_pod_is_gone_is_a_stated_failure_never_an_empty_success() -> None:
+    d = run(task(RUNNING), job=job("Complete"), pods=[], pods_read=True)
+    assert d.status is not None and d.status["failed"] is True
+    assert "result is lost" in d.status["failureReason"]
+
+
+def test_without_a_result_file_a_complete_job_succeeds_even_if_its_pod_is_gone() -> None:
+    d = run(task(RUNNING, resultFile=None), job=job("Complete"), pods=[], pods_read=True)
+    assert d.status is not None and (d.status["failed"], d.status["result"]) == (False, "")
+
+
+POD_SECURITY = 'pods "t-x" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot'
+QUOTA = 'pods "t-x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1'
+
+
+def test_a_pod_security_refusal_fails_the_task_at_once_with_the_api_servers_message() -> None:
+    d = run(task(PENDING), job=job(), create_failure=(NOW, POD_SECURITY))
+    assert d.status is not None and d.status["failed"] is True
+    assert d.status["failureReason"] == f"pod could not be created: {POD_SECURITY}"
+    assert d.delete_job_uid == JOB_UID
+
+
+def test_a_quota_refusal_fails_the_task_after_the_grace_period() -> None:
+    d = run(task(PENDING), job=job(), create_failure=(NOW - 10 * 10**9, QUOTA))
+    assert d.status is not None and d.status["state"] == "Pending"
+    assert d.status["conditions"][-1]["message"] == f"pod not created yet: {QUOTA}"
+    assert d.recheck_in == pytest.approx(20.01)
+    d = run(task(PENDING), job=job(), create_failure=(NOW - 30 * 10**9, QUOTA))
+    assert d.status is not None and d.status["failureReason"].endswith(QUOTA)
+
+
+def test_nothing_is_written_when_nothing_a_user_sees_changed() -> None:
+    first = run(task(PENDING), job=job(), pods=[pod()])
+    assert first.status is not None
+    settled = task({**PENDING, **first.status})
+    assert run(settled, job=job(), pods=[pod()]).status is None
+
+
+def test_a_task_being_deleted_loses_the_legacy_finalizer_and_its_own_job() -> None:
+    t = task(RUNNING)
+    t["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z"
+    t["metadata"]["finalizers"] = [LEGACY_FINALIZER]
+    d = run(t, job=job())
+    assert d.remove_finalizer and d.delete_job_uid == JOB_UID and d.status is None
+
+
+def test_a_task_being_deleted_without_a_finalizer_needs_nothing() -> None:
+    t = task(RUNNING)
+    t["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z"
+    d = run(t, job=job())
+    assert d == Decision()

@@ -1,0 +1,65 @@
+"""The work queue: one worker per key, nothing dropped, per-key exponential backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from taskop.reconciler.queue import ShutDown, WorkQueue
+
+
+def queue(**kwargs: float) -> WorkQueue[str]:
+    return WorkQueue(rng=random.Random(1), **kwargs)
+
+
+async def test_a_key_added_many_times_is_handed_out_once() -> None:
+    q = queue()
+    for _ in range(3):
+        q.add("a")
+    q.add("b")
+    assert [await q.get(), await q.get()] == ["a", "b"]
+    assert len(q) == 0
+
+
+async def test_a_key_added_while_processed_is_processed_again_afterwards_never_concurrently() -> (
+    None
+):
+    q = queue()
+    q.add("a")
+    key = await q.get()
+    q.add("a")  # an event arrives during the pass
+    assert len(q) == 0  # not handed to a second worker
+    q.done(key)
+    assert await asyncio.wait_for(q.get(), 1) == "a"
+
+
+async def test_failures_back_off_exponentially_up_to_the_cap_and_forget_resets() -> None:
+    q = queue(base_delay=0.1, max_delay=1.0)
+    delays = [q.add_rate_limited("a") for _ in range(6)]
+    assert delays[0] == pytest.approx(0.1, rel=0.2)
+    assert delays[3] == pytest.approx(0.8, rel=0.2)
+    assert max(delays) <= 1.2 and delays[-1] == pytest.approx(1.0, rel=0.2)
+    q.forget("a")
+    assert q.add_rate_limited("a") == pytest.approx(0.1, rel=0.2)
+
+
+async def test_the_earliest_timer_wins_and_fires() -> None:
+    q = queue()
+    q.add_after("a", 5.0)
+    q.add_after("a", 0.01)
+    q.add_after("a", 3.0)
+    assert await asyncio.wait_for(q.get(), 1) == "a"
+
+
+async def test_shutdown_lets_the_pass_in_flight_finish() -> None:
+    q = queue()
+    q.add("a")
+    key = await q.get()
+    q.shut_down()
+    with pytest.raises(ShutDown):
+        await q.get()
+    assert not await q.drain(0.01)  # "a" is still in flight
+    q.done(key)
+    assert await q.drain(0.01)
