@@ -18,6 +18,7 @@ class OperatorProcess:
         log_path: Path,
         settings: dict[str, str],
         extra_args: Sequence[str] = (),
+        clusterwide: bool = False,
     ) -> None:
         env = {
             **os.environ,
@@ -34,7 +35,7 @@ class OperatorProcess:
                 "taskop",
                 "run",
                 f"--kubeconfig={kubeconfig}",
-                f"--namespace={namespace}",
+                *([] if clusterwide else [f"--namespace={namespace}"]),
                 *extra_args,
             ],
             env=env,
@@ -73,10 +74,15 @@ class OperatorFactory:
         self.tmp_path = tmp_path
         self.started: list[OperatorProcess] = []
 
-    def start(self, **settings: object) -> OperatorProcess:
+    def start(self, *, clusterwide: bool = False, **settings: object) -> OperatorProcess:
+        """`taskop run` watching the test's namespace (or every namespace), with ``settings``."""
         log = self.tmp_path / f"operator-{len(self.started)}.log"
         proc = OperatorProcess(
-            self.kubeconfig, self.namespace, log, {k: str(v) for k, v in settings.items()}
+            self.kubeconfig,
+            self.namespace,
+            log,
+            {k: str(v) for k, v in settings.items()},
+            clusterwide=clusterwide,
         )
         self.started.append(proc)
         return proc

@@ -237,6 +237,13 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         # Completed here, or by the BBS API (Complete, Cancel, Fail): call back right away.
         d.callback = has_callback
 
+    if p.reason is None and rec.state is before.state is TaskState.COMPLETED:
+        # Nothing new: keep the reason recorded when it completed.
+        for condition in status.get("conditions") or ():
+            if condition.get("type") == "Completed" and condition.get("status") == "True":
+                known = ConditionReason.__members__.values()
+                p.reason = next((r for r in known if r.value == condition.get("reason")), None)
+                p.message = str(condition.get("message") or "") if p.reason else ""
     new_status: dict[str, Any] = {**p.extra, **record_to_status(rec)}
     generation = meta.get("generation")
     new_status["conditions"] = derive_conditions(

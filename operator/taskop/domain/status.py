@@ -149,6 +149,8 @@ _FAILURE_REASONS: tuple[tuple[str, ConditionReason], ...] = (
     ("node lost", ConditionReason.NODE_LOST),
     ("preempted", ConditionReason.PREEMPTED),
     ("result exceeds", ConditionReason.RESULT_TOO_LARGE),
+    ("pod could not be created", ConditionReason.POD_CREATE_FAILED),
+    ("the pod of Job", ConditionReason.RESULT_LOST),
 )
 
 

@@ -1,4 +1,4 @@
-"""The pure decision of a reconcile pass, one rule at a time (the simulation checks them together)."""
+"""The pure decision of a reconcile pass, one rule at a time (the simulation checks them all)."""
 
 from __future__ import annotations
 
@@ -170,6 +170,14 @@ def test_a_pod_security_refusal_fails_the_task_at_once_with_the_api_servers_mess
     assert d.status is not None and d.status["failed"] is True
     assert d.status["failureReason"] == f"pod could not be created: {POD_SECURITY}"
     assert d.delete_job_uid == JOB_UID
+
+
+def test_a_finished_task_is_not_written_again_and_keeps_its_reason() -> None:
+    d = run(task(PENDING), job=job(), create_failure=(NOW, POD_SECURITY))
+    assert d.status is not None
+    finished = task({**PENDING, **d.status})
+    again = run(finished, job=job(deleting=True), create_failure=(NOW, POD_SECURITY))
+    assert again.status is None
 
 
 def test_a_quota_refusal_fails_the_task_after_the_grace_period() -> None:
