@@ -7,6 +7,7 @@ its ``resourceVersion``, so two writers can never both win a transition: the los
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,12 +52,25 @@ async def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """An API client for the current kubeconfig, or the in-cluster service account."""
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+        return _without_environment_lookups(client.ApiClient())
     except config.ConfigException:
         pass
     cfg = client.Configuration()
     await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    return client.ApiClient(configuration=cfg)
+    return _without_environment_lookups(client.ApiClient(configuration=cfg))
+
+
+def _without_environment_lookups(api: client.ApiClient) -> client.ApiClient:
+    """kubernetes_asyncio opens its aiohttp session with ``trust_env=True``: every request then
+    reads ~/.netrc and the proxy variables in a thread (bench: 0.76 → 0.32 ms CPU per request).
+    Unless a proxy is configured in the environment, turn that off."""
+    proxies = ("https_proxy", "http_proxy", "all_proxy")
+    if any(os.environ.get(v) or os.environ.get(v.upper()) for v in proxies):
+        return api
+    session = api.rest_client.pool_manager
+    if hasattr(session, "_trust_env"):
+        session._trust_env = False
+    return api
 
 
 def _raise(status: int, body: str, reason: str) -> None:

@@ -23,6 +23,20 @@ log = logging.getLogger("taskop.handlers")
 FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """taskop has only ``on.event`` handlers, which need no diff of the object: skip kopf's deep
+    copy of every watched body (8.6 % of the operator's CPU in the benchmark's profile)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
 def _post_event(task: dict[str, Any], type_: str, reason: str, message: str) -> None:
     kopf.event(task, type=type_, reason=reason, message=message[:1024])  # type: ignore[arg-type]
 
@@ -39,6 +53,7 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.networking.connect_timeout = 10
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.label_selectors["batch", "v1", "jobs"] = MANAGED_SELECTOR
     settings.watching.label_selectors["", "v1", "pods"] = MANAGED_SELECTOR
     settings.watching.field_selectors["", "v1", "events"] = FAILED_CREATE_SELECTOR
