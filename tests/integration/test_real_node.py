@@ -183,3 +183,40 @@ def test_a_task_runs_on_the_real_node_and_reports_its_real_result(
         .items
     )
     assert pod.spec.node_name == real_node
+
+
+def test_a_non_root_task_runs_for_real_in_a_pod_security_restricted_namespace(
+    k8s: client.ApiClient, namespace: str, real_node: str, operator: OperatorFactory
+) -> None:
+    """Seccomp RuntimeDefault, no capabilities, no privilege escalation: still runs under runc."""
+    client.CoreV1Api(k8s).patch_namespace(
+        namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    tasks = Tasks(k8s, namespace)
+    operator.start()
+    tasks.create(
+        task_manifest(
+            "restricted",
+            spec={
+                "action": {
+                    "run": {
+                        "path": "sh",
+                        "args": [
+                            "-c",
+                            "id -u > /tmp/result; grep CapEff /proc/self/status >> /tmp/result",
+                        ],
+                        "user": "1000:1000",
+                    }
+                },
+                "podTemplate": {
+                    "nodeSelector": REAL_NODE_SELECTOR,
+                    "tolerations": [REAL_NODE_TOLERATION],
+                },
+            },
+        )
+    )
+
+    status = tasks.wait_state("restricted", "Completed", timeout=90)
+
+    assert (status["failed"], status["failureReason"]) == (False, "")
+    assert status["result"] == "1000\nCapEff:\t0000000000000000\n"
