@@ -161,3 +161,25 @@ def test_deleting_a_namespace_with_running_and_completed_tasks_finishes(
         return False
 
     wait_until(gone, timeout=90, what=f"namespace {namespace} to finish deleting")
+
+
+def test_a_completed_task_has_one_event_saying_so(
+    operator: OperatorFactory, tasks: Tasks, k8s: client.ApiClient, namespace: str
+) -> None:
+    operator.start()
+    tasks.create(task_manifest("told", kwok={"message": "ok"}))
+    tasks.create(task_manifest("fails", kwok={"exit-code": "2"}))
+    tasks.wait_state("told", "Completed")
+    tasks.wait_state("fails", "Completed")
+
+    def events(name: str) -> list[tuple[str, str, str]]:
+        items = (
+            client.CoreV1Api(k8s)
+            .list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
+            .items
+        )
+        return [(e.type, e.reason, e.message) for e in items if e.involved_object.kind == "Task"]
+
+    wait_until(lambda: events("told") and events("fails"), timeout=10, what="the Tasks' events")
+    assert events("told") == [("Normal", "Succeeded", "task succeeded")]
+    assert events("fails") == [("Warning", "Failed", "exit status 2")]

@@ -264,6 +264,7 @@ KUBE_CALLS = {
     "create_job": ("batch", "jobs", "create"),
     "delete_job": ("batch", "jobs", "delete"),
     "release_job": ("batch", "jobs", "patch"),
+    "create_event": ("", "events", "create"),
     "list_pods": ("", "pods", "list"),
     "list_all": ("taskop.dev", "tasks", "list"),  # and jobs, pods: list (the periodic resync)
 }

@@ -6,6 +6,7 @@ its ``resourceVersion``, so two writers can never both win a transition: the los
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from collections.abc import AsyncIterator
@@ -250,6 +251,34 @@ class Kube:
             self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, name, body=body, _preload_content=False
             )
+        )
+
+    async def create_event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``obj`` (a Task), as client-go's event recorder writes one."""
+        meta = obj["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": obj.get("kind", "Task"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "taskop"},
+            "reportingComponent": "taskop.dev/operator",
+            "reportingInstance": "taskop",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await _json(
+            self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)  # type: ignore[arg-type]
         )
 
     # --- Jobs and Pods

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from taskop.domain.decide import (
@@ -50,7 +50,7 @@ from taskop.settings import Settings
 log = logging.getLogger("taskop.controller")
 
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-EventSink = Callable[[Obj, str, str, str], None]  # (task, type, reason, message)
+EventSink = Callable[[Obj, str, str, str], Awaitable[None]]  # (task, type, reason, message)
 
 
 class KubeAPI(Protocol):
@@ -134,6 +134,7 @@ class Controller:
         self._specs: dict[tuple[str, Any], TaskSpec | None] = {}  # (uid, generation) → spec
         self.enqueue: Callable[[Key], None] = self._enqueue_coalesced
         self.passes = 0
+        self.events_seen = 0
         self._workers: list[asyncio.Task[None]] = []
         self._resync: asyncio.Task[None] | None = None
 
@@ -146,6 +147,7 @@ class Controller:
         self.queue.add_rate_limited(key)
 
     def task_event(self, event_type: str | None, body: Obj) -> None:
+        self.events_seen += 1
         key = _key(body)
         if event_type == "DELETED":
             self.cache.drop_task(key, (body.get("metadata") or {}).get("uid"))
@@ -299,7 +301,10 @@ class Controller:
                 self.cache.put_task(written)
         if self.events is not None:
             for type_, reason, message in d.events:
-                self.events(task, type_, reason, message)
+                try:  # best effort, as client-go's recorder: never fails or repeats a pass
+                    await self.events(task, type_, reason, message)
+                except Exception as e:
+                    log.info("event not recorded", extra={"reason": reason, "error": repr(e)})
         if d.callback:
             self.callbacks.submit(key, lambda: self.cache.task(key))
         if d.recheck_in is not None:
@@ -397,6 +402,10 @@ class Controller:
         period = self.settings.resync_period
         while True:
             await asyncio.sleep(period * self.rng.uniform(0.9, 1.1))
+            if not self.events_seen:
+                # No Task event ever: a kopf peering standby (its watches paused), or nothing to
+                # do. A standby must not act; an active operator gets its initial list at once.
+                continue
             try:
                 await self.resync()
             except Exception as e:

@@ -37,10 +37,6 @@ class NoDiffBase(kopf.DiffBaseStorage):
         pass
 
 
-def _post_event(task: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(task, type=type_, reason=reason, message=message[:1024])  # type: ignore[arg-type]
-
-
 @kopf.on.login(registry=registry)
 def on_operator_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a pod: its service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
@@ -50,7 +46,7 @@ def on_operator_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.startup(registry=registry)
 async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
     taskop_settings: Settings = memo["settings"]
-    settings.posting.level = logging.INFO
+    settings.posting.enabled = False  # taskop records its own few Events (Kube.create_event)
     settings.watching.server_timeout = 300
     settings.networking.connect_timeout = 10
     settings.persistence.diffbase_storage = NoDiffBase()
@@ -60,7 +56,7 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
     # "Handler … succeeded" for every watch event is noise (and costs CPU at scale).
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     memo["kube"] = Kube(await load_api_client(memo.get("kubeconfig")))
-    controller = Controller(memo["kube"], taskop_settings, _post_event)
+    controller = Controller(memo["kube"], taskop_settings, memo["kube"].create_event)
     controller.start()
     memo["controller"] = controller
     log.info("taskop reconciler started")

@@ -1,0 +1,310 @@
+"""``python -m bench.chaos``: the reconcile core's promises under chaos, on a real cluster.
+
+1,000 Tasks on kwok with varied outcomes; the operator SIGKILLed 50 times at random moments (and
+started again); kube-apiserver and etcd each SIGKILLed and restarted once in the middle. Then it
+waits until every Task is Completed and checks, from its own watches:
+
+- 0 Tasks lost: every Task created exists and is Completed;
+- 0 second Jobs: no Task ever had two Job uids;
+- every outcome is what its pod reported: the result is the pod's termination message, the failure
+  reason the pod's (or the Job's) — each Task's kwok annotations chose it;
+- all converged.
+
+Usually run by ``bench/chaos`` (a private cluster, like ``bench/run``). Writes
+``bench/results/chaos-<time>/results.json`` and ``report.md``; exits 1 if a promise was broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.kube import JOBS, PODS, TASKS, Api, ApiError
+from bench.procs import loadavg
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+Obj = dict[str, Any]
+
+OUTCOMES: list[tuple[float, str, dict[str, str], dict[str, Any], str]] = [
+    # (share, kind, kwok annotations, extra spec, expected failure reason prefix ("" = success))
+    (0.70, "success", {}, {}, ""),
+    (0.12, "exit", {"exit-code": "3"}, {}, "exit status 3"),
+    (0.06, "oom", {"exit-code": "137", "reason": "OOMKilled"}, {}, "OOMKilled"),
+    (0.06, "deadline", {"complete": "never"}, {"timeoutSeconds": 4}, "DeadlineExceeded"),
+    (0.06, "evicted", {"evict": "true"}, {}, "evicted"),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _pick(share: float) -> tuple[str, dict[str, str], dict[str, Any], str]:
+    acc = 0.0
+    for weight, kind, kwok, extra, reason in OUTCOMES:
+        acc += weight
+        if share < acc:
+            return kind, kwok, extra, reason
+    return OUTCOMES[0][1:]
+
+
+def plan(n: int, rng: random.Random) -> dict[str, tuple[str, Obj, str]]:
+    """Task name → (kind, manifest, expected failure reason prefix)."""
+    tasks = {}
+    for i in range(n):
+        kind, kwok, extra, reason = _pick(rng.random())
+        name = f"c{i:05}"
+        annotations = {
+            "kwok.taskop.dev/duration": rng.choice(["0s", "500ms", "1s", "3s"]),
+            **{f"kwok.taskop.dev/{k}": v for k, v in kwok.items()},
+        }
+        if kind == "success":
+            annotations["kwok.taskop.dev/message"] = f"result of {name}"
+        tasks[name] = (
+            kind,
+            {
+                "apiVersion": "taskop.dev/v1alpha1",
+                "kind": "Task",
+                "metadata": {"name": name, "annotations": annotations},
+                "spec": {
+                    "image": "busybox",
+                    "action": {"run": {"path": "sh", "args": ["-c", "true"]}},
+                    "resultFile": "/tmp/result",
+                    **extra,
+                },
+            },
+            reason,
+        )
+    return tasks
+
+
+class Observer:
+    """Watches the namespace's Jobs and pods for the whole run, re-listing after any break."""
+
+    def __init__(self) -> None:
+        self.job_uids: dict[str, set[str]] = defaultdict(set)  # Task → every Job uid seen
+        self.pod_messages: dict[str, str] = {}  # Task → its task container's termination message
+
+    def on_job(self, _: str, job: Obj, __: float) -> None:
+        for owner in job["metadata"].get("ownerReferences") or ():
+            if owner.get("kind") == "Task":
+                self.job_uids[owner["name"]].add(job["metadata"]["uid"])
+
+    def on_pod(self, _: str, pod: Obj, __: float) -> None:
+        task = (pod["metadata"].get("annotations") or {}).get("taskop.dev/task-name")
+        for status in (pod.get("status") or {}).get("containerStatuses") or ():
+            terminated = (status.get("state") or {}).get("terminated")
+            if task and status.get("name") == "task" and terminated:
+                self.pod_messages[task] = terminated.get("message") or ""
+
+    async def watch(self, api: Api, path: str, handler: Any) -> None:
+        while True:
+            try:
+                await api.watch(path, handler, asyncio.Event())
+            except (TimeoutError, ApiError, OSError, Exception) as e:
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                await asyncio.sleep(0.5)
+
+
+class Operator:
+    def __init__(self, kubeconfig: str, namespace: str, log_dir: Path) -> None:
+        self.kubeconfig, self.namespace, self.log_dir = kubeconfig, namespace, log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        logf = open(self.log_dir / "operator.log", "ab")
+        env = {**os.environ, "TASKOP_HEALTH_PORT": "0", "TASKOP_BBS_ENABLED": "false"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "taskop", "run", f"--kubeconfig={self.kubeconfig}",
+             f"--namespace={self.namespace}"],
+            env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def restart_component(name: str, cluster_dir: Path) -> float:
+    """SIGKILL a cluster process, then `hack/cluster up` starts it again; seconds it took."""
+    started = time.monotonic()
+    pid = int((cluster_dir / "run" / f"{name}.pid").read_text())
+    os.killpg(pid, signal.SIGKILL)
+    env = {**os.environ, "TASKOP_CLUSTER_DIR": str(cluster_dir)}
+    subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "cluster"), "up"], env=env, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return time.monotonic() - started
+
+
+async def create_all(api: Api, ns: str, manifests: list[Obj]) -> None:
+    limit = asyncio.Semaphore(16)
+
+    async def one(body: Obj) -> None:
+        async with limit:
+            for _ in range(60):  # through the API server's and etcd's restarts
+                try:
+                    await api.request("POST", TASKS.format(ns=ns), body)
+                    return
+                except ApiError as e:
+                    if e.status == 409:
+                        return
+                except Exception:
+                    pass
+                await asyncio.sleep(1)
+            raise RuntimeError(f"could not create {body['metadata']['name']}")
+
+    await asyncio.gather(*(one(b) for b in manifests))
+
+
+async def list_tasks(api: Api, ns: str) -> list[Obj]:
+    for _ in range(60):
+        try:
+            return list((await api.request("GET", TASKS.format(ns=ns)))["items"])
+        except Exception:
+            await asyncio.sleep(1)
+    raise RuntimeError("cannot list Tasks")
+
+
+async def run(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = RESULTS / f"chaos-{stamp}"
+    out.mkdir(parents=True)
+    api = Api(args.kubeconfig)
+    ns = f"chaos-{stamp[-6:]}"
+    await asyncio.to_thread(
+        subprocess.run,
+        [str(ROOT / ".venv" / "bin" / "kubectl"), f"--kubeconfig={args.kubeconfig}", "apply",
+         "--server-side", "-f", str(ROOT / "crds")], check=True, capture_output=True,
+    )  # fmt: skip
+    await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+    tasks = plan(args.tasks, rng)
+    observer = Observer()
+    watches = [
+        asyncio.create_task(observer.watch(api, JOBS.format(ns=ns), observer.on_job)),
+        asyncio.create_task(observer.watch(api, PODS.format(ns=ns), observer.on_pod)),
+    ]
+    operator = Operator(args.kubeconfig, ns, out)
+    operator.start()
+    started = time.monotonic()
+    manifests = [m for _, m, _ in tasks.values()]
+    creating = asyncio.create_task(create_all(api, ns, manifests))
+    restarts: dict[str, float] = {}
+    for kill in range(1, args.kills + 1):
+        await asyncio.sleep(rng.uniform(0.2, 2 * args.mean_interval))
+        operator.kill()
+        if kill == args.kills // 2:
+            restarts["kube-apiserver"] = await asyncio.to_thread(
+                restart_component, "kube-apiserver", args.cluster_dir
+            )
+            log(f"kube-apiserver restarted in {restarts['kube-apiserver']:.1f}s")
+        if kill == args.kills * 3 // 4:
+            restarts["etcd"] = await asyncio.to_thread(restart_component, "etcd", args.cluster_dir)
+            log(f"etcd restarted in {restarts['etcd']:.1f}s")
+        await asyncio.sleep(rng.uniform(0, 0.5))
+        operator.start()
+        if kill % 10 == 0:
+            log(f"{kill} kills; load {loadavg()}")
+    await creating
+    log("chaos over; waiting for every Task to complete")
+    deadline = time.monotonic() + args.settle_timeout
+    while True:
+        items = await list_tasks(api, ns)
+        done = sum((t.get("status") or {}).get("state") == "Completed" for t in items)
+        if done == len(tasks) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(2)
+    converged_after = time.monotonic() - started
+    await asyncio.sleep(3)  # let the watches see the last pods
+    for w in watches:
+        w.cancel()
+    operator.kill()
+
+    by_name = {t["metadata"]["name"]: t for t in items}
+    lost = sorted(set(tasks) - set(by_name))
+    not_completed = sorted(
+        n for n, t in by_name.items() if (t.get("status") or {}).get("state") != "Completed"
+    )
+    second_jobs = {n: sorted(u) for n, u in observer.job_uids.items() if len(u) > 1}
+    wrong: dict[str, Any] = {}
+    outcome_counts: dict[str, int] = defaultdict(int)
+    for name, (kind, _, reason) in tasks.items():
+        status = (by_name.get(name) or {}).get("status") or {}
+        if status.get("state") != "Completed":
+            continue
+        outcome_counts[kind] += 1
+        if reason:
+            ok = status.get("failed") is True and status.get("failureReason", "").startswith(reason)
+        else:
+            reported = observer.pod_messages.get(name)
+            ok = status.get("failed") is False and status.get("result") == reported == (
+                f"result of {name}"
+            )
+        if not ok:
+            wrong[name] = {"kind": kind, "status": status, "pod": observer.pod_messages.get(name)}
+    result = {
+        "tasks": len(tasks),
+        "operator_kills": args.kills,
+        "operator_starts": operator.starts,
+        "component_restarts_s": restarts,
+        "converged_after_s": round(converged_after, 1),
+        "outcomes": dict(outcome_counts),
+        "lost": lost,
+        "not_completed": not_completed,
+        "second_jobs": second_jobs,
+        "wrong_outcomes": wrong,
+        "seed": args.seed,
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    passed = not (lost or not_completed or second_jobs or wrong)
+    (out / "report.md").write_text(
+        f"# Chaos run {stamp}\n\n"
+        f"Command: `bench/chaos --tasks {args.tasks} --kills {args.kills} --seed {args.seed}`\n\n"
+        f"| Tasks | operator SIGKILLs | API server / etcd restarts | converged after | lost |"
+        f" second Jobs | wrong outcomes | not completed |\n|---|---|---|---|---|---|---|---|\n"
+        f"| {len(tasks)} | {args.kills} | "
+        f"{restarts.get('kube-apiserver', 0):.1f} s / {restarts.get('etcd', 0):.1f} s | "
+        f"{converged_after:.0f} s | {len(lost)} | {len(second_jobs)} | {len(wrong)} | "
+        f"{len(not_completed)} |\n\nOutcomes: {dict(outcome_counts)}.\n\n"
+        f"Verdict: **{'every promise kept' if passed else 'PROMISE BROKEN: see results.json'}**\n"
+    )
+    summary = {k: v for k, v in result.items() if k != "wrong_outcomes"}
+    log(f"{'PASS' if passed else 'FAIL'}: {json.dumps(summary)[:2000]}")
+    if wrong:
+        log(f"wrong outcomes (first 3): {list(wrong.items())[:3]}")
+    await api.request("DELETE", f"/api/v1/namespaces/{ns}", ok_missing=True)
+    await api.close()
+    return 0 if passed else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.chaos", description=__doc__)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--cluster-dir", type=Path, required=True)
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--mean-interval", type=float, default=2.0, help="seconds between kills")
+    parser.add_argument("--settle-timeout", type=float, default=900)
+    parser.add_argument("--seed", type=int, default=20261201)
+    sys.exit(asyncio.run(run(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
