@@ -12,8 +12,9 @@ server's storage (etcd revisions) makes them; one that is not an integer always 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 Key = tuple[str, str]  # (namespace, Task name)
 Obj = dict[str, Any]
@@ -27,16 +28,6 @@ def _rv(obj: Mapping[str, Any] | None) -> int | None:
         return int((obj or {}).get("metadata", {}).get("resourceVersion"))
     except (TypeError, ValueError):
         return None
-
-
-def newer_or_same(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
-    """Whether ``new`` may replace ``old`` (a different object, or not older)."""
-    if old is None:
-        return True
-    if (new.get("metadata") or {}).get("uid") != (old.get("metadata") or {}).get("uid"):
-        return True
-    a, b = _rv(new), _rv(old)
-    return a is None or b is None or a >= b
 
 
 def _meta(body: Mapping[str, Any], *, labels: bool = False) -> Obj:
@@ -99,48 +90,83 @@ def slim_pod(body: Mapping[str, Any]) -> Obj:
     return out
 
 
+class Entry(NamedTuple):
+    """One cached object: what comparisons need, and the slim projection as compact JSON.
+
+    Stored encoded, not as dicts: a decoded dict of ~1 KB of JSON costs several KB of Python
+    objects, and 10,000 held Tasks must cost little (decoding on read is microseconds).
+    """
+
+    uid: str
+    rv: int | None
+    data: bytes
+
+    def obj(self) -> Obj:
+        decoded: Obj = json.loads(self.data)
+        return decoded
+
+
+def _entry(slim: Obj) -> Entry:
+    meta = slim["metadata"]
+    return Entry(
+        str(meta.get("uid") or ""),
+        _rv(slim),
+        json.dumps(slim, separators=(",", ":"), ensure_ascii=False).encode(),
+    )
+
+
+def _replaces(new: Mapping[str, Any], held: Entry | None) -> bool:
+    """Whether ``new`` may replace ``held`` (a different object, or not older)."""
+    if held is None or (new.get("metadata") or {}).get("uid") != held.uid:
+        return True
+    rv = _rv(new)
+    return rv is None or held.rv is None or rv >= held.rv
+
+
 class Cache:
     def __init__(self) -> None:
-        self.tasks: dict[Key, Obj] = {}
-        self.jobs: dict[Key, Obj] = {}  # by the Task whose deterministic Job name it has
-        self.pods: dict[Key, dict[str, Obj]] = {}
+        self.tasks: dict[Key, Entry] = {}
+        self.jobs: dict[Key, Entry] = {}  # by the Task whose deterministic Job name it has
+        self.pods: dict[Key, dict[str, Entry]] = {}
         self.create_failures: dict[Key, tuple[int, str]] = {}
         self.lost_cells: set[str] = set()
         self._job_keys: dict[tuple[str, str], Key] = {}  # (namespace, Job name) → Task key
 
     # --- Tasks
     def task(self, key: Key) -> Obj | None:
-        return self.tasks.get(key)
+        held = self.tasks.get(key)
+        return held.obj() if held else None
 
     def put_task(self, body: Mapping[str, Any]) -> bool:
         """Keep ``body`` unless the cache holds a newer version; True when kept."""
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        if not newer_or_same(body, self.tasks.get(key)):
+        if not _replaces(body, self.tasks.get(key)):
             return False
-        self.tasks[key] = slim_task(body)
+        self.tasks[key] = _entry(slim_task(body))
         return True
 
     def drop_task(self, key: Key, uid: str | None = None) -> None:
         held = self.tasks.get(key)
-        if held is not None and (uid is None or held["metadata"].get("uid") == uid):
+        if held is not None and (uid is None or held.uid == uid):
             del self.tasks[key]
 
     # --- Jobs, by the Task they are named after
     def job(self, key: Key) -> Obj | None:
-        return self.jobs.get(key)
+        held = self.jobs.get(key)
+        return held.obj() if held else None
 
     def put_job(self, key: Key, body: Mapping[str, Any]) -> None:
-        if newer_or_same(body, self.jobs.get(key)):
-            job = slim_job(body)
-            self.jobs[key] = job
-            self._job_keys[(key[0], str(job["metadata"].get("name")))] = key
+        if _replaces(body, self.jobs.get(key)):
+            self.jobs[key] = _entry(slim_job(body))
+            name = str((body.get("metadata") or {}).get("name"))
+            self._job_keys[(key[0], name)] = key
 
     def drop_job(self, key: Key, uid: str | None = None) -> None:
         held = self.jobs.get(key)
-        if held is not None and (uid is None or held["metadata"].get("uid") == uid):
+        if held is not None and (uid is None or held.uid == uid):
             del self.jobs[key]
-            self._job_keys.pop((key[0], str(held["metadata"].get("name"))), None)
+            self._job_keys.pop((key[0], str(held.obj()["metadata"].get("name"))), None)
             self.create_failures.pop(key, None)
 
     def key_of_job(self, namespace: str, job_name: str) -> Key | None:
@@ -148,13 +174,13 @@ class Cache:
 
     # --- pods, by the Task of their Job
     def pods_of(self, key: Key) -> list[Obj]:
-        return list(self.pods.get(key, {}).values())
+        return [held.obj() for held in self.pods.get(key, {}).values()]
 
     def put_pod(self, key: Key, body: Mapping[str, Any]) -> None:
         name = str((body.get("metadata") or {}).get("name"))
         pods = self.pods.setdefault(key, {})
-        if newer_or_same(body, pods.get(name)):
-            pods[name] = slim_pod(body)
+        if _replaces(body, pods.get(name)):
+            pods[name] = _entry(slim_pod(body))
 
     def drop_pod(self, key: Key, name: str) -> None:
         pods = self.pods.get(key)
@@ -168,6 +194,8 @@ class Cache:
         self.pods.pop(key, None)
         for body in bodies:
             self.put_pod(key, body)
+        if not self.pods.get(key):
+            self.pods.pop(key, None)
 
     def forget(self, key: Key) -> None:
         """The Task is gone: nothing about it is kept."""

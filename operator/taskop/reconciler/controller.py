@@ -21,6 +21,7 @@ on the local cluster by ``tests/integration/test_reconcile_core.py`` and ``bench
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -49,6 +50,7 @@ from taskop.settings import Settings
 
 log = logging.getLogger("taskop.controller")
 
+SPEC_CACHE_SIZE = 1024
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 EventSink = Callable[[Obj, str, str, str], Awaitable[None]]  # (task, type, reason, message)
 
@@ -98,10 +100,11 @@ def _owner_task(body: Obj) -> str | None:
     return None
 
 
-def _created_after(held: Obj, listed: Obj) -> bool:
-    """Whether ``held`` is newer than the list ``listed`` (so its absence there means nothing)."""
+def _created_after(held_rv: int | None, listed: Obj) -> bool:
+    """Whether an object at ``held_rv`` is newer than the list ``listed`` (so its absence there
+    means nothing)."""
     try:
-        return int(held["metadata"]["resourceVersion"]) > int(listed["metadata"]["resourceVersion"])
+        return held_rv is not None and held_rv > int(listed["metadata"]["resourceVersion"])
     except (KeyError, TypeError, ValueError):
         return False
 
@@ -131,7 +134,10 @@ class Controller:
         )
         self.events = events if settings.events_enabled else None
         self.callbacks = callbacks or CallbackPool(kube, settings, self.enqueue_failed)
-        self._specs: dict[tuple[str, Any], TaskSpec | None] = {}  # (uid, generation) → spec
+        # (uid, generation) → parsed spec, for the Tasks in flight (specs are immutable)
+        self._specs: collections.OrderedDict[tuple[Any, Any], TaskSpec | None] = (
+            collections.OrderedDict()
+        )
         self.enqueue: Callable[[Key], None] = self._enqueue_coalesced
         self.passes = 0
         self.events_seen = 0
@@ -193,7 +199,8 @@ class Controller:
     def node_event(self, event_type: str | None, name: str) -> None:
         if event_type == "DELETED":
             self.cache.lost_cells.add(name)
-            for key, task in self.cache.tasks.items():
+            for key in list(self.cache.tasks):
+                task = self.cache.task(key) or {}
                 if (task.get("status") or {}).get("cellId") == name:
                     self.enqueue(key)
         else:
@@ -203,12 +210,17 @@ class Controller:
     def _spec(self, task: Obj) -> TaskSpec | None:
         meta = task["metadata"]
         cache_key = (meta.get("uid"), meta.get("generation"))
-        if cache_key not in self._specs:
-            try:
-                self._specs[cache_key] = parse_spec(task.get("spec") or {})
-            except SpecError:
-                self._specs[cache_key] = None
-        return self._specs[cache_key]
+        if cache_key in self._specs:
+            self._specs.move_to_end(cache_key)
+            return self._specs[cache_key]
+        try:
+            spec: TaskSpec | None = parse_spec(task.get("spec") or {})
+        except SpecError:
+            spec = None
+        self._specs[cache_key] = spec
+        if len(self._specs) > SPEC_CACHE_SIZE:
+            self._specs.popitem(last=False)
+        return spec
 
     def _observe(self, key: Key, task: Obj, **reads: Any) -> Observation:
         cell = (task.get("status") or {}).get("cellId")
@@ -375,7 +387,7 @@ class Controller:
         """Like an informer's Replace: the lists are the truth, unless the cache holds newer."""
         listed_tasks = {_key(t): t for t in tasks["items"]}
         for key, held in list(self.cache.tasks.items()):
-            if key not in listed_tasks and not _created_after(held, tasks):
+            if key not in listed_tasks and not _created_after(held.rv, tasks):
                 self.cache.drop_task(key)
         for body in listed_tasks.values():
             self.cache.put_task(body)
@@ -384,7 +396,7 @@ class Controller:
             if task := _owner_task(body):
                 listed_jobs[(_key(body)[0], task)] = body
         for key, held in list(self.cache.jobs.items()):
-            if key not in listed_jobs and not _created_after(held, jobs):
+            if key not in listed_jobs and not _created_after(held.rv, jobs):
                 self.cache.drop_job(key)
         for key, body in listed_jobs.items():
             self.cache.put_job(key, body)
