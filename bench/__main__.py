@@ -58,6 +58,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ceiling", type=int, help="objects per API-server ceiling measurement")
     p.add_argument("--concurrency", type=int, default=32, help="client requests in flight")
     p.add_argument("--no-profile", action="store_true", help="skip py-spy")
+    p.add_argument("--bbs-api", action="store_true", help="operators also serve the BBS API")
     p.add_argument("--no-latest", action="store_true", help="leave results/LATEST.md as it is")
     args = p.parse_args(argv)
     for key, value in PRESETS[args.preset].items():
@@ -70,7 +71,14 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     only = set(args.only.split(","))
     api = Api(args.kubeconfig)
     cluster_dir = Path(args.cluster_dir) if args.cluster_dir else None
-    bench = Bench(api, args.kubeconfig, out, component_pids(cluster_dir), args.concurrency)
+    bench = Bench(
+        api,
+        args.kubeconfig,
+        out,
+        component_pids(cluster_dir),
+        args.concurrency,
+        bbs_port=18889 if args.bbs_api else 0,
+    )
     results: dict[str, Any] = {
         "meta": {
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -98,6 +98,7 @@ class Bench:
     cluster_pids: dict[str, int]
     concurrency: int = 32
     timeout: float = 900.0
+    bbs_port: int = 0  # > 0: operators also serve the BBS API (memory with its view)
 
     # --- plumbing
     async def install_crd(self) -> None:
@@ -176,7 +177,7 @@ class Bench:
 
     async def start_operator(self, ns: str, timeline: Timeline) -> Operator:
         """The operator for ``ns``, proven live by a canary Task that reaches Completed."""
-        op = Operator(self.kubeconfig, ns, self.out / f"operator-{ns}.log")
+        op = Operator(self.kubeconfig, ns, self.out / f"operator-{ns}.log", self.bbs_port)
         await op.started()
         await self.api.request("POST", TASKS.format(ns=ns), task_manifest("canary"))
         ok = await self.wait_for("canary", lambda: timeline.count("completed", {"canary"}), 1, 60)

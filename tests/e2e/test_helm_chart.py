@@ -373,7 +373,7 @@ def test_replicas_share_one_active_operator_through_kopf_peering(
         assert status["result"] == "one of two"
         # Mandatory peering starts paused; only the highest priority replica resumes and handles
         # the Task's events, the other stands by.
-        active = [p for p in procs if "Handler 'on_task_event' succeeded" in p.logs()]
+        active = [p for p in procs if "reconciling: the first Task event arrived" in p.logs()]
         assert len(active) == 1, [p.logs()[-2000:] for p in procs]
 
         # Hot standby: the active one stops (leaving the peering); the other takes over.

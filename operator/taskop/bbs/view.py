@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
+import json
 import logging
 from typing import Any
 
@@ -31,30 +31,56 @@ Obj = dict[str, Any]
 MAX_TOMBSTONES = 4096
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Entry:
+    """One Task of the view, kept encoded: 10,000 held Tasks must cost little memory.
+
+    ``raw`` is the Task object without ``managedFields`` as compact JSON; ``task_bytes`` its BBS
+    ``models.Task``, serialized deterministically. Both decode in microseconds when read.
+    """
+
     name: str
     uid: str
     resource_version: str
     guid: str
-    obj: Obj
-    task: models.Task  # never mutated: copy before changing
+    domain: str
+    cell_id: str
+    external: bool
+    raw: bytes
+    task_bytes: bytes
 
-    # A Tasks list is these bytes joined: each task is encoded once, when first listed, instead
-    # of being copied into a response message and re-serialized on every request.
-    @functools.cached_property
+    @property
+    def obj(self) -> Obj:
+        decoded: Obj = json.loads(self.raw)
+        return decoded
+
+    @property
+    def task(self) -> models.Task:
+        """A fresh copy: callers may change it."""
+        task = models.Task()
+        task.ParseFromString(self.task_bytes)
+        return task
+
+    # A Tasks list is these bytes joined: each task was encoded once, when it was stored.
+    @property
     def wire_v3(self) -> bytes:
         """This task as a ``TasksResponse.tasks`` (field 2) element on the wire."""
-        return _tasks_field(self.task.SerializeToString())
+        return _tasks_field(self.task_bytes)
 
-    @functools.cached_property
+    @property
     def wire_v2(self) -> bytes:
         """Likewise, downgraded for the deprecated ``.r2`` routes."""
         return _tasks_field(downgrade_v2(self.task).SerializeToString())
 
-    @property
-    def external(self) -> bool:
-        return bool((self.obj.get("spec") or {}).get("external"))
+
+def _encode(task: models.Task) -> bytes:
+    encoded: bytes = task.SerializeToString(deterministic=True)
+    return encoded
+
+
+def _slim(obj: Obj) -> bytes:
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return json.dumps({**obj, "metadata": meta}, separators=(",", ":")).encode()
 
 
 def _varint(n: int) -> bytes:
@@ -93,6 +119,12 @@ def _initialised(obj: Obj) -> bool:
     return bool((obj.get("status") or {}).get("state"))
 
 
+def _decode(data: bytes) -> models.Task:
+    task = models.Task()
+    task.ParseFromString(data)
+    return task
+
+
 def guid_of(obj: Obj) -> str:
     return str((obj.get("spec") or {}).get("guid") or obj["metadata"]["name"])
 
@@ -105,7 +137,7 @@ class TaskView:
         self._tombstones: collections.OrderedDict[str, tuple[str, str]] = (
             collections.OrderedDict()
         )  # name → (uid, resourceVersion) of objects known to be gone
-        self._published: dict[str, models.Task] = {}  # name → last BBS Task sent in events
+        self._published: dict[str, bytes] = {}  # name → last BBS Task sent in events (encoded)
         self.ready = False
 
     # --- reads
@@ -121,8 +153,7 @@ class TaskView:
         return [
             e.task
             for e in self._entries.values()
-            if (not domain or e.task.domain == domain)
-            and (not cell_id or e.task.cell_id == cell_id)
+            if (not domain or e.domain == domain) and (not cell_id or e.cell_id == cell_id)
         ]
 
     def tasks_wire(self, domain: str = "", cell_id: str = "", *, v2: bool = False) -> bytes:
@@ -130,8 +161,7 @@ class TaskView:
         return b"".join(
             e.wire_v2 if v2 else e.wire_v3
             for e in self._entries.values()
-            if (not domain or e.task.domain == domain)
-            and (not cell_id or e.task.cell_id == cell_id)
+            if (not domain or e.domain == domain) and (not cell_id or e.cell_id == cell_id)
         )
 
     def __len__(self) -> int:
@@ -155,7 +185,8 @@ class TaskView:
             self._remove(name, meta.get("uid", ""), meta.get("resourceVersion", ""))
             before = self._published.pop(name, None)
             if before is not None:
-                self._publish(TaskEvent(events.TASK_REMOVED, self._convert(obj) or before))
+                removed = self._convert(obj) or _decode(before)
+                self._publish(TaskEvent(events.TASK_REMOVED, removed))
             return
         task = self._store(obj, None)
         self._diff(obj, task)
@@ -170,7 +201,7 @@ class TaskView:
         for name in list(self._published):
             if name not in names:
                 before = self._published.pop(name)
-                self._publish(TaskEvent(events.TASK_REMOVED, before))
+                self._publish(TaskEvent(events.TASK_REMOVED, _decode(before)))
         for item in items:
             self.apply("MODIFIED", item)
         self.ready = True
@@ -207,7 +238,17 @@ class TaskView:
             return None
         if held is not None and self._by_guid.get(held.guid) == name:
             del self._by_guid[held.guid]
-        entry = Entry(name, uid, rv, guid_of(obj), obj, task)
+        entry = Entry(
+            name,
+            uid,
+            rv,
+            guid_of(obj),
+            task.domain,
+            task.cell_id,
+            bool((obj.get("spec") or {}).get("external")),
+            _slim(obj),
+            _encode(task),
+        )
         self._entries[name] = entry
         self._by_guid[entry.guid] = name
         return task
@@ -233,11 +274,15 @@ class TaskView:
             if task is None:
                 return
         before = self._published.get(name)
+        encoded = _encode(task)
+        held = self._entries.get(name)
+        if held is not None and held.task_bytes == encoded:
+            encoded = held.task_bytes  # one copy in memory, not two
         if before is None:
             self._publish(TaskEvent(events.TASK_CREATED, task))
-        elif before != task:
-            self._publish(TaskEvent(events.TASK_CHANGED, task, before))
-        self._published[name] = task
+        elif before != encoded:
+            self._publish(TaskEvent(events.TASK_CHANGED, task, _decode(before)))
+        self._published[name] = encoded
 
     def _publish(self, event: TaskEvent) -> None:
         if self.hub is not None:

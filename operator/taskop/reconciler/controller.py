@@ -154,6 +154,8 @@ class Controller:
 
     def task_event(self, event_type: str | None, body: Obj) -> None:
         self.events_seen += 1
+        if self.events_seen == 1:
+            log.info("reconciling: the first Task event arrived")
         key = _key(body)
         if event_type == "DELETED":
             self.cache.drop_task(key, (body.get("metadata") or {}).get("uid"))
