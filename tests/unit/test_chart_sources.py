@@ -256,6 +256,7 @@ KUBE_CALLS = {
     "get_task": ("taskop.dev", "tasks", "get"),
     "list_tasks": ("taskop.dev", "tasks", "list"),
     "watch_tasks": ("taskop.dev", "tasks", "watch"),
+    "watch": ("batch", "jobs", "watch"),  # and pods, events: the informers, checked below
     "create_task": ("taskop.dev", "tasks", "create"),  # BBS namespace only (Role taskop-bbs)
     "patch_task": ("taskop.dev", "tasks", "patch"),
     "patch_task_status": ("taskop.dev", "tasks/status", "patch"),
@@ -291,6 +292,14 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
     assert len(watched) == handlers.count("@kopf.on.event("), "unparsed kopf.on.event"
     for group, plural in watched:
         assert {"list", "watch"} <= granted.get((group, plural), set()), f"kopf watches {plural}"
+
+    controller = (ROOT / "operator" / "taskop" / "reconciler" / "controller.py").read_text()
+    informed = re.findall(r'Stream\(\s*"([a-z]+)"', controller)
+    assert sorted(informed) == ["events", "jobs", "pods"], "unparsed informer Stream"
+    groups = {"jobs": "batch", "pods": "", "events": ""}
+    for plural in informed:
+        grant = granted.get((groups[plural], plural), set())
+        assert {"list", "watch"} <= grant, f"the informers watch {plural}"
 
 
 def test_every_setting_is_a_chart_value(helm: str) -> None:

@@ -158,23 +158,39 @@ class Kube:
     async def watch_tasks(
         self, namespace: str, resource_version: str, timeout_seconds: int = 300
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """Watch events ``(type, object)`` after ``resource_version``, bookmarks included.
+        """Watch the Tasks of ``namespace`` after ``resource_version`` (see `watch`)."""
+        async for event in self.watch("tasks", namespace, resource_version, timeout_seconds):
+            yield event
+
+    async def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        resource_version: str,
+        timeout_seconds: int = 300,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncIterator[tuple[str, Obj]]:
+        """Watch events ``(type, object)`` of ``kind`` (tasks, jobs, pods, events) in one
+        namespace or all, after ``resource_version``, bookmarks included.
 
         Ends when the server closes the watch (after about ``timeout_seconds``); raises `Gone`
         when ``resource_version`` is too old, so the caller lists again.
         """
-        resp = await self.custom.list_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            watch=True,
-            resource_version=resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=timeout_seconds,
-            _preload_content=False,
-            _request_timeout=(10, timeout_seconds + 30),
-        )
+        kwargs: dict[str, Any] = {
+            "watch": True,
+            "resource_version": resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout_seconds,
+            "_preload_content": False,
+            "_request_timeout": (10, timeout_seconds + 30),
+        }
+        if label_selector:
+            kwargs["label_selector"] = label_selector
+        if field_selector:
+            kwargs["field_selector"] = field_selector
+        resp = await self._list_call(kind, namespace, kwargs)
         try:
             if resp.status >= 400:
                 raw = await resp.read()
@@ -189,6 +205,28 @@ class Kube:
                 yield type_, obj
         finally:
             resp.release()
+
+    def _list_call(self, kind: str, namespace: str | None, kwargs: dict[str, Any]) -> Any:
+        """The LIST (or, with ``watch``, WATCH) call of ``kind``, not yet awaited."""
+        if kind == "tasks":
+            if namespace:
+                return self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, **kwargs
+                )
+            return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+        if kind == "jobs":
+            if namespace:
+                return self.batch.list_namespaced_job(namespace, **kwargs)
+            return self.batch.list_job_for_all_namespaces(**kwargs)
+        if kind == "pods":
+            if namespace:
+                return self.core.list_namespaced_pod(namespace, **kwargs)
+            return self.core.list_pod_for_all_namespaces(**kwargs)
+        if kind == "events":
+            if namespace:
+                return self.core.list_namespaced_event(namespace, **kwargs)
+            return self.core.list_event_for_all_namespaces(**kwargs)
+        raise ValueError(f"unknown kind {kind}")
 
     async def create_task(self, namespace: str, body: Obj) -> Obj:
         return await _json(
@@ -338,38 +376,25 @@ class Kube:
         return items
 
     async def list_all(
-        self, kind: str, namespace: str | None, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> Obj:
-        """A list object of ``kind`` (tasks, jobs, pods) in one namespace or all, paginated."""
+        """A list object of ``kind`` (tasks, jobs, pods, events) in one namespace or all,
+        paginated: ``items`` and the ``metadata.resourceVersion`` to watch from."""
         items: list[Obj] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"_preload_content": False, "limit": 500}
             if label_selector:
                 kwargs["label_selector"] = label_selector
+            if field_selector:
+                kwargs["field_selector"] = field_selector
             if token:
                 kwargs["_continue"] = token
-            if kind == "tasks":
-                call = (
-                    self.custom.list_namespaced_custom_object(
-                        GROUP, VERSION, namespace, PLURAL, **kwargs
-                    )
-                    if namespace
-                    else self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
-                )
-            elif kind == "jobs":
-                call = (
-                    self.batch.list_namespaced_job(namespace, **kwargs)
-                    if namespace
-                    else self.batch.list_job_for_all_namespaces(**kwargs)
-                )
-            else:
-                call = (
-                    self.core.list_namespaced_pod(namespace, **kwargs)
-                    if namespace
-                    else self.core.list_pod_for_all_namespaces(**kwargs)
-                )
-            page = await _json(call)
+            page = await _json(self._list_call(kind, namespace, kwargs))
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
             if not token:

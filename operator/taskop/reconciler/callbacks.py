@@ -77,7 +77,7 @@ async def post_callback(
     return False, last_error, attempts
 
 
-async def deliver(kube: TaskWriter, post: Poster, task: Obj) -> bool:
+async def deliver(kube: TaskWriter, post: Poster, task: Obj, now: int) -> bool:
     """Resolve, call back and delete ``task``; True when delivered (the Task is then deleted)."""
     meta = task["metadata"]
     ns, name = meta["namespace"], meta["name"]
@@ -91,7 +91,7 @@ async def deliver(kube: TaskWriter, post: Poster, task: Obj) -> bool:
     if not url or rec.state is not TaskState.COMPLETED:
         return False
     try:
-        resolving = lifecycle.resolving(rec, time.time_ns())
+        resolving = lifecycle.resolving(rec, now)
         task = await kube.patch_task_status(
             ns, name, meta["resourceVersion"], record_to_status(resolving)
         )
@@ -127,8 +127,10 @@ class CallbackPool:
         settings: Settings,
         on_error: Callable[[Key], None],
         post: Poster | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.kube = kube
+        self.clock = clock
         self.settings = settings
         self.on_error = on_error
         self._post = post
@@ -170,7 +172,7 @@ class CallbackPool:
             return
         self._busy.add(key)
         try:
-            await deliver(self.kube, self._post or self._default_post, task)
+            await deliver(self.kube, self._post or self._default_post, task, self.clock())
         except Exception as e:
             log.warning(
                 "callback round failed; will look again",

@@ -42,15 +42,17 @@ from taskop.domain.jobs import MANAGED_BY, JobSettings
 from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
-from taskop.kube.client import AlreadyExists, Conflict, NotFound, Obj
+from taskop.kube.client import AlreadyExists, Conflict, Kube, NotFound, Obj
 from taskop.reconciler.cache import Cache, Key
 from taskop.reconciler.callbacks import CallbackPool
+from taskop.reconciler.informer import Stream, inform
 from taskop.reconciler.queue import ShutDown, WorkQueue
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.controller")
 
 SPEC_CACHE_SIZE = 1024
+FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 EventSink = Callable[[Obj, str, str, str], Awaitable[None]]  # (task, type, reason, message)
 
@@ -75,7 +77,11 @@ class KubeAPI(Protocol):
     ) -> Obj | None: ...
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]: ...
     async def list_all(
-        self, kind: str, namespace: str | None, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> Obj: ...
 
 
@@ -133,7 +139,7 @@ class Controller:
             base_delay=settings.retry_base_delay, max_delay=settings.retry_max_delay, rng=self.rng
         )
         self.events = events if settings.events_enabled else None
-        self.callbacks = callbacks or CallbackPool(kube, settings, self.enqueue_failed)
+        self.callbacks = callbacks or CallbackPool(kube, settings, self.enqueue_failed, clock=clock)
         # (uid, generation) → parsed spec, for the Tasks in flight (specs are immutable)
         self._specs: collections.OrderedDict[tuple[Any, Any], TaskSpec | None] = (
             collections.OrderedDict()
@@ -143,6 +149,8 @@ class Controller:
         self.events_seen = 0
         self._workers: list[asyncio.Task[None]] = []
         self._resync: asyncio.Task[None] | None = None
+        self._informers: list[asyncio.Task[None]] = []
+        self._deleted: set[Key] = set()  # Tasks seen deleted, whose children are to be forgotten
 
     # --- watch events (kopf handlers call these)
     def _enqueue_coalesced(self, key: Key) -> None:
@@ -159,6 +167,7 @@ class Controller:
         key = _key(body)
         if event_type == "DELETED":
             self.cache.drop_task(key, (body.get("metadata") or {}).get("uid"))
+            self._deleted.add(key)
         elif not self.cache.put_task(body):
             return  # older than what this process already wrote: nothing new
         self.enqueue(key)
@@ -242,11 +251,16 @@ class Controller:
         self.passes += 1
         task = self.cache.task(key)
         if task is None:
-            job = self.cache.job(key)
-            if job is not None and WITNESS_FINALIZER in (job["metadata"].get("finalizers") or ()):
-                # The Task went between its Job's creation and the witness: let the Job go.
-                await self._release(key, str(job["metadata"]["uid"]))
-            self._forget(key)
+            # Children seen before their Task (at start, or on a peering standby) wait for it;
+            # only a Task seen deleted has its children forgotten.
+            if key in self._deleted:
+                job = self.cache.job(key)
+                if job is not None and WITNESS_FINALIZER in (
+                    job["metadata"].get("finalizers") or ()
+                ):
+                    # The Task went between its Job's creation and the witness: let the Job go.
+                    await self._release(key, str(job["metadata"]["uid"]))
+                self._forget(key)
             return
         spec = self._spec(task)
         decision = decide(self._observe(key, task), self.decide_settings, spec)
@@ -349,6 +363,7 @@ class Controller:
             self.cache.put_job(key, job)
 
     def _forget(self, key: Key) -> None:
+        self._deleted.discard(key)
         self.cache.forget(key)
         self.queue.forget(key)
         self.queue.cancel_timer(key)
@@ -381,27 +396,43 @@ class Controller:
         included) and look at every Task. One LIST per kind, not per Task."""
         namespace = self.settings.namespace or None
         tasks = await self.kube.list_all("tasks", namespace)
+        self.replace_tasks(tasks)
         jobs = await self.kube.list_all("jobs", namespace, MANAGED_SELECTOR)
-        pods = await self.kube.list_all("pods", namespace, MANAGED_SELECTOR)
-        self.replace(tasks, jobs, pods)
+        self.replace_jobs(jobs)
+        self.replace_pods(await self.kube.list_all("pods", namespace, MANAGED_SELECTOR))
+        listed = {_key(t) for t in tasks["items"]}
+        for key, held in self.cache.jobs.items():
+            if key not in listed and not _created_after(held.rv, tasks):
+                self._deleted.add(key)  # its Task is gone: never seen deleted (e.g. while down)
+        for key in self.cache.keys():
+            self.queue.add(key)
 
-    def replace(self, tasks: Obj, jobs: Obj, pods: Obj) -> None:
-        """Like an informer's Replace: the lists are the truth, unless the cache holds newer."""
-        listed_tasks = {_key(t): t for t in tasks["items"]}
+    # Like an informer's Replace: a list is the truth, except for what the cache holds newer.
+    def replace_tasks(self, tasks: Obj) -> None:
+        listed = {_key(t): t for t in tasks["items"]}
         for key, held in list(self.cache.tasks.items()):
-            if key not in listed_tasks and not _created_after(held.rv, tasks):
+            if key not in listed and not _created_after(held.rv, tasks):
                 self.cache.drop_task(key)
-        for body in listed_tasks.values():
-            self.cache.put_task(body)
-        listed_jobs: dict[Key, Obj] = {}
+                self._deleted.add(key)
+                self.enqueue(key)
+        for body in listed.values():
+            if self.cache.put_task(body):
+                self.enqueue(_key(body))
+
+    def replace_jobs(self, jobs: Obj) -> None:
+        listed: dict[Key, Obj] = {}
         for body in jobs["items"]:
             if task := _owner_task(body):
-                listed_jobs[(_key(body)[0], task)] = body
+                listed[(_key(body)[0], task)] = body
         for key, held in list(self.cache.jobs.items()):
-            if key not in listed_jobs and not _created_after(held.rv, jobs):
+            if key not in listed and not _created_after(held.rv, jobs):
                 self.cache.drop_job(key)
-        for key, body in listed_jobs.items():
+                self.enqueue(key)
+        for key, body in listed.items():
             self.cache.put_job(key, body)
+            self.enqueue(key)
+
+    def replace_pods(self, pods: Obj) -> None:
         by_task: dict[Key, list[Obj]] = {}
         for body in pods["items"]:
             meta = body.get("metadata") or {}
@@ -409,8 +440,25 @@ class Controller:
                 by_task.setdefault((str(meta.get("namespace")), str(task)), []).append(body)
         for key in set(self.cache.pods) | set(by_task):
             self.cache.replace_pods(key, by_task.get(key, []))
-        for key in self.cache.keys():
-            self.queue.add(key)
+            self.enqueue(key)
+
+    def replace_failed_creates(self, events: Obj) -> None:
+        for body in events["items"]:
+            self.failed_create_event(body)
+
+    def streams(self) -> list[Stream]:
+        """What the informers watch, and where their lists and events go."""
+        return [
+            Stream("jobs", MANAGED_SELECTOR, None, self.replace_jobs, self.job_event),
+            Stream("pods", MANAGED_SELECTOR, None, self.replace_pods, self.pod_event),
+            Stream(
+                "events",
+                None,
+                FAILED_CREATE_SELECTOR,
+                self.replace_failed_creates,
+                lambda type_, body: None if type_ == "DELETED" else self.failed_create_event(body),
+            ),
+        ]
 
     async def _resync_loop(self) -> None:
         period = self.settings.resync_period
@@ -425,7 +473,14 @@ class Controller:
             except Exception as e:
                 log.warning("resync failed; next one as planned", extra={"error": repr(e)[:500]})
 
-    def start(self) -> None:
+    def start(self, kube: Kube | None = None) -> None:
+        """Workers, callbacks, the resync, and (given a real ``kube``) the child informers."""
+        if kube is not None:
+            namespace = self.settings.namespace or None
+            self._informers = [
+                asyncio.create_task(inform(kube, namespace, stream), name=f"taskop-{stream.kind}")
+                for stream in self.streams()
+            ]
         self._workers = [
             asyncio.create_task(self._worker(), name=f"taskop-worker-{i}")
             for i in range(self.settings.workers)
@@ -438,6 +493,9 @@ class Controller:
         """Graceful: no new passes; passes in flight finish (up to ``grace`` seconds)."""
         if self._resync is not None:
             self._resync.cancel()
+        for informer in self._informers:
+            informer.cancel()
+        await asyncio.gather(*self._informers, return_exceptions=True)
         self.queue.shut_down()
         await self.queue.drain(grace)
         for worker in self._workers:

@@ -1,9 +1,9 @@
-"""kopf handlers: thin. Each watch event feeds the controller's cache and queues its Task.
+"""kopf handlers: thin. Each Task (and node) watch event feeds the controller's cache and queues
+its Task; taskop's Jobs, pods and FailedCreate Events come through the controller's own lean
+informers (``taskop.reconciler.informer``), which kopf's per-event machinery would make costly.
 
 Only ``on.event`` handlers are used, so kopf keeps no progress annotations on our objects and adds
-no finalizer. kopf's own mechanisms do the watching: server-side label selectors
-(``settings.watching.label_selectors``) so that only taskop's Jobs and pods arrive, and a field
-selector so that only the Job controller's FailedCreate Events do.
+no finalizer.
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ from typing import Any
 import kopf
 
 from taskop.kube.client import GROUP, PLURAL, VERSION, Kube, load_api_client
-from taskop.reconciler.controller import MANAGED_SELECTOR, Controller
+from taskop.reconciler.controller import Controller
 from taskop.settings import Settings
 
 registry = kopf.OperatorRegistry()
 log = logging.getLogger("taskop.handlers")
-
-FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -50,14 +48,11 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
     settings.watching.server_timeout = 300
     settings.networking.connect_timeout = 10
     settings.persistence.diffbase_storage = NoDiffBase()
-    settings.watching.label_selectors["batch", "v1", "jobs"] = MANAGED_SELECTOR
-    settings.watching.label_selectors["", "v1", "pods"] = MANAGED_SELECTOR
-    settings.watching.field_selectors["", "v1", "events"] = FAILED_CREATE_SELECTOR
     # "Handler … succeeded" for every watch event is noise (and costs CPU at scale).
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     memo["kube"] = Kube(await load_api_client(memo.get("kubeconfig")))
     controller = Controller(memo["kube"], taskop_settings, memo["kube"].create_event)
-    controller.start()
+    controller.start(memo["kube"])
     memo["controller"] = controller
     log.info("taskop reconciler started")
 
@@ -72,22 +67,6 @@ async def on_operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
 async def on_task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo["controller"].task_event(event["type"], event["object"])
-
-
-@kopf.on.event("batch", "v1", "jobs", registry=registry)
-async def on_job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo["controller"].job_event(event["type"], event["object"])
-
-
-@kopf.on.event("", "v1", "pods", registry=registry)
-async def on_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo["controller"].pod_event(event["type"], event["object"])
-
-
-@kopf.on.event("", "v1", "events", registry=registry)
-async def on_failed_create_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    if event["type"] != "DELETED":
-        memo["controller"].failed_create_event(event["object"])
 
 
 @kopf.on.event("", "v1", "nodes", registry=registry)

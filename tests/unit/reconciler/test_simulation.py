@@ -134,7 +134,11 @@ class Simulation:
             rng=random.Random(self.rng.random()),
         )
         controller.callbacks = CallbackPool(
-            self.cluster, SETTINGS, controller.enqueue_failed, post=self.receiver.post
+            self.cluster,
+            SETTINGS,
+            controller.enqueue_failed,
+            post=self.receiver.post,
+            clock=self.clock,
         )
         controller.enqueue = queue.add
         return controller
@@ -175,7 +179,7 @@ class Simulation:
         if kind == "tasks":
             c.task_event(event, obj)
         elif kind == "jobs":
-            if obj["metadata"].get("labels"):  # the server-side label selector
+            if _managed(obj):  # the server-side label selector
                 c.job_event(event, obj)
         elif kind == "pods":
             c.pod_event(event, obj)
@@ -194,12 +198,20 @@ class Simulation:
         return True
 
     def relist(self, kind: str) -> None:
-        """410 Gone: pending events are lost; kopf lists again (no DELETED for what vanished)."""
+        """410 Gone: pending events are lost and the stream lists again. kopf (Tasks) delivers
+        the list as events, with no DELETED for what vanished; taskop's informers (Jobs, pods,
+        FailedCreate Events) replace what they held."""
         self.cursor[kind] = len(self.cluster.streams[kind])
-        if kind == "events":
+        c = self.controller
+        if kind == "tasks":
+            for obj in list(self.cluster.objects[kind].values()):
+                self.deliver(kind, None, obj)
             return
-        for obj in list(self.cluster.objects[kind].values()):
-            self.deliver(kind, None, obj)
+        items = [o for o in self.cluster.objects[kind].values() if kind != "jobs" or _managed(o)]
+        listed = {"metadata": {"resourceVersion": self.cluster.list_rv()}, "items": items}
+        {"jobs": c.replace_jobs, "pods": c.replace_pods, "events": c.replace_failed_creates}[kind](
+            listed
+        )
 
     def restart(self) -> None:
         self.restarts += 1
@@ -353,6 +365,10 @@ class Simulation:
         assert len(foreign) == len(self.foreign_jobs), "a Job taskop does not own was deleted"
         for job_uid, owner in cluster.job_deletes:
             assert owner, f"taskop deleted Job {job_uid}, which no Task owns"
+
+
+def _managed(obj: Obj) -> bool:
+    return bool(obj["metadata"].get("labels"))
 
 
 async def run_schedule(seed: int, steps: int = 300) -> Simulation:

@@ -1,0 +1,70 @@
+"""Lean informers for taskop's children: LIST, then WATCH from the list's resourceVersion, forever.
+
+Jobs, pods and the Job controller's FailedCreate Events change many times per Task; kopf's
+per-event machinery (memories, cause detection, handler invocation) is more than a cache needs, so
+these streams are watched here, with server-side selectors, and fed straight into the controller.
+kopf stays the framework for the Task resource.
+
+A re-list (at start, after 410 Gone, after any failure) replaces what the controller holds for that
+kind, as an informer's Replace does: objects that vanished meanwhile are dropped, not kept forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from taskop.kube.client import Gone, Kube, Obj
+
+log = logging.getLogger("taskop.informer")
+
+WATCH_TIMEOUT_SECONDS = 300
+BACKOFF_START = 0.5
+BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class Stream:
+    kind: str  # jobs, pods, events
+    label_selector: str | None
+    field_selector: str | None
+    on_list: Callable[[Obj], None]  # the list object: the whole truth for this kind
+    on_event: Callable[[str, Obj], None]  # ADDED, MODIFIED, DELETED
+
+
+async def inform(kube: Kube, namespace: str | None, stream: Stream) -> None:
+    """Run until cancelled."""
+    backoff = BACKOFF_START
+    where = {"kind": stream.kind, "namespace": namespace or "(all)"}
+    while True:
+        try:
+            listed = await kube.list_all(
+                stream.kind, namespace, stream.label_selector, stream.field_selector
+            )
+            stream.on_list(listed)
+            rv = str(listed["metadata"]["resourceVersion"])
+            backoff = BACKOFF_START
+            while True:
+                async for type_, obj in kube.watch(
+                    stream.kind,
+                    namespace,
+                    rv,
+                    WATCH_TIMEOUT_SECONDS,
+                    label_selector=stream.label_selector,
+                    field_selector=stream.field_selector,
+                ):
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                    if type_ in ("ADDED", "MODIFIED", "DELETED"):
+                        stream.on_event(type_, obj)
+        except Gone:
+            log.info("watch expired (410 Gone); listing again", extra=where)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning(
+                "watch failed; listing again in %.1fs", backoff, extra={**where, "error": str(e)}
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
