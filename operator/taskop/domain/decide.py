@@ -53,6 +53,9 @@ REASON_INVALID_SPEC = "invalid spec: "
 POD_SECURITY_REFUSAL = "violates PodSecurity"
 
 _NS = 1_000_000_000
+PASSENGERS = frozenset({"podName"})
+"""Status fields that never cause a write on their own: they ride along with the next change
+(a pod's name while it is still Pending would cost a Task write per Task for little)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,7 +258,7 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         message=p.message,
     )
     new_status["observedGeneration"] = generation
-    if any(status.get(k) != v for k, v in new_status.items()):
+    if any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS):
         d.status = new_status
     d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
     return d

@@ -392,3 +392,33 @@ def test_thousands_of_schedules_keep_every_promise() -> None:
         restarts += sim.restarts
         faults += sum(sim.cluster.calls.values())
     assert restarts > 0 and faults > 0  # the schedules did restart and call the API
+
+
+async def test_a_task_that_runs_and_succeeds_costs_three_task_writes_and_no_reads() -> None:
+    """The API floor of the happy path: Pending (the Job's witness), Running, Completed."""
+    sim = Simulation(seed=1)
+    cluster = sim.cluster
+    cluster.create_task(
+        NS, "a", {"image": "busybox", "action": {"run": {"path": "sh"}}, "resultFile": "/r"}
+    )
+
+    async def settle() -> None:
+        for kind in cluster.streams:
+            while sim.deliver_next(kind):
+                pass
+        sim.queue.release_due()
+        while sim.queue.ready:
+            await sim.run_pass(sorted(sim.queue.ready)[0])
+
+    await settle()
+    for _ in range(3):  # pod created; pod running, then done; Job complete
+        for key in sorted(cluster.objects["jobs"]):
+            cluster.job_controller_step(key)
+        await settle()
+        for key in sorted(cluster.objects["pods"]):
+            cluster.kubelet_step(key)
+        await settle()
+
+    (task,) = cluster.objects["tasks"].values()
+    assert (task["status"]["state"], task["status"]["failed"]) == ("Completed", False)
+    assert cluster.calls == {"create_job": 1, "release_job": 1, "patch_task_status": 3}
