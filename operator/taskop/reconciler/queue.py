@@ -44,7 +44,8 @@ class WorkQueue(Generic[K]):
         self._timers: list[tuple[float, int, K]] = []  # (due, seq, key)
         self._due: dict[K, float] = {}
         self._seq = itertools.count()
-        self._wakeup = asyncio.Event()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._shutting_down = False
@@ -62,7 +63,7 @@ class WorkQueue(Generic[K]):
         if key not in self._queued:
             self._queued.add(key)
             self._ready.append(key)
-            self._wakeup.set()
+            self._wake_one()
 
     def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
@@ -75,7 +76,7 @@ class WorkQueue(Generic[K]):
             return
         self._due[key] = due
         heapq.heappush(self._timers, (due, next(self._seq), key))
-        self._wakeup.set()
+        self._arm(due)
 
     def add_rate_limited(self, key: K) -> float:
         """Re-queue ``key`` after its backoff; returns the delay."""
@@ -95,9 +96,23 @@ class WorkQueue(Generic[K]):
     def cancel_timer(self, key: K) -> None:
         self._due.pop(key, None)
 
-    # --- taking
-    def _release_due(self) -> float | None:
-        """Move due timers to ready; seconds until the next one (None: none)."""
+    # --- waking: one waiter per ready key, one timer for the earliest due key
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            if self._timer.when() <= due:
+                return
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
         now = asyncio.get_running_loop().time()
         while self._timers:
             due, _, key = self._timers[0]
@@ -105,28 +120,31 @@ class WorkQueue(Generic[K]):
                 heapq.heappop(self._timers)  # superseded or cancelled
                 continue
             if due > now:
-                return due - now
+                self._arm(due)
+                return
             heapq.heappop(self._timers)
             del self._due[key]
             self.add(key)
-        return None
 
+    # --- taking
     async def get(self) -> K:
         while True:
             if self._shutting_down:
                 raise ShutDown
-            wait = self._release_due()
             if self._ready:
                 key = self._ready.popleft()
                 self._queued.discard(key)
                 self._processing.add(key)
                 self._idle.clear()
                 return key
-            self._wakeup.clear()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # pass the wake-up on
+                raise
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
@@ -139,7 +157,12 @@ class WorkQueue(Generic[K]):
     # --- stopping
     def shut_down(self) -> None:
         self._shutting_down = True
-        self._wakeup.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def drain(self, grace: float) -> bool:
         """Wait until no pass is in flight; False when ``grace`` seconds were not enough."""

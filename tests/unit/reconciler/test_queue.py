@@ -63,3 +63,19 @@ async def test_shutdown_lets_the_pass_in_flight_finish() -> None:
     assert not await q.drain(0.01)  # "a" is still in flight
     q.done(key)
     assert await q.drain(0.01)
+
+
+async def test_waiting_workers_wake_one_per_key_and_for_timers() -> None:
+    q = queue()
+    workers = [asyncio.ensure_future(q.get()) for _ in range(4)]
+    await asyncio.sleep(0)
+    q.add("a")
+    q.add_after("b", 0.02)
+    done, pending = await asyncio.wait(workers, timeout=0.01)
+    assert [w.result() for w in done] == ["a"]  # one worker took "a"; three still wait
+    done, pending = await asyncio.wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+    assert [w.result() for w in done] == ["b"]
+    q.shut_down()
+    for w in pending:
+        with pytest.raises(ShutDown):
+            await w
