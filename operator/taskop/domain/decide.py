@@ -230,7 +230,12 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
                     d.delete_job_uid = str(our_job["metadata"]["uid"])
         d.callback = decision.callback
 
-    if rec.state is TaskState.COMPLETED and before.state is not TaskState.COMPLETED:
+    if (
+        rec.state is TaskState.COMPLETED
+        and before.state is not TaskState.COMPLETED
+        and not d.events
+    ):
+        # One Event per completion: a specific one (Cancelled, JobDeleted, …), or this.
         d.events.append(
             ("Warning", "Failed", rec.failure_reason)
             if rec.failed

@@ -127,6 +127,7 @@ def test_cancelling_a_task_never_deletes_a_job_it_does_not_own() -> None:
 def test_cancelling_deletes_the_tasks_own_job_by_uid() -> None:
     d = run(task(RUNNING, cancelled=True), job=job(), pods=[pod()])
     assert d.delete_job_uid == JOB_UID
+    assert d.events == [("Normal", "Cancelled", "task was cancelled")]  # one Event, not two
 
 
 def test_the_job_of_an_earlier_task_of_the_same_name_is_waited_for() -> None:
