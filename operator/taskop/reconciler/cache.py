@@ -111,7 +111,7 @@ def _entry(slim: Obj) -> Entry:
     return Entry(
         str(meta.get("uid") or ""),
         _rv(slim),
-        json.dumps(slim, separators=(",", ":"), ensure_ascii=False).encode(),
+        json.dumps(slim, separators=(",", ":")).encode(),  # ASCII: lone surrogates survive
     )
 
 
