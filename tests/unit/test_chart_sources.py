@@ -267,7 +267,7 @@ KUBE_CALLS = {
     "release_job": ("batch", "jobs", "patch"),
     "create_event": ("", "events", "create"),
     "list_pods": ("", "pods", "list"),
-    "list_all": ("taskop.dev", "tasks", "list"),  # and jobs, pods: list (the periodic resync)
+    "list_pages": ("taskop.dev", "tasks", "list"),  # and jobs, pods, events: resync, informers
 }
 
 

@@ -375,16 +375,16 @@ class Kube:
         items: list[Obj] = data["items"]
         return items
 
-    async def list_all(
+    async def list_pages(
         self,
         kind: str,
         namespace: str | None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> Obj:
-        """A list object of ``kind`` (tasks, jobs, pods, events) in one namespace or all,
-        paginated: ``items`` and the ``metadata.resourceVersion`` to watch from."""
-        items: list[Obj] = []
+    ) -> AsyncIterator[Obj]:
+        """The pages (500 objects each) of one consistent LIST of ``kind`` (tasks, jobs, pods,
+        events) in one namespace or all; the first page's ``metadata.resourceVersion`` is the
+        list's. A page at a time: 10,000 objects are never all decoded at once."""
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"_preload_content": False, "limit": 500}
@@ -395,8 +395,7 @@ class Kube:
             if token:
                 kwargs["_continue"] = token
             page = await _json(self._list_call(kind, namespace, kwargs))
-            items.extend(page.get("items") or [])
+            yield page
             token = (page.get("metadata") or {}).get("continue")
             if not token:
-                page["items"] = items
-                return page
+                return

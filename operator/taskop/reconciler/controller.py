@@ -26,7 +26,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from taskop.domain.decide import (
@@ -76,13 +76,13 @@ class KubeAPI(Protocol):
         self, namespace: str, name: str, uid: str, finalizer: str
     ) -> Obj | None: ...
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]: ...
-    async def list_all(
+    def list_pages(
         self,
         kind: str,
         namespace: str | None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> Obj: ...
+    ) -> AsyncIterator[Obj]: ...
 
 
 def decide_settings(settings: Settings) -> DecideSettings:
@@ -106,12 +106,12 @@ def _owner_task(body: Obj) -> str | None:
     return None
 
 
-def _created_after(held_rv: int | None, listed: Obj) -> bool:
-    """Whether an object at ``held_rv`` is newer than the list ``listed`` (so its absence there
+def _created_after(held_rv: int | None, list_rv: str) -> bool:
+    """Whether an object at ``held_rv`` is newer than a list at ``list_rv`` (so its absence there
     means nothing)."""
     try:
-        return held_rv is not None and held_rv > int(listed["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
+        return held_rv is not None and held_rv > int(list_rv)
+    except ValueError:
         return False
 
 
@@ -393,58 +393,75 @@ class Controller:
 
     async def resync(self) -> None:
         """Re-list taskop's Tasks, Jobs and pods; replace the caches (deletions a watch missed
-        included) and look at every Task. One LIST per kind, not per Task."""
+        included) and look at every Task. One paginated LIST per kind, not a read per Task."""
         namespace = self.settings.namespace or None
-        tasks = await self.kube.list_all("tasks", namespace)
-        self.replace_tasks(tasks)
-        jobs = await self.kube.list_all("jobs", namespace, MANAGED_SELECTOR)
-        self.replace_jobs(jobs)
-        self.replace_pods(await self.kube.list_all("pods", namespace, MANAGED_SELECTOR))
-        listed = {_key(t) for t in tasks["items"]}
+        tasks_rv, tasks = await self.replace_tasks(self.kube.list_pages("tasks", namespace))
+        await self.replace_jobs(self.kube.list_pages("jobs", namespace, MANAGED_SELECTOR))
+        await self.replace_pods(self.kube.list_pages("pods", namespace, MANAGED_SELECTOR))
         for key, held in self.cache.jobs.items():
-            if key not in listed and not _created_after(held.rv, tasks):
+            if key not in tasks and not _created_after(held.rv, tasks_rv):
                 self._deleted.add(key)  # its Task is gone: never seen deleted (e.g. while down)
         for key in self.cache.keys():
             self.queue.add(key)
 
     # Like an informer's Replace: a list is the truth, except for what the cache holds newer.
-    def replace_tasks(self, tasks: Obj) -> None:
-        listed = {_key(t): t for t in tasks["items"]}
+    # Each takes the pages of one LIST and returns (the list's resourceVersion, the keys listed).
+    async def replace_tasks(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
+        rv, listed = "", set()
+        async for page in pages:
+            rv = rv or str(page["metadata"]["resourceVersion"])
+            for body in page.get("items") or ():
+                listed.add(_key(body))
+                if self.cache.put_task(body):
+                    self.enqueue(_key(body))
         for key, held in list(self.cache.tasks.items()):
-            if key not in listed and not _created_after(held.rv, tasks):
+            if key not in listed and not _created_after(held.rv, rv):
                 self.cache.drop_task(key)
                 self._deleted.add(key)
                 self.enqueue(key)
-        for body in listed.values():
-            if self.cache.put_task(body):
-                self.enqueue(_key(body))
+        return rv, listed
 
-    def replace_jobs(self, jobs: Obj) -> None:
-        listed: dict[Key, Obj] = {}
-        for body in jobs["items"]:
-            if task := _owner_task(body):
-                listed[(_key(body)[0], task)] = body
+    async def replace_jobs(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
+        rv, listed = "", set()
+        async for page in pages:
+            rv = rv or str(page["metadata"]["resourceVersion"])
+            for body in page.get("items") or ():
+                if task := _owner_task(body):
+                    key = (_key(body)[0], task)
+                    listed.add(key)
+                    self.cache.put_job(key, body)
+                    self.enqueue(key)
         for key, held in list(self.cache.jobs.items()):
-            if key not in listed and not _created_after(held.rv, jobs):
+            if key not in listed and not _created_after(held.rv, rv):
                 self.cache.drop_job(key)
                 self.enqueue(key)
-        for key, body in listed.items():
-            self.cache.put_job(key, body)
-            self.enqueue(key)
+        return rv, listed
 
-    def replace_pods(self, pods: Obj) -> None:
-        by_task: dict[Key, list[Obj]] = {}
-        for body in pods["items"]:
-            meta = body.get("metadata") or {}
-            if task := (meta.get("annotations") or {}).get(TASK_NAME_ANNOTATION):
-                by_task.setdefault((str(meta.get("namespace")), str(task)), []).append(body)
-        for key in set(self.cache.pods) | set(by_task):
-            self.cache.replace_pods(key, by_task.get(key, []))
-            self.enqueue(key)
+    async def replace_pods(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
+        rv, seen = "", set()
+        async for page in pages:
+            rv = rv or str(page["metadata"]["resourceVersion"])
+            for body in page.get("items") or ():
+                meta = body.get("metadata") or {}
+                if task := (meta.get("annotations") or {}).get(TASK_NAME_ANNOTATION):
+                    key = (str(meta.get("namespace")), str(task))
+                    seen.add((key, str(meta.get("name"))))
+                    self.cache.put_pod(key, body)
+                    self.enqueue(key)
+        for key, pods in list(self.cache.pods.items()):
+            for name, held in list(pods.items()):
+                if (key, name) not in seen and not _created_after(held.rv, rv):
+                    self.cache.drop_pod(key, name)
+                    self.enqueue(key)
+        return rv, {key for key, _ in seen}
 
-    def replace_failed_creates(self, events: Obj) -> None:
-        for body in events["items"]:
-            self.failed_create_event(body)
+    async def replace_failed_creates(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
+        rv = ""
+        async for page in pages:
+            rv = rv or str(page["metadata"]["resourceVersion"])
+            for body in page.get("items") or ():
+                self.failed_create_event(body)
+        return rv, set()
 
     def streams(self) -> list[Stream]:
         """What the informers watch, and where their lists and events go."""

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from taskop.kube.client import Gone, Kube, Obj
+
+Key = tuple[str, str]
 
 log = logging.getLogger("taskop.informer")
 
@@ -30,7 +32,8 @@ class Stream:
     kind: str  # jobs, pods, events
     label_selector: str | None
     field_selector: str | None
-    on_list: Callable[[Obj], None]  # the list object: the whole truth for this kind
+    replace: Callable[[AsyncIterator[Obj]], Awaitable[tuple[str, set[Key]]]]
+    """Takes the pages of a LIST as the whole truth for this kind; returns its resourceVersion."""
     on_event: Callable[[str, Obj], None]  # ADDED, MODIFIED, DELETED
 
 
@@ -40,11 +43,11 @@ async def inform(kube: Kube, namespace: str | None, stream: Stream) -> None:
     where = {"kind": stream.kind, "namespace": namespace or "(all)"}
     while True:
         try:
-            listed = await kube.list_all(
-                stream.kind, namespace, stream.label_selector, stream.field_selector
+            rv, _ = await stream.replace(
+                kube.list_pages(
+                    stream.kind, namespace, stream.label_selector, stream.field_selector
+                )
             )
-            stream.on_list(listed)
-            rv = str(listed["metadata"]["resourceVersion"])
             backoff = BACKOFF_START
             while True:
                 async for type_, obj in kube.watch(

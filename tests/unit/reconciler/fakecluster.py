@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from taskop.kube.client import AlreadyExists, Conflict, NotFound, Refused
@@ -261,15 +261,20 @@ class FakeCluster:
             and (not job_uid or p["metadata"]["labels"]["controller-uid"] == job_uid)
         ]
 
-    async def list_all(
-        self, kind: str, namespace: str | None, label_selector: str | None = None
-    ) -> Obj:
-        if self._fault("list_all") is not None:
+    async def list_pages(
+        self,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncIterator[Obj]:
+        """One page: the whole list (taskop's Jobs only when a label selector is given)."""
+        if self._fault("list_pages") is not None:
             raise ServerError("500")
         items = [copy.deepcopy(o) for o in self.objects[kind].values()]
-        if kind == "jobs":
+        if kind == "jobs" and label_selector:
             items = [j for j in items if j["metadata"].get("labels")]
-        return {"metadata": {"resourceVersion": self.list_rv()}, "items": items}
+        yield {"metadata": {"resourceVersion": self.list_rv()}, "items": items}
 
     # --- Job controller and kubelet (one step each; the schedule picks which)
     def job_controller_step(self, job_key: Key, *, refuse: str | None = None) -> None:

@@ -32,7 +32,7 @@ from taskop.domain.names import job_name
 from taskop.reconciler.callbacks import CallbackPool
 from taskop.reconciler.controller import Controller
 from taskop.settings import Settings
-from tests.unit.reconciler.fakecluster import FakeCluster, Obj
+from tests.unit.reconciler.fakecluster import FakeCluster, Obj, ServerError
 
 NS = "sim"
 EPOCH = 1_800_000_000 * 10**9
@@ -197,7 +197,7 @@ class Simulation:
             self.deliver(kind, event, obj)
         return True
 
-    def relist(self, kind: str) -> None:
+    async def relist(self, kind: str) -> None:
         """410 Gone: pending events are lost and the stream lists again. kopf (Tasks) delivers
         the list as events, with no DELETED for what vanished; taskop's informers (Jobs, pods,
         FailedCreate Events) replace what they held."""
@@ -207,17 +207,21 @@ class Simulation:
             for obj in list(self.cluster.objects[kind].values()):
                 self.deliver(kind, None, obj)
             return
-        items = [o for o in self.cluster.objects[kind].values() if kind != "jobs" or _managed(o)]
-        listed = {"metadata": {"resourceVersion": self.cluster.list_rv()}, "items": items}
-        {"jobs": c.replace_jobs, "pods": c.replace_pods, "events": c.replace_failed_creates}[kind](
-            listed
-        )
+        replace = {
+            "jobs": c.replace_jobs,
+            "pods": c.replace_pods,
+            "events": c.replace_failed_creates,
+        }[kind]
+        await replace(self.cluster.list_pages(kind, NS, "managed" if kind == "jobs" else None))
 
-    def restart(self) -> None:
+    async def restart(self) -> None:
         self.restarts += 1
         self.controller = self._new_controller()
         for kind in ("tasks", "jobs", "pods", "events"):
-            self.relist(kind)
+            try:
+                await self.relist(kind)
+            except ServerError:
+                pass  # the informer lists again later (the next relist step)
 
     async def run_pass(self, key: Key) -> None:
         self.queue.ready.discard(key)
@@ -258,11 +262,14 @@ class Simulation:
                 task = cluster.objects["pods"][key]["metadata"]["annotations"][TASK_NAME_ANNOTATION]
                 cluster.kubelet_step(key, exit_code=1 if task in self.failing else 0)
         elif r < 0.87:
-            self.relist(self.rng.choice(("tasks", "jobs", "pods", "events")))
+            try:
+                await self.relist(self.rng.choice(("tasks", "jobs", "pods", "events")))
+            except ServerError:
+                pass  # the informer lists again later
         elif r < 0.89:
             cluster.fault_rate = self.rng.choice((0.0, 0.0, 0.2, 0.5))
         elif r < 0.895:
-            self.restart()
+            await self.restart()
         elif r < 0.90:
             owned = [k for k, j in cluster.objects["jobs"].items() if j["metadata"].get("labels")]
             if owned:
