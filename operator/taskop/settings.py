@@ -88,7 +88,7 @@ class Settings:
         default=300.0, metadata={"doc": "Cap of the per-Task exponential retry delay."}
     )
     resync_period: float = field(
-        default=300.0,
+        default=600.0,
         metadata={
             "doc": "Every this many seconds (±10% jitter) taskop re-lists its Tasks, Jobs and pods "
             "and looks at every Task, catching anything a watch missed (0 = never)."
