@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from taskop.domain.decide import (
+    LEGACY_FINALIZER,
     TASK_NAME_ANNOTATION,
     WITNESS_FINALIZER,
     DecideSettings,
@@ -318,7 +319,7 @@ class Controller:
         if d.delete_job_uid is not None:
             await self.kube.delete_job(namespace, job_name(name), d.delete_job_uid)
         if d.remove_finalizer:
-            finalizers = [f for f in meta.get("finalizers") or () if f != "taskop.dev/cleanup"]
+            finalizers = [f for f in meta.get("finalizers") or () if f != LEGACY_FINALIZER]
             with contextlib.suppress(NotFound):
                 written = await self.kube.patch_task(
                     namespace,
