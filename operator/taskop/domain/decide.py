@@ -298,10 +298,21 @@ def _convergence_for(
     return dataclasses.replace(convergence, expire_completed_task_duration=None)
 
 
-def _fail(p: _Pass, reason: ConditionReason, text: str, now: int) -> None:
+def _fail(
+    p: _Pass, d: Decision, reason: ConditionReason, text: str, now: int, *, event: str = ""
+) -> None:
+    """Fail the task with ``text``, and say so in one Warning Event (``event`` or the text)."""
     p.rec = lifecycle.fail(p.rec, text, now)
     p.reason = reason
     p.message = text
+    d.events.append(("Warning", reason.value, event or text))
+
+
+def _job_deleted(jname: str) -> str:
+    return (
+        f"Job {jname} was deleted before the task finished; taskop runs a task at most once,"
+        " so it does not create the Job again"
+    )
 
 
 def _follow_job(
@@ -321,12 +332,7 @@ def _follow_job(
             if not obs.job_absent_confirmed:
                 d.read_job = True
                 return
-            text = (
-                f"Job {jname} was deleted before the task finished; taskop runs a task at most"
-                " once, so it does not create the Job again"
-            )
-            d.events.append(("Warning", "JobDeleted", text))
-            _fail(p, ConditionReason.JOB_DELETED, text, now)
+            _fail(p, d, ConditionReason.JOB_DELETED, _job_deleted(jname), now)
             return
         try:
             manifest = build_job(
@@ -339,8 +345,7 @@ def _follow_job(
             )
         except SpecError as e:
             text = "; ".join(e.messages)
-            d.events.append(("Warning", "InvalidSpec", text))
-            _fail(p, ConditionReason.INVALID_SPEC, REASON_INVALID_SPEC + text, now)
+            _fail(p, d, ConditionReason.INVALID_SPEC, REASON_INVALID_SPEC + text, now, event=text)
             return
         manifest["spec"]["template"]["metadata"].setdefault("annotations", {})[
             TASK_NAME_ANNOTATION
@@ -361,19 +366,13 @@ def _follow_job(
             f"Job {jname} exists and is not owned by this Task; taskop never adopts or touches"
             " it: delete or rename that Job, or create the Task under another name"
         )
-        d.events.append(("Warning", "JobConflict", text))
-        _fail(p, ConditionReason.JOB_CONFLICT, text, now)
+        _fail(p, d, ConditionReason.JOB_CONFLICT, text, now)
         return
 
     job_uid = str(job["metadata"]["uid"])
     finished = _finished(job)
     if _get(job, "metadata", "deletionTimestamp") and not finished:
-        text = (
-            f"Job {jname} was deleted before the task finished; taskop runs a task at most once,"
-            " so it is not created again"
-        )
-        d.events.append(("Warning", "JobDeleted", text))
-        _fail(p, ConditionReason.JOB_DELETED, text, now)
+        _fail(p, d, ConditionReason.JOB_DELETED, _job_deleted(jname), now)
         return
     pods = [pod for pod in obs.pods if owned_by(pod, job_uid)]
     if finished and not _pod_outcome_seen(job, pods, finished):
@@ -386,8 +385,7 @@ def _follow_job(
                     f"the pod of Job {jname} was deleted before taskop could read its result;"
                     " the task ran, but its result is lost"
                 )
-                d.events.append(("Warning", "ResultLost", text))
-                _fail(p, ConditionReason.RESULT_LOST, text, now)
+                _fail(p, d, ConditionReason.RESULT_LOST, text, now)
                 return
     outcome = read_outcome(job, pods, now, settings.outcome)
     if outcome.pod_name:
@@ -405,8 +403,7 @@ def _follow_job(
         grace = 0 if POD_SECURITY_REFUSAL in message else settings.pod_create_grace_period
         if now - first_seen >= grace * _NS:
             text = f"pod could not be created: {message}"
-            d.events.append(("Warning", "PodCreateFailed", text))
-            _fail(p, ConditionReason.POD_CREATE_FAILED, text, now)
+            _fail(p, d, ConditionReason.POD_CREATE_FAILED, text, now)
             d.delete_job_uid = job_uid
             return
         d.recheck_in = (first_seen + round(grace * _NS) - now) / _NS + 0.01
