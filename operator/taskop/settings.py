@@ -63,6 +63,13 @@ class Settings:
     )
 
     # --- Jobs
+    executor_image: str = field(
+        default="localhost/taskop:0.1.0",
+        metadata={
+            "doc": "Image holding the in-pod executor (/usr/local/bin/taskop-executor): the"
+            " operator's own image. Every task pod copies the executor from it."
+        },
+    )
     image_pull_grace_period: float = field(
         default=120.0,
         metadata={"doc": "How long a pod may fail to pull its image before the task fails."},

@@ -96,6 +96,7 @@ OPERATOR_RULES = {
     ("taskop.dev", "tasks/finalizers"): {"update"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch"},
+    ("", "pods/log"): {"get"},
     ("", "events"): {"create", "list", "watch"},
 }
 CLUSTER_RULES = {
@@ -267,6 +268,7 @@ KUBE_CALLS = {
     "release_job": ("batch", "jobs", "patch"),
     "create_event": ("", "events", "create"),
     "list_pods": ("", "pods", "list"),
+    "read_pod_log": ("", "pods/log", "get"),  # the result sidecar's log
     "list_pages": ("taskop.dev", "tasks", "list"),  # and jobs, pods, events: resync, informers
 }
 

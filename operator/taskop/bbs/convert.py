@@ -54,8 +54,25 @@ SUMMARY_SCALARS = {
     "metrics_guid": "metricsGuid",
 }
 _SCALAR_FIELDS = {"root_fs": "rootfs", **SUMMARY_SCALARS}
-_TASK_DEFINITION_MAPPED = {*_SCALAR_FIELDS, "environment_variables", "placement_tags", "action"}
-_RUN_MAPPED = {"path", "args", "dir", "env", "resource_limits", "user", "log_source"}
+_TASK_DEFINITION_MAPPED = {
+    *_SCALAR_FIELDS,
+    "environment_variables",
+    "placement_tags",
+    "action",
+    "cached_dependencies",
+    "image_layers",
+    "log_rate_limit",
+}
+_RUN_MAPPED = {
+    "path",
+    "args",
+    "dir",
+    "env",
+    "resource_limits",
+    "user",
+    "log_source",
+    "suppress_log_output",
+}
 
 
 # --- wire → spec ----------------------------------------------------------------------------------
@@ -82,59 +99,136 @@ def task_definition_to_spec(td: models.TaskDefinition, guid: str, domain: str) -
     if td.placement_tags:
         spec["placementTags"] = list(td.placement_tags)
 
-    timeouts: list[int] = []
-    run = _find_run(td.action, "action", refused, timeouts) if td.HasField("action") else None
+    if td.HasField("action"):
+        spec["action"] = _action_to_spec(td.action, "action", refused)
+    if td.cached_dependencies:
+        spec["downloads"] = [_dependency_to_spec(d) for d in td.cached_dependencies]
+    if td.image_layers:
+        spec["imageLayers"] = [_layer_to_spec(layer) for layer in td.image_layers]
+    if td.HasField("log_rate_limit"):
+        spec["logRateLimit"] = td.log_rate_limit.bytes_per_second
     if refused:
         raise unsupported(refused)
-    if run is not None:
-        spec["action"] = {"run": _run_to_spec(run)}
-    if timeouts:
-        spec["timeoutSeconds"] = math.ceil(min(timeouts) / 1000)
     return spec
 
 
-def _find_run(
-    action: models.Action, path: str, refused: list[str], timeouts: list[int]
-) -> models.RunAction | None:
-    """The run action in ``action``, unwrapping lossless wrappers; refusals go to ``refused``."""
+def _strings(message: Message, fields: dict[str, str]) -> dict[str, Any]:
+    """The non-empty string ``fields`` (wire name → spec key) of ``message``."""
+    return {key: getattr(message, name) for name, key in fields.items() if getattr(message, name)}
+
+
+_DOWNLOAD = {
+    "artifact": "artifact",
+    "from": "from",
+    "to": "to",
+    "cache_key": "cacheKey",
+    "log_source": "logSource",
+    "user": "user",
+    "checksum_value": "checksumValue",
+}
+_UPLOAD = {
+    "artifact": "artifact",
+    "from": "from",
+    "to": "to",
+    "log_source": "logSource",
+    "user": "user",
+}
+_EMIT = {
+    "start_message": "startMessage",
+    "success_message": "successMessage",
+    "failure_message_prefix": "failureMessagePrefix",
+    "log_source": "logSource",
+}
+_DEPENDENCY = {
+    "name": "name",
+    "from": "from",
+    "to": "to",
+    "cache_key": "cacheKey",
+    "log_source": "logSource",
+    "checksum_value": "checksumValue",
+}
+_ACTION_KEYS = {
+    "download_action": "download",
+    "upload_action": "upload",
+    "run_action": "run",
+    "timeout_action": "timeout",
+    "emit_progress_action": "emitProgress",
+    "try_action": "try",
+    "parallel_action": "parallel",
+    "serial_action": "serial",
+    "codependent_action": "codependent",
+}
+
+
+def _action_to_spec(action: models.Action, path: str, refused: list[str]) -> dict[str, Any]:
+    """The spec's action tree for a wire action (every kind: the executor runs them in the pod);
+    what cannot be honoured goes to ``refused``."""
     kind = action_kind(action)
     refused.extend(
         f"{path}.{name}" for name in ACTION_FIELDS if name != kind and action.HasField(name)
     )
+    if kind is None:
+        refused.append(path)  # unreachable after validation: an empty action
+        return {}
     here = f"{path}.{kind}"
+    inner: Any = getattr(action, kind)
+    out: dict[str, Any]
     match kind:
         case "run_action":
-            run = action.run_action
             refused.extend(
                 f"{here}.{field.name}"
-                for field, _ in run.ListFields()
+                for field, _ in inner.ListFields()
                 if field.name not in _RUN_MAPPED
             )
-            if run.HasField("resource_limits") and run.resource_limits.HasField("nproc"):
+            if inner.HasField("resource_limits") and inner.resource_limits.HasField("nproc"):
                 refused.append(f"{here}.resource_limits.nproc")
-            return run
+            out = _run_to_spec(inner)
+        case "download_action":
+            out = _strings(inner, _DOWNLOAD)
+            if inner.checksum_algorithm:
+                out["checksumAlgorithm"] = inner.checksum_algorithm.lower()
+        case "upload_action":
+            out = _strings(inner, _UPLOAD)
         case "timeout_action":
-            timeout = action.timeout_action
-            if timeout.log_source:
-                refused.append(f"{here}.log_source")
-            timeouts.append(timeout.timeout_ms)
-            return _find_run(timeout.action, f"{here}.action", refused, timeouts)
-        case "emit_progress_action":
-            emit = action.emit_progress_action
-            refused.extend(
-                f"{here}.{name}"
-                for name in ("start_message", "success_message", "failure_message_prefix")
-                if getattr(emit, name)
+            millis = inner.timeout_ms or math.ceil(inner.deprecated_timeout_ns / 1_000_000)
+            out = {"action": _action_to_spec(inner.action, f"{here}.action", refused)}
+            out["timeoutMs"] = millis
+            if inner.log_source:
+                out["logSource"] = inner.log_source
+        case "emit_progress_action" | "try_action":
+            out = {"action": _action_to_spec(inner.action, f"{here}.action", refused)}
+            out.update(
+                _strings(
+                    inner, _EMIT if kind == "emit_progress_action" else {"log_source": "logSource"}
+                )
             )
-            if emit.log_source:
-                refused.append(f"{here}.log_source")
-            return _find_run(emit.action, f"{here}.action", refused, timeouts)
-        case None:
-            refused.append(path)  # unreachable after validation: an empty action
-            return None
-        case _:
-            refused.append(here)
-            return None
+        case _:  # parallel, serial, codependent
+            out = {
+                "actions": [
+                    _action_to_spec(child, f"{here}.actions[{i}]", refused)
+                    for i, child in enumerate(inner.actions)
+                ]
+            }
+            if inner.log_source:
+                out["logSource"] = inner.log_source
+    return {_ACTION_KEYS[kind]: out}
+
+
+def _dependency_to_spec(dependency: models.CachedDependency) -> dict[str, Any]:
+    out = _strings(dependency, _DEPENDENCY)
+    if dependency.checksum_algorithm:
+        out["checksumAlgorithm"] = dependency.checksum_algorithm.lower()
+    return out
+
+
+def _layer_to_spec(layer: models.ImageLayer) -> dict[str, Any]:
+    out = _strings(layer, {"name": "name", "url": "url", "destination_path": "destinationPath"})
+    out["layerType"] = models.ImageLayer.Type.Name(layer.layer_type)
+    out["mediaType"] = models.ImageLayer.MediaType.Name(layer.media_type)
+    if layer.digest_value:
+        out["digestAlgorithm"] = models.ImageLayer.DigestAlgorithm.Name(layer.digest_algorithm)
+        out["digestValue"] = layer.digest_value
+    return out
 
 
 def _run_to_spec(run: models.RunAction) -> dict[str, Any]:
@@ -151,6 +245,8 @@ def _run_to_spec(run: models.RunAction) -> dict[str, Any]:
         spec["resourceLimits"] = {"nofile": run.resource_limits.nofile}
     if run.log_source:
         spec["logSource"] = run.log_source
+    if run.suppress_log_output:
+        spec["suppressLogOutput"] = True
     return spec
 
 
@@ -187,16 +283,79 @@ def spec_to_task_definition(spec: dict[str, Any]) -> models.TaskDefinition:
             setattr(td, wire_name, spec[key])
     td.environment_variables.extend(_env_from_spec(spec.get("env")))
     td.placement_tags.extend(spec.get("placementTags") or ())
-    run_spec = (spec.get("action") or {}).get("run")
-    if run_spec is not None:
-        run = _run_from_spec(run_spec)
+    action = spec.get("action")
+    if action:
         timeout_seconds = spec.get("timeoutSeconds")
-        if timeout_seconds:
+        if timeout_seconds:  # the Job's deadline, shown to BBS clients as an outer timeout
             td.action.timeout_action.timeout_ms = int(timeout_seconds) * 1000
-            td.action.timeout_action.action.run_action.CopyFrom(run)
+            td.action.timeout_action.action.CopyFrom(_action_from_spec(action))
         else:
-            td.action.run_action.CopyFrom(run)
+            td.action.CopyFrom(_action_from_spec(action))
+    for dependency in spec.get("downloads") or ():
+        td.cached_dependencies.append(_dependency_from_spec(dependency))
+    for layer in spec.get("imageLayers") or ():
+        td.image_layers.append(_layer_from_spec(layer))
+    if spec.get("logRateLimit") is not None:
+        td.log_rate_limit.bytes_per_second = int(spec["logRateLimit"])
     return td
+
+
+def _set_strings(message: Message, spec: dict[str, Any], fields: dict[str, str]) -> None:
+    for name, key in fields.items():
+        if spec.get(key):
+            setattr(message, name, spec[key])
+
+
+def _action_from_spec(spec: dict[str, Any]) -> models.Action:
+    action = models.Action()
+    for kind, key in _ACTION_KEYS.items():
+        if key not in spec:
+            continue
+        inner = spec[key] or {}
+        target = getattr(action, kind)
+        match kind:
+            case "run_action":
+                target.CopyFrom(_run_from_spec(inner))
+            case "download_action":
+                _set_strings(target, inner, _DOWNLOAD)
+                if inner.get("checksumAlgorithm"):
+                    target.checksum_algorithm = inner["checksumAlgorithm"]
+            case "upload_action":
+                _set_strings(target, inner, _UPLOAD)
+            case "timeout_action":
+                target.action.CopyFrom(_action_from_spec(inner.get("action") or {}))
+                target.timeout_ms = int(inner.get("timeoutMs") or 0)
+                _set_strings(target, inner, {"log_source": "logSource"})
+            case "emit_progress_action" | "try_action":
+                target.action.CopyFrom(_action_from_spec(inner.get("action") or {}))
+                fields = _EMIT if kind == "emit_progress_action" else {"log_source": "logSource"}
+                _set_strings(target, inner, fields)
+            case _:
+                target.SetInParent()
+                for child in inner.get("actions") or ():
+                    target.actions.append(_action_from_spec(child))
+                _set_strings(target, inner, {"log_source": "logSource"})
+        break
+    return action
+
+
+def _dependency_from_spec(spec: dict[str, Any]) -> models.CachedDependency:
+    dependency = models.CachedDependency()
+    _set_strings(dependency, spec, _DEPENDENCY)
+    if spec.get("checksumAlgorithm"):
+        dependency.checksum_algorithm = spec["checksumAlgorithm"]
+    return dependency
+
+
+def _layer_from_spec(spec: dict[str, Any]) -> models.ImageLayer:
+    layer = models.ImageLayer()
+    _set_strings(layer, spec, {"name": "name", "url": "url", "destination_path": "destinationPath"})
+    layer.layer_type = models.ImageLayer.Type.Value(spec.get("layerType", "SHARED"))
+    layer.media_type = models.ImageLayer.MediaType.Value(spec.get("mediaType", "TGZ"))
+    if spec.get("digestValue"):
+        layer.digest_algorithm = models.ImageLayer.DigestAlgorithm.Value(spec["digestAlgorithm"])
+        layer.digest_value = spec["digestValue"]
+    return layer
 
 
 def _run_from_spec(spec: dict[str, Any]) -> models.RunAction:
@@ -208,6 +367,7 @@ def _run_from_spec(spec: dict[str, Any]) -> models.RunAction:
         log_source=spec.get("logSource", ""),
     )
     run.env.extend(_env_from_spec(spec.get("env")))
+    run.suppress_log_output = bool(spec.get("suppressLogOutput"))
     limits = spec.get("resourceLimits") or {}
     if limits.get("nofile") is not None:
         run.resource_limits.nofile = int(limits["nofile"])

@@ -34,6 +34,7 @@ from taskop.domain.outcome import (
     OutcomeSettings,
     image_pull_failure,
     read_outcome,
+    result_from_log,
     task_container_terminated,
 )
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
@@ -85,6 +86,10 @@ class Observation:
     """(first seen, message) of the Job controller's latest FailedCreate for this Job."""
     cell_lost: bool = False
     """The node in ``status.cellId`` was seen deleted and not re-created."""
+    result_log: str | None = None
+    """The result sidecar's log (after a `Decision.read_result_log`)."""
+    result_log_gone: bool = False
+    """The API server answered 404 for that pod or its log."""
     now: int = 0
 
 
@@ -104,6 +109,9 @@ class Decision:
     """Confirm with the API server that the Job is gone, then decide again."""
     read_pods: bool = False
     """List the Job's pods from the API server, then decide again."""
+    read_result_log: str | None = None
+    """Read this pod's result sidecar log (a result over a termination message), then decide
+    again."""
     callback: bool = False
     """Hand the Task to the callback workers (Completed → Resolving → POST → delete)."""
     events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
@@ -112,7 +120,7 @@ class Decision:
 
     @property
     def reads(self) -> bool:
-        return self.read_job or self.read_pods
+        return self.read_job or self.read_pods or self.read_result_log is not None
 
 
 def _get(obj: Obj | None, *path: str) -> Any:
@@ -202,7 +210,9 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
     elif not spec.external and rec.state in (TaskState.PENDING, TaskState.RUNNING):
         _follow_job(obs, spec, settings, p, d)
         if d.reads:
-            return Decision(read_job=d.read_job, read_pods=d.read_pods)
+            return Decision(
+                read_job=d.read_job, read_pods=d.read_pods, read_result_log=d.read_result_log
+            )
     if our_job is not None and WITNESS_FINALIZER in (_get(our_job, "metadata", "finalizers") or ()):
         # Witnessed by now (the status write below names it), or the Task is finished and will
         # never create a Job again: the Job may go whenever it is deleted.
@@ -390,9 +400,27 @@ def _follow_job(
     outcome = read_outcome(job, pods, now, settings.outcome)
     if outcome.pod_name:
         p.extra["podName"] = outcome.pod_name
+    result = outcome.result
+    if outcome.state is TaskState.COMPLETED and outcome.result_log is not None:
+        # A result over a termination message: the result sidecar printed it to its log.
+        if obs.result_log_gone:
+            text = (
+                f"pod {outcome.pod_name} was deleted before taskop could read its result;"
+                " the task ran, but its result is lost"
+            )
+            _fail(p, d, ConditionReason.RESULT_LOST, text, now)
+            return
+        if obs.result_log is None:
+            d.read_result_log = outcome.pod_name
+            return
+        try:
+            result = result_from_log(obs.result_log, *outcome.result_log)
+        except ValueError as e:
+            _fail(p, d, ConditionReason.RESULT_LOST, f"failed to fetch result: {e}", now)
+            return
     if outcome.state is TaskState.COMPLETED:
         p.rec = lifecycle.complete_from_job(
-            p.rec, outcome.failed, outcome.failure_reason, outcome.result, now
+            p.rec, outcome.failed, outcome.failure_reason, result, now
         )
         p.reason, p.message = outcome.reason, outcome.message
         if not outcome.job_finished:  # e.g. an image that never pulls: stop the Job

@@ -3,18 +3,43 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 from collections.abc import Mapping
 from typing import Any
 
 from taskop.domain.names import guid_label_value, job_name, label_value
-from taskop.domain.spec import SpecError, TaskSpec
+from taskop.domain.spec import Action, SpecError, TaskSpec
 
 API_VERSION = "taskop.dev/v1alpha1"
 KIND = "Task"
 CONTAINER_NAME = "task"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+EXECUTOR_IN_IMAGE = "/usr/local/bin/taskop-executor"
+"""Where the operator image holds the executor (hack/build-image, image/Containerfile)."""
+EXECUTOR_DIR = "/taskop/bin"
+EXECUTOR = f"{EXECUTOR_DIR}/taskop-executor"
+EXECUTOR_SPEC_DIR = "/taskop/spec"
+EXECUTOR_SPEC_FILE = "executor.json"
+RESULT_DIR = "/taskop/result"
+EXECUTOR_SPEC_ANNOTATION = "taskop.dev/executor-spec"
+"""The pod's annotation holding what the executor runs (read through the downward API)."""
+COPY_CONTAINER_NAME = "executor"
+RESULT_CONTAINER_NAME = "result"
+"""The sidecar that hands results too large for a termination message to taskop via its log."""
+_HELPER_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "16Mi"},
+    "limits": {"cpu": "100m", "memory": "32Mi"},
+}
+_HELPER_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
 MANAGED_BY = {"app.kubernetes.io/managed-by": "taskop"}
 TASK_LABEL = "taskop.dev/task"
 API_LABEL = "taskop.dev/api"
@@ -23,6 +48,7 @@ GUID_LABEL = "taskop.dev/guid"
 GUID_ANNOTATION = "taskop.dev/guid"
 PLACEMENT_LABEL_PREFIX = "placement.taskop.dev/"
 PASSTHROUGH_PREFIX = "kwok.taskop.dev/"
+Obj = dict[str, Any]
 _UID = re.compile(r"(\d+)(?::(\d+))?")
 
 
@@ -34,13 +60,36 @@ class JobSettings:
     """cpu request = cpuWeight * this (weight 100 → 1 CPU); 0 weight → no cpu request."""
     pod_pids_limit: int | None = None
     """The kubelet's podPidsLimit, when the admin knows it; maxPids ≥ it is then honoured."""
+    executor_image: str = "localhost/taskop:0.1.0"
+    """The image the executor is copied from (the operator's)."""
     user_ids: Mapping[str, tuple[int, int | None]] = dataclasses.field(
         default_factory=lambda: types.MappingProxyType({"vcap": (2000, 2000)})
     )
     """User names of ``action.run.user`` → (uid, gid); root and numbers need no entry."""
 
 
-def run_as(user: str, settings: JobSettings) -> tuple[int | None, int | None]:
+def task_user(action: Action) -> tuple[str, str]:
+    """(the user the task container runs as, the field that names it); SpecError when the tree
+    asks for two different users: one container runs as one user."""
+    found: dict[str, str] = {}
+    for path, node in action.walk():
+        user = getattr(node.inner(), "user", "")
+        if user:
+            found.setdefault(user, f"{path}.{node.kind()}.user")
+    if len(found) > 1:
+        raise SpecError(
+            [
+                "spec.action: the actions run as different users ("
+                + ", ".join(f"{where} is {user!r}" for user, where in found.items())
+                + "); a task runs in one container as one user: use the same user everywhere"
+            ]
+        )
+    return next(iter(found.items()), ("", "spec.action.run.user"))
+
+
+def run_as(
+    user: str, settings: JobSettings, where: str = "spec.action.run.user"
+) -> tuple[int | None, int | None]:
     """(runAsUser, runAsGroup) for a BBS user: "" → image default; root → 0:0; "1000[:1000]"."""
     if not user:
         return None, None
@@ -53,7 +102,7 @@ def run_as(user: str, settings: JobSettings) -> tuple[int | None, int | None]:
         return settings.user_ids[user]
     raise SpecError(
         [
-            f"spec.action.run.user: {user!r} has no numeric uid on Kubernetes: use root, a uid such"
+            f"{where}: {user!r} has no numeric uid on Kubernetes: use root, a uid such"
             f" as 1000 or 1000:1000, or ask the admin to map {user!r} in taskop's user ids"
         ]
     )
@@ -71,7 +120,8 @@ def unsupported(spec: TaskSpec, settings: JobSettings) -> list[str]:
             f" declare a kubelet podPidsLimit of at most {spec.max_pids} in taskop's settings"
         )
     try:
-        run_as(spec.action.run.user, settings)
+        user, where = task_user(spec.action)
+        run_as(user, settings, where)
     except SpecError as exc:
         errors.extend(exc.messages)
     return errors
@@ -84,9 +134,29 @@ def _escape(value: str) -> str:
 
 def _env(spec: TaskSpec) -> list[dict[str, str]]:
     merged: dict[str, str] = {}
-    for var in (*spec.env, *spec.action.run.env):
+    for var in spec.env:
         merged[var.name] = var.value  # later wins, first position kept
     return [{"name": name, "value": _escape(value)} for name, value in merged.items()]
+
+
+def executor_spec(spec: TaskSpec) -> dict[str, Any]:
+    """What the in-pod executor runs (executor/internal/spec): the action tree as the Task spec
+    has it, the downloads before it, the log rate limit and where the result goes."""
+    out: dict[str, Any] = {"action": spec.action.model_dump(by_alias=True, exclude_defaults=True)}
+    if spec.downloads:
+        out["cachedDependencies"] = [
+            d.model_dump(by_alias=True, exclude_defaults=True) for d in spec.downloads
+        ]
+    if spec.image_layers:
+        out["imageLayers"] = [
+            layer.model_dump(by_alias=True, exclude_defaults=True) for layer in spec.image_layers
+        ]
+    if spec.log_rate_limit is not None and spec.log_rate_limit >= 0:
+        out["logRateLimit"] = spec.log_rate_limit
+    if spec.result_file:
+        out["resultFile"] = spec.result_file
+        out["resultDir"] = RESULT_DIR
+    return out
 
 
 def _resources(spec: TaskSpec, settings: JobSettings) -> dict[str, dict[str, Any]]:
@@ -106,16 +176,20 @@ def _resources(spec: TaskSpec, settings: JobSettings) -> dict[str, dict[str, Any
 
 
 def _container(spec: TaskSpec, settings: JobSettings) -> dict[str, Any]:
-    run = spec.action.run
+    mounts = [
+        {"name": "taskop-bin", "mountPath": EXECUTOR_DIR, "readOnly": True},
+        {"name": "taskop-spec", "mountPath": EXECUTOR_SPEC_DIR, "readOnly": True},
+    ]
+    if spec.result_file:
+        mounts.append({"name": "taskop-result", "mountPath": RESULT_DIR})
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.image_reference(),
-        "command": [_escape(part) for part in (run.path, *run.args)],
-        "terminationMessagePath": spec.result_file or DEFAULT_TERMINATION_MESSAGE_PATH,
+        "command": [EXECUTOR, "run", f"{EXECUTOR_SPEC_DIR}/{EXECUTOR_SPEC_FILE}"],
+        "terminationMessagePath": DEFAULT_TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
+        "volumeMounts": mounts,
     }
-    if run.dir:
-        container["workingDir"] = run.dir
     if env := _env(spec):
         container["env"] = env
     if resources := _resources(spec, settings):
@@ -133,7 +207,8 @@ def _security_context(spec: TaskSpec, settings: JobSettings) -> dict[str, Any]:
     keep the container runtime's default capabilities; ``privileged`` is privileged.
     """
     security: dict[str, Any] = {}
-    uid, gid = run_as(spec.action.run.user, settings)
+    user, where = task_user(spec.action)
+    uid, gid = run_as(user, settings, where)
     if uid is not None:
         security["runAsUser"] = uid
     if gid is not None:
@@ -157,10 +232,59 @@ def _pod_annotations(spec: TaskSpec, annotations: Mapping[str, str]) -> dict[str
     ):
         if value:
             result[key] = value
-    limits = spec.action.run.resource_limits
-    if limits is not None and limits.nofile is not None:
-        result["taskop.dev/requested-nofile"] = str(limits.nofile)
+    result[EXECUTOR_SPEC_ANNOTATION] = json.dumps(
+        executor_spec(spec), separators=(",", ":"), ensure_ascii=False
+    )
     return result
+
+
+def _executor_pod_parts(spec: TaskSpec, settings: JobSettings) -> tuple[list[Obj], list[Obj]]:
+    """(init containers, volumes): the executor copied from the operator image into an emptyDir
+    the task container runs it from (as Tekton's entrypoint), its spec through the downward API,
+    and, with a result file, the sidecar that hands over results too large for a termination
+    message."""
+    helper = {
+        "image": settings.executor_image,
+        "imagePullPolicy": "IfNotPresent",
+        "resources": _HELPER_RESOURCES,
+        "securityContext": _HELPER_SECURITY,
+    }
+    init: list[Obj] = [
+        {
+            "name": COPY_CONTAINER_NAME,
+            **helper,
+            "command": [EXECUTOR_IN_IMAGE, "copy", EXECUTOR],
+            "volumeMounts": [{"name": "taskop-bin", "mountPath": EXECUTOR_DIR}],
+        }
+    ]
+    volumes: list[Obj] = [
+        {"name": "taskop-bin", "emptyDir": {"sizeLimit": "64Mi"}},
+        {
+            "name": "taskop-spec",
+            "downwardAPI": {
+                "items": [
+                    {
+                        "path": EXECUTOR_SPEC_FILE,
+                        "fieldRef": {
+                            "fieldPath": f"metadata.annotations['{EXECUTOR_SPEC_ANNOTATION}']"
+                        },
+                    }
+                ]
+            },
+        },
+    ]
+    if spec.result_file:
+        init.append(
+            {
+                "name": RESULT_CONTAINER_NAME,
+                **helper,
+                "restartPolicy": "Always",
+                "command": [EXECUTOR_IN_IMAGE, "result-sidecar", RESULT_DIR],
+                "volumeMounts": [{"name": "taskop-result", "mountPath": RESULT_DIR}],
+            }
+        )
+        volumes.append({"name": "taskop-result", "emptyDir": {"sizeLimit": "1Mi"}})
+    return init, volumes
 
 
 def build_job(
@@ -189,6 +313,7 @@ def build_job(
         "enableServiceLinks": False,
         "containers": [_container(spec, settings)],
     }
+    pod_spec["initContainers"], pod_spec["volumes"] = _executor_pod_parts(spec, settings)
     if not spec.privileged:
         pod_spec["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
     node_selector = {f"{PLACEMENT_LABEL_PREFIX}{tag}": "true" for tag in spec.placement_tags}

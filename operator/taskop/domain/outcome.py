@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,12 +15,68 @@ from taskop.domain.states import ConditionReason, TaskState
 from taskop.domain.timefmt import parse_ns
 
 MAX_RESULT_BYTES = 4095
-"""The kubelet keeps at most 4096 bytes of a termination message (the tail), so a message of 4096
-bytes may have been cut: taskop only trusts results of at most 4095 bytes."""
+"""Pods without the executor (Jobs made before it): the kubelet keeps at most 4096 bytes of a
+termination message (the tail), so a message of 4096 bytes may have been cut: taskop only trusts
+results of at most 4095 bytes there. The executor carries results up to 51,200 bytes (Diego's)."""
 RESULT_TOO_LARGE = (
     f"result exceeds {MAX_RESULT_BYTES} bytes, the limit of a Kubernetes termination message;"
     " write a smaller result file"
 )
+EXECUTOR_REPORT = "executor/v1"
+"""``taskop`` of the executor's termination message (executor/internal/result)."""
+RESULT_FRAME = "taskop-result v1"
+"""First word of the result sidecar's log frame (executor/internal/result)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExecutorReport:
+    """What the in-pod executor wrote as the task container's termination message."""
+
+    failed: bool
+    failure_reason: str = ""
+    result: str = ""
+    result_log: tuple[int, str] | None = None
+    """(bytes, sha256 hex) of a result handed over through the result sidecar's log."""
+
+
+def executor_report(pod: Obj | None) -> ExecutorReport | None:
+    """The executor's report in the pod's terminated task container; None when there is none."""
+    message = (task_container_terminated(pod) or {}).get("message") or ""
+    if not message.startswith('{"taskop":'):
+        return None
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("taskop") != EXECUTOR_REPORT:
+        return None
+    log = data.get("resultLog")
+    return ExecutorReport(
+        failed=bool(data.get("failed")),
+        failure_reason=str(data.get("failureReason") or ""),
+        result=str(data.get("result") or ""),
+        result_log=(int(log["bytes"]), str(log["sha256"])) if isinstance(log, dict) else None,
+    )
+
+
+def result_from_log(text: str, size: int, sha256: str) -> str:
+    """The result the sidecar printed in ``text`` (its whole log); ValueError saying why not."""
+    lines = text.splitlines()
+    header = f"{RESULT_FRAME} bytes={size} sha256={sha256}"
+    try:
+        start = lines.index(header)
+        end = lines.index("taskop-result end", start)
+    except ValueError:
+        raise ValueError("the result sidecar's log holds no result frame") from None
+    try:
+        data = base64.b64decode("".join(lines[start + 1 : end]), validate=True)
+    except binascii.Error:
+        raise ValueError("the result sidecar's frame is not base64") from None
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError("the result sidecar's frame does not match the executor's digest")
+    return data.decode("utf-8", "surrogateescape")
+
+
 IMAGE_PULL_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 )
@@ -45,6 +105,8 @@ class Outcome:
     pod_name: str = ""
     job_finished: bool = False
     """Completed by the Job itself; Completed without it (image pull) means: stop the Job."""
+    result_log: tuple[int, str] | None = None
+    """A succeeded task whose result is in pod ``pod_name``'s result sidecar log: read it."""
 
 
 def _get(obj: Obj | None, *path: str) -> Any:
@@ -100,6 +162,9 @@ def pod_failure(pod: Obj | None) -> tuple[ConditionReason, str] | None:
             return ConditionReason.NODE_LOST, "node lost" + detail
         if cause in _PREEMPTED:
             return ConditionReason.PREEMPTED, "preempted" + detail
+    report = executor_report(pod)
+    if report is not None and report.failed:
+        return ConditionReason.ACTION_FAILED, report.failure_reason or "the task failed"
     terminated = task_container_terminated(pod)
     if terminated is not None:
         code = terminated.get("exitCode", 0)
@@ -138,6 +203,28 @@ def read_outcome(
         succeeded = [p for p in pods if _get(p, "status", "phase") == "Succeeded"]
         pod = _latest(succeeded) or _latest(pods)
         where = _where(pod)
+        report = executor_report(pod)
+        if report is not None and report.failed:  # the executor exits non-zero: not expected
+            return Outcome(
+                state=TaskState.COMPLETED,
+                reason=ConditionReason.ACTION_FAILED,
+                message=report.failure_reason,
+                failed=True,
+                failure_reason=report.failure_reason,
+                job_finished=True,
+                cell_id=where[0],
+                pod_name=where[1],
+            )
+        if report is not None:
+            return Outcome(
+                state=TaskState.COMPLETED,
+                reason=ConditionReason.SUCCEEDED,
+                result=report.result,
+                result_log=report.result_log,
+                job_finished=True,
+                cell_id=where[0],
+                pod_name=where[1],
+            )
         result, fits = _result(pod)
         if not fits:
             return Outcome(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, Self
 
 import pydantic
@@ -24,6 +24,7 @@ _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
 Str = Annotated[str, Field(max_length=1024)]
 LongStr = Annotated[str, Field(max_length=32768)]
 LabelValue = Annotated[str, Field(max_length=63)]
+ChecksumAlgorithm = Literal["md5", "sha1", "sha256"]
 Quantity = pydantic.StrictInt | Annotated[str, Field(max_length=64, pattern=QUANTITY_PATTERN)]
 
 
@@ -57,10 +58,175 @@ class RunAction(_Model):
     user: Annotated[str, Field(max_length=256)] = ""
     env: Annotated[list[EnvVar], Field(max_length=256)] = []
     resource_limits: ResourceLimits | None = None
+    log_source: Str = ""
+    suppress_log_output: bool = False
+
+
+class DownloadAction(_Model):
+    """Fetch ``from`` (a tgz, tar or zip), verify its checksum, extract it into ``to``."""
+
+    artifact: Str = ""
+    from_: Annotated[str, Field(alias="from", min_length=1, max_length=4096)]
+    to: Annotated[str, Field(min_length=1, max_length=4096)]
+    cache_key: Str = ""
+    log_source: Str = ""
+    user: Annotated[str, Field(max_length=256)] = ""
+    checksum_algorithm: ChecksumAlgorithm | None = None
+    checksum_value: Str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _checksum(self) -> Self:
+        _check_checksum(self.checksum_algorithm, self.checksum_value)
+        return self
+
+
+class UploadAction(_Model):
+    """POST the file (or the directory, as a tar) at ``from`` to the URL ``to``."""
+
+    artifact: Str = ""
+    from_: Annotated[str, Field(alias="from", min_length=1, max_length=4096)]
+    to: Annotated[str, Field(min_length=1, max_length=4096)]
+    log_source: Str = ""
+    user: Annotated[str, Field(max_length=256)] = ""
+
+
+class TimeoutAction(_Model):
+    action: Action
+    timeout_ms: Annotated[int, Field(ge=1)]
+    log_source: Str = ""
+
+
+class EmitProgressAction(_Model):
+    action: Action
+    start_message: LongStr = ""
+    success_message: LongStr = ""
+    failure_message_prefix: LongStr = ""
+    log_source: Str = ""
+
+
+class TryAction(_Model):
+    action: Action
+    log_source: Str = ""
+
+
+class ActionList(_Model):
+    actions: Annotated[list[Action], Field(min_length=1, max_length=64)]
+    log_source: Str = ""
 
 
 class Action(_Model):
-    run: RunAction
+    """One BBS action: exactly one field is set. Trees nest through timeout, emitProgress, try
+    (``action``) and serial, parallel, codependent (``actions``), `MAX_ACTION_DEPTH` at most."""
+
+    run: RunAction | None = None
+    download: DownloadAction | None = None
+    upload: UploadAction | None = None
+    timeout: TimeoutAction | None = None
+    emit_progress: EmitProgressAction | None = None
+    try_: TryAction | None = Field(default=None, alias="try")
+    parallel: ActionList | None = None
+    serial: ActionList | None = None
+    codependent: ActionList | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if len(self._set()) != 1:
+            raise ValueError(f"exactly one of {', '.join(ACTION_KINDS)} must be set")
+        return self
+
+    def _set(self) -> list[str]:
+        return [name for name in type(self).model_fields if getattr(self, name) is not None]
+
+    def kind(self) -> str:
+        """The one field that is set, by its spec name (``run``, ``emitProgress``, …)."""
+        return str(type(self).model_fields[self._set()[0]].alias)
+
+    def inner(self) -> Any:
+        return getattr(self, self._set()[0])
+
+    def children(self) -> list[Action]:
+        inner = self.inner()
+        if isinstance(inner, ActionList):
+            return list(inner.actions)
+        if isinstance(inner, TimeoutAction | EmitProgressAction | TryAction):
+            return [inner.action]
+        return []
+
+    def walk(self, path: str = "spec.action") -> Iterator[tuple[str, Action]]:
+        """Every action of the tree with its field path, depth first."""
+        yield path, self
+        inner = self.inner()
+        here = f"{path}.{self.kind()}"
+        if isinstance(inner, ActionList):
+            for index, child in enumerate(inner.actions):
+                yield from child.walk(f"{here}.actions[{index}]")
+        elif isinstance(inner, TimeoutAction | EmitProgressAction | TryAction):
+            yield from inner.action.walk(f"{here}.action")
+
+    def depth(self) -> int:
+        return 1 + max((child.depth() for child in self.children()), default=0)
+
+
+for _model in (TimeoutAction, EmitProgressAction, TryAction, ActionList, Action):
+    _model.model_rebuild()
+
+ACTION_KINDS = (
+    "run",
+    "download",
+    "upload",
+    "timeout",
+    "emitProgress",
+    "try",
+    "parallel",
+    "serial",
+    "codependent",
+)
+MAX_ACTION_DEPTH = 16
+"""Deeper trees are refused (Diego has no limit; real clients nest three or four levels)."""
+
+
+def _check_checksum(algorithm: str | None, value: str) -> None:
+    if bool(algorithm) != bool(value):
+        raise ValueError("checksumAlgorithm and checksumValue must be set together")
+    if value and not re.fullmatch(r"[0-9a-fA-F]+", value):
+        raise ValueError("checksumValue must be hexadecimal")
+
+
+class CachedDependency(_Model):
+    """A BBS cached dependency: downloaded and extracted into ``to`` before the action runs."""
+
+    name: Str = ""
+    from_: Annotated[str, Field(alias="from", min_length=1, max_length=4096)]
+    to: Annotated[str, Field(min_length=1, max_length=4096)]
+    cache_key: Str = ""
+    log_source: Str = ""
+    checksum_algorithm: ChecksumAlgorithm | None = None
+    checksum_value: Str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _checksum(self) -> Self:
+        _check_checksum(self.checksum_algorithm, self.checksum_value)
+        return self
+
+
+class ImageLayer(_Model):
+    """A BBS image layer: downloaded, verified by digest and extracted before the action."""
+
+    name: Str = ""
+    url: Annotated[str, Field(min_length=1, max_length=4096)]
+    destination_path: Annotated[str, Field(min_length=1, max_length=4096)]
+    layer_type: Literal["SHARED", "EXCLUSIVE"]
+    media_type: Literal["TGZ", "TAR", "ZIP"]
+    digest_algorithm: Literal["SHA256", "SHA512"] | None = None
+    digest_value: Str = ""
+
+    @pydantic.model_validator(mode="after")
+    def _digest(self) -> Self:
+        if bool(self.digest_algorithm) != bool(self.digest_value):
+            raise ValueError("digestAlgorithm and digestValue must be set together")
+        if self.layer_type == "EXCLUSIVE" and not self.digest_value:
+            raise ValueError("an EXCLUSIVE layer needs digestAlgorithm and digestValue")
+        return self
 
 
 class LocalObjectReference(_Model):
@@ -96,6 +262,9 @@ class TaskSpec(_Model):
     image: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     rootfs: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     action: Action
+    downloads: Annotated[list[CachedDependency], Field(max_length=64)] = []
+    image_layers: Annotated[list[ImageLayer], Field(max_length=64)] = []
+    log_rate_limit: Annotated[int, Field(ge=-1)] | None = None
     env: Annotated[list[EnvVar], Field(max_length=256)] = []
     memory_mb: Annotated[int, Field(ge=0)] = 0
     disk_mb: Annotated[int, Field(ge=0)] = 0
@@ -152,6 +321,13 @@ class TaskSpec(_Model):
     def _annotation(cls, value: str) -> str:
         if len(value.encode("utf-8", "surrogateescape")) > MAX_ANNOTATION_BYTES:
             raise ValueError(f"must be at most {MAX_ANNOTATION_BYTES} bytes")
+        return value
+
+    @pydantic.field_validator("action")
+    @classmethod
+    def _action_depth(cls, value: Action) -> Action:
+        if value.depth() > MAX_ACTION_DEPTH:
+            raise ValueError(f"the action tree is deeper than {MAX_ACTION_DEPTH} levels")
         return value
 
     @pydantic.model_validator(mode="after")

@@ -67,6 +67,7 @@ class ConditionReason(enum.StrEnum):
     JOB_CONFLICT = "JobConflict"  # a Job of that name exists that this Task does not own
     POD_CREATE_FAILED = "PodCreateFailed"  # admission, quota or limit range refused the pod
     RESULT_LOST = "ResultLost"  # the pod was gone before its result file was read
+    ACTION_FAILED = "ActionFailed"  # the in-pod executor reports why the action tree failed
     # completion callback
     CALLBACK_PENDING = "CallbackPending"
     CALLBACK_DELIVERED = "CallbackDelivered"

@@ -375,6 +375,25 @@ class Kube:
         items: list[Obj] = data["items"]
         return items
 
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None:
+        """One container's whole log; None when the pod (or the container's log) is gone."""
+        try:
+            resp: Any = await self.core.read_namespaced_pod_log(
+                pod, namespace, container=container, _preload_content=False
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            body = e.body.decode() if isinstance(e.body, bytes) else str(e.body or "")
+            _raise(e.status or 0, body, str(e.reason))
+            raise  # unreachable
+        raw = await resp.read()
+        if resp.status == 404:
+            return None
+        if resp.status >= 400:
+            _raise(resp.status, raw.decode(errors="replace"), str(resp.reason))
+        return str(raw.decode("utf-8", "replace"))
+
     async def list_pages(
         self,
         kind: str,

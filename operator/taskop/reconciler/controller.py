@@ -39,7 +39,7 @@ from taskop.domain.decide import (
     decide,
     owned_by,
 )
-from taskop.domain.jobs import MANAGED_BY, JobSettings
+from taskop.domain.jobs import MANAGED_BY, RESULT_CONTAINER_NAME, JobSettings
 from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
@@ -77,6 +77,7 @@ class KubeAPI(Protocol):
         self, namespace: str, name: str, uid: str, finalizer: str
     ) -> Obj | None: ...
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]: ...
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None: ...
     def list_pages(
         self,
         kind: str,
@@ -89,7 +90,7 @@ class KubeAPI(Protocol):
 def decide_settings(settings: Settings) -> DecideSettings:
     return DecideSettings(
         convergence=settings.convergence(),
-        jobs=JobSettings(),
+        jobs=JobSettings(executor_image=settings.executor_image),
         outcome=OutcomeSettings(image_pull_grace_period=settings.image_pull_grace_period),
         pod_create_grace_period=settings.pod_create_grace_period,
     )
@@ -273,10 +274,18 @@ class Controller:
                 return
         await self._write(key, task, decision)
 
-    async def _read(self, key: Key, task: Obj, decision: Decision) -> dict[str, bool]:
-        """The reads a decision asked for, taken into the cache."""
+    async def _read(self, key: Key, task: Obj, decision: Decision) -> dict[str, Any]:
+        """The reads a decision asked for, taken into the cache (a result log is not kept:
+        it is read again if the pass must be repeated)."""
         namespace, name = key
-        reads: dict[str, bool] = {}
+        reads: dict[str, Any] = {}
+        if decision.read_result_log is not None:
+            text = await self.kube.read_pod_log(
+                namespace, decision.read_result_log, RESULT_CONTAINER_NAME
+            )
+            reads["result_log" if text is not None else "result_log_gone"] = (
+                text if text is not None else True
+            )
         if decision.read_job:
             job = await self.kube.get_job(namespace, job_name(name))
             if job is None:

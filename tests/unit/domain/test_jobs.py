@@ -4,6 +4,8 @@ from typing import Any
 
 import pytest
 
+import json
+
 from taskop.domain.jobs import JobSettings, build_job, run_as, unsupported
 from taskop.domain.names import digest
 from taskop.domain.spec import SpecError, parse_spec
@@ -20,6 +22,30 @@ def container(manifest: dict[str, Any]) -> dict[str, Any]:
     containers = manifest["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]  # type: ignore[no-any-return]
+
+
+def executor_spec(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the pod's executor runs: the annotation its downward API volume reads."""
+    annotations = manifest["spec"]["template"]["metadata"]["annotations"]
+    return json.loads(annotations["taskop.dev/executor-spec"])  # type: ignore[no-any-return]
+
+
+HELPER = {
+    "image": "localhost/taskop:0.1.0",
+    "imagePullPolicy": "IfNotPresent",
+    "resources": {
+        "requests": {"cpu": "10m", "memory": "16Mi"},
+        "limits": {"cpu": "100m", "memory": "32Mi"},
+    },
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    },
+}
 
 
 def test_minimal_job() -> None:
@@ -52,20 +78,66 @@ def test_minimal_job() -> None:
             "completions": 1,
             "parallelism": 1,
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "taskop.dev/executor-spec": '{"action":{"run":{"path":"/bin/echo"}}}'
+                    },
+                },
                 "spec": {
                     "restartPolicy": "Never",
                     "enableServiceLinks": False,
                     "automountServiceAccountToken": False,
                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "initContainers": [
+                        {
+                            "name": "executor",
+                            **HELPER,
+                            "command": [
+                                "/usr/local/bin/taskop-executor",
+                                "copy",
+                                "/taskop/bin/taskop-executor",
+                            ],
+                            "volumeMounts": [{"name": "taskop-bin", "mountPath": "/taskop/bin"}],
+                        }
+                    ],
                     "containers": [
                         {
                             "name": "task",
                             "image": "busybox",
-                            "command": ["/bin/echo"],
+                            "command": [
+                                "/taskop/bin/taskop-executor",
+                                "run",
+                                "/taskop/spec/executor.json",
+                            ],
                             "terminationMessagePath": "/dev/termination-log",
                             "terminationMessagePolicy": "File",
+                            "volumeMounts": [
+                                {"name": "taskop-bin", "mountPath": "/taskop/bin", "readOnly": True},
+                                {
+                                    "name": "taskop-spec",
+                                    "mountPath": "/taskop/spec",
+                                    "readOnly": True,
+                                },
+                            ],
                         }
+                    ],
+                    "volumes": [
+                        {"name": "taskop-bin", "emptyDir": {"sizeLimit": "64Mi"}},
+                        {
+                            "name": "taskop-spec",
+                            "downwardAPI": {
+                                "items": [
+                                    {
+                                        "path": "executor.json",
+                                        "fieldRef": {
+                                            "fieldPath": "metadata.annotations"
+                                            "['taskop.dev/executor-spec']"
+                                        },
+                                    }
+                                ]
+                            },
+                        },
                     ],
                 },
             },
@@ -94,23 +166,82 @@ def test_run_action() -> None:
             "action": {"run": {"path": "/bin/sh", "args": ["-c", "echo $(HOME) $$"], "dir": "/w"}},
         }
     )
-    c = container(build_job("t", "ns", "u", spec, SETTINGS))
-    assert c["image"] == "library/alpine:3.20"
-    assert c["command"] == ["/bin/sh", "-c", "echo $$(HOME) $$$$"]  # kubelet unescapes $$ → $
-    assert c["workingDir"] == "/w"
+    manifest = build_job("t", "ns", "u", spec, SETTINGS)
+    assert container(manifest)["image"] == "library/alpine:3.20"
+    assert "workingDir" not in container(manifest)  # the executor runs in dir, not the container
+    run = {"path": "/bin/sh", "args": ["-c", "echo $(HOME) $$"], "dir": "/w"}  # no kubelet $(…)
+    assert executor_spec(manifest) == {"action": {"run": run}}
 
 
-def test_env_order_and_override() -> None:
-    c = container(
-        job(
-            env=[{"name": "A", "value": "task"}, {"name": "B", "value": "$(A)"}],
-            action={"run": {"path": "x", "env": [{"name": "A", "value": "run"}, {"name": "C"}]}},
-        )
+def test_an_action_tree_with_downloads_reaches_the_executor_unchanged() -> None:
+    tree = {
+        "serial": {
+            "actions": [
+                {
+                    "download": {
+                        "artifact": "droplet",
+                        "from": "http://blobs/droplet.tgz",
+                        "to": ".",
+                        "user": "vcap",
+                        "checksumAlgorithm": "sha256",
+                        "checksumValue": "ab12",
+                    }
+                },
+                {"timeout": {"timeoutMs": 5000, "action": {"run": {"path": "/tmp/x"}}}},
+            ]
+        }
+    }
+    downloads = [{"name": "lifecycle", "from": "http://fs/l.tgz", "to": "/tmp/lifecycle"}]
+    layers = [
+        {
+            "url": "http://fs/d.tgz",
+            "destinationPath": "/home/vcap",
+            "layerType": "EXCLUSIVE",
+            "mediaType": "TGZ",
+            "digestAlgorithm": "SHA256",
+            "digestValue": "cd34",
+        }
+    ]
+    manifest = job(action=tree, downloads=downloads, imageLayers=layers, logRateLimit=100)
+    assert executor_spec(manifest) == {
+        "action": tree,
+        "cachedDependencies": downloads,
+        "imageLayers": layers,
+        "logRateLimit": 100,
+    }
+    assert container(manifest)["securityContext"]["runAsUser"] == 2000  # vcap, from the download
+
+
+def test_a_tree_needing_two_users_is_refused_naming_both() -> None:
+    tree = {
+        "serial": {
+            "actions": [
+                {"download": {"from": "http://x", "to": "/", "user": "vcap"}},
+                {"run": {"path": "/x", "user": "root"}},
+            ]
+        }
+    }
+    with pytest.raises(SpecError) as e:
+        job(action=tree)
+    (message,) = e.value.messages
+    assert "spec.action.serial.actions[0].download.user is 'vcap'" in message
+    assert "spec.action.serial.actions[1].run.user is 'root'" in message
+
+
+def test_env_task_wide_on_the_container_and_the_run_actions_own_in_the_executor() -> None:
+    run_env = [{"name": "A", "value": "run"}, {"name": "C"}]
+    manifest = job(
+        env=[{"name": "A", "value": "task"}, {"name": "B", "value": "$(A)"}],
+        action={"run": {"path": "x", "env": run_env}},
     )
-    assert c["env"] == [
+    assert container(manifest)["env"] == [
+        {"name": "A", "value": "task"},
+        {"name": "B", "value": "$$(A)"},  # the kubelet unescapes $$ → $
+    ]
+    # The executor adds the action's env on top (later wins), as Diego's run step does.
+    assert executor_spec(manifest)["action"]["run"]["env"] == [
         {"name": "A", "value": "run"},
-        {"name": "B", "value": "$$(A)"},
-        {"name": "C", "value": ""},
+        {"name": "C"},
     ]
 
 
@@ -217,10 +348,20 @@ def test_resources(
     assert container(job(settings, **fields)).get("resources") == resources
 
 
-def test_result_file_is_the_termination_message() -> None:
-    c = container(job(resultFile="/tmp/result.json"))
-    assert c["terminationMessagePath"] == "/tmp/result.json"
-    assert c["terminationMessagePolicy"] == "File"
+def test_a_result_file_is_a_plain_file_and_gets_the_result_sidecar() -> None:
+    manifest = job(resultFile="/tmp/result.json")
+    c = container(manifest)
+    assert c["terminationMessagePath"] == "/dev/termination-log"  # the executor's report
+    assert {"name": "taskop-result", "mountPath": "/taskop/result"} in c["volumeMounts"]
+    assert executor_spec(manifest)["resultFile"] == "/tmp/result.json"
+    assert executor_spec(manifest)["resultDir"] == "/taskop/result"
+    pod = manifest["spec"]["template"]["spec"]
+    sidecar = pod["initContainers"][1]
+    assert sidecar["name"] == "result"
+    assert sidecar["restartPolicy"] == "Always"  # a native sidecar: ends with the task
+    assert sidecar["command"][1:] == ["result-sidecar", "/taskop/result"]
+    assert {"name": "taskop-result", "emptyDir": {"sizeLimit": "1Mi"}} in pod["volumes"]
+    assert len(job()["spec"]["template"]["spec"]["initContainers"]) == 1  # no result: no sidecar
 
 
 def test_retries_and_timeout() -> None:
@@ -288,7 +429,7 @@ def test_annotations() -> None:
         "taskop.dev/log-guid": "lg",
         "taskop.dev/log-source": "TASK",
         "taskop.dev/metrics-guid": "mg",
-        "taskop.dev/requested-nofile": "4096",
+        "taskop.dev/executor-spec": '{"action":{"run":{"path":"x","resourceLimits":{"nofile":4096}}}}',
     }
 
 

@@ -96,9 +96,43 @@ def test_camel_case_and_snake_case() -> None:
         ({"annotation": "é" * 5121}, "spec.annotation: must be at most 10240 bytes"),
         ({"placementTags": ["bad tag"]}, "spec.placementTags[0]: String should match pattern"),
         ({"env": [{"name": "A=B"}]}, "spec.env[0].name: String should match pattern"),
-        ({"action": {}}, "spec.action.run: Field required"),
+        ({"action": {}}, "spec.action: exactly one of run, download, upload, timeout, emitProg"),
+        (
+            {"action": {"run": {"path": "x"}, "try": {"action": {"run": {"path": "y"}}}}},
+            "spec.action: exactly one of run, download",
+        ),
+        (
+            {"action": {"serial": {"actions": [{"download": {"from": "http://x"}}]}}},
+            "spec.action.serial.actions[0].download.to: Field required",
+        ),
+        (
+            {"action": {"download": {"from": "u", "to": "/", "checksumAlgorithm": "sha256"}}},
+            "spec.action.download: checksumAlgorithm and checksumValue must be set together",
+        ),
+        (
+            {"action": {"serial": {"actions": []}}},
+            "spec.action.serial.actions: List should have at least 1 item",
+        ),
+        (
+            {"downloads": [{"from": "u", "to": "/", "checksumAlgorithm": "crc32"}]},
+            "spec.downloads[0].checksumAlgorithm: Input should be 'md5', 'sha1' or 'sha256'",
+        ),
+        (
+            {
+                "imageLayers": [
+                    {
+                        "url": "u",
+                        "destinationPath": "/",
+                        "layerType": "EXCLUSIVE",
+                        "mediaType": "TGZ",
+                    }
+                ]
+            },
+            "spec.imageLayers[0]: an EXCLUSIVE layer needs digestAlgorithm and digestValue",
+        ),
+        ({"logRateLimit": -2}, "spec.logRateLimit: Input should be greater than or equal to -1"),
         ({"action": {"run": {}}}, "spec.action.run.path: Field required"),
-        ({"action": {"download": {}}}, "spec.action.download: Extra inputs are not permitted"),
+        ({"action": {"fetch": {}}}, "spec.action.fetch: Extra inputs are not permitted"),
         ({"cancelled": "maybe"}, "spec.cancelled: Input should be a valid boolean"),
     ],
 )

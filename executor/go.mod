@@ -1,0 +1,3 @@
+module taskop.dev/executor
+
+go 1.22
