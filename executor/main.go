@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"taskop.dev/executor/internal/actions"
@@ -68,7 +69,11 @@ func runTask(specFile string) int {
 func copySelf(dest string) error {
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		// No /proc (a chroot): the path it was started by, when that is one.
+		if !strings.Contains(os.Args[0], "/") {
+			return err
+		}
+		self = os.Args[0]
 	}
 	in, err := os.Open(self)
 	if err != nil {

@@ -118,6 +118,28 @@ def operator(
     factory.stop_all()
 
 
+@pytest.fixture(scope="session")
+def operator_image(real_node: str) -> str:
+    """The operator image, built from this checkout (hack/build-image: the operator and the in-pod
+    executor from executor/) and imported into the real node's containerd, once per session.
+
+    Task pods copy the executor from it (Settings.executor_image's default names this tag), so
+    real-node tests always run the executor built from the sources under test: no drift.
+    """
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    address = cluster_tool("node", "containerd-address").strip()
+    proc = subprocess.run(
+        [str(ROOT / "hack" / "build-image"), "--containerd-address", address],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"hack/build-image failed:\n{proc.stderr[-3000:]}")
+    return f"localhost/taskop:{version}"
+
+
 REAL_NODE_SELECTOR = {"taskop.dev/real-node": "true"}
 REAL_NODE_TOLERATION = {"key": "taskop.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}
 

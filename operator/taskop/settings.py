@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from taskop import __version__
 from taskop.domain.lifecycle import ConvergenceSettings
 
 
@@ -64,7 +65,7 @@ class Settings:
 
     # --- Jobs
     executor_image: str = field(
-        default="localhost/taskop:0.1.0",
+        default=f"localhost/taskop:{__version__}",
         metadata={
             "doc": "Image holding the in-pod executor (/usr/local/bin/taskop-executor): the"
             " operator's own image. Every task pod copies the executor from it."

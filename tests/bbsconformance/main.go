@@ -37,6 +37,11 @@ type config struct {
 	CheckResult    bool
 	RootFS         string
 	NoCleanup      bool
+	DownloadURL    string
+	DownloadSHA256 string
+	DependencyURL  string
+	PlacementTag   string
+	CallbackURL    string
 }
 
 // scenario is one named group of checks.
@@ -54,6 +59,7 @@ var scenarios = []scenario{
 	{"events", "SubscribeToTaskEvents (tasks.r1) and the deprecated /v1/events/tasks stream see created/changed/removed events", true, runEvents},
 	{"run-to-completion", "a desired task is run by the server (as a Kubernetes Job) to Completed, then resolved and deleted", false, runRunToCompletion},
 	{"cancel-running", "a desired task that the server runs is cancelled and ends Completed, failed, \"task was cancelled\"", false, runCancelRunning},
+	{"serial-download", "Cloud Controller's buildpack task shape, Serial[Download, Run] plus a cached dependency, runs to Completed; its result comes back through TaskByGuid, then the callback, and the server deletes it", false, runSerialDownload},
 }
 
 func scenarioNames() []string {
@@ -81,6 +87,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.ExpectResult, "expect-result", "", "run-to-completion: the task result the server must report (trailing newlines ignored); implies checking it")
 	fs.StringVar(&cfg.RootFS, "rootfs", "docker:///busybox", "root_fs of the tasks this program desires")
 	fs.BoolVar(&cfg.NoCleanup, "no-cleanup", false, "do not try to cancel/resolve/delete left-over tasks at the end")
+	fs.StringVar(&cfg.DownloadURL, "download-url", "", "serial-download: URL of a tgz holding bin/hello.sh (the droplet)")
+	fs.StringVar(&cfg.DownloadSHA256, "download-sha256", "", "serial-download: its sha256 (hex)")
+	fs.StringVar(&cfg.DependencyURL, "dependency-url", "", "serial-download: URL of a tgz holding greeting.txt (the cached dependency, to /tmp/lifecycle)")
+	fs.StringVar(&cfg.PlacementTag, "placement-tag", "", "serial-download: placement tag of the task")
+	fs.StringVar(&cfg.CallbackURL, "callback-url", "", "serial-download: completion_callback_url of the task")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: bbsconformance [flags]\n\nscenarios:\n")
 		for _, sc := range scenarios {

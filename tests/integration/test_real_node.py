@@ -149,7 +149,11 @@ def test_an_image_that_is_not_built_locally_fails_to_pull(jobs: Jobs) -> None:
 
 
 def test_a_task_runs_on_the_real_node_and_reports_its_real_result(
-    k8s: client.ApiClient, namespace: str, real_node: str, operator: OperatorFactory
+    k8s: client.ApiClient,
+    namespace: str,
+    real_node: str,
+    operator_image: str,
+    operator: OperatorFactory,
 ) -> None:
     tasks = Tasks(k8s, namespace)
     operator.start()
@@ -186,7 +190,11 @@ def test_a_task_runs_on_the_real_node_and_reports_its_real_result(
 
 
 def test_a_non_root_task_runs_for_real_in_a_pod_security_restricted_namespace(
-    k8s: client.ApiClient, namespace: str, real_node: str, operator: OperatorFactory
+    k8s: client.ApiClient,
+    namespace: str,
+    real_node: str,
+    operator_image: str,
+    operator: OperatorFactory,
 ) -> None:
     """Seccomp RuntimeDefault, no capabilities, no privilege escalation: still runs under runc."""
     client.CoreV1Api(k8s).patch_namespace(

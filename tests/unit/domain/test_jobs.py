@@ -1,10 +1,9 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-
-import json
 
 from taskop.domain.jobs import JobSettings, build_job, run_as, unsupported
 from taskop.domain.names import digest
@@ -113,7 +112,11 @@ def test_minimal_job() -> None:
                             "terminationMessagePath": "/dev/termination-log",
                             "terminationMessagePolicy": "File",
                             "volumeMounts": [
-                                {"name": "taskop-bin", "mountPath": "/taskop/bin", "readOnly": True},
+                                {
+                                    "name": "taskop-bin",
+                                    "mountPath": "/taskop/bin",
+                                    "readOnly": True,
+                                },
                                 {
                                     "name": "taskop-spec",
                                     "mountPath": "/taskop/spec",
@@ -429,7 +432,10 @@ def test_annotations() -> None:
         "taskop.dev/log-guid": "lg",
         "taskop.dev/log-source": "TASK",
         "taskop.dev/metrics-guid": "mg",
-        "taskop.dev/executor-spec": '{"action":{"run":{"path":"x","resourceLimits":{"nofile":4096}}}}',
+        "taskop.dev/executor-spec": json.dumps(
+            {"action": {"run": {"path": "x", "resourceLimits": {"nofile": 4096}}}},
+            separators=(",", ":"),
+        ),
     }
 
 

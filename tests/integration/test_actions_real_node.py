@@ -1,0 +1,398 @@
+"""BBS action trees run by the in-pod executor, with real containers on the real node.
+
+Files are served from a pod on the real node (busybox httpd, a ConfigMap as its document root) and
+fetched pod to pod. Task pods copy the executor from the operator image that `operator_image`
+builds from this checkout and imports into the node's containerd.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.conftest import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
+from tests.kubeutil import wait_until
+from tests.operatorproc import OperatorFactory
+from tests.tasks import GROUP, Tasks
+
+pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
+
+HELLO = b'#!/bin/sh\necho "from the tarball: $1" > /tmp/result\n'
+LIMIT = 51_200  # Diego rep's MAX_RESULT_SIZE
+
+
+def tgz(files: dict[str, tuple[bytes, int]]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+FILES = {
+    "app.tgz": tgz({"bin/hello.sh": (HELLO, 0o755)}),
+    "greeting.tgz": tgz({"greeting.txt": (b"hello from a cached dependency\n", 0o644)}),
+    "notes.zip": zipped({"notes/a.txt": b"from the zip\n"}),
+}
+
+
+def sha256(name: str) -> str:
+    return hashlib.sha256(FILES[name]).hexdigest()
+
+
+class FileServer:
+    def __init__(self, ip: str) -> None:
+        self.base = f"http://{ip}:8080"
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+
+@pytest.fixture
+def files(k8s: client.ApiClient, namespace: str, real_node: str) -> Iterator[FileServer]:
+    """busybox httpd on the real node, serving `FILES`."""
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_config_map(
+        namespace,
+        {
+            "metadata": {"name": "files"},
+            "binaryData": {k: base64.b64encode(v).decode() for k, v in FILES.items()},
+        },
+    )
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "files"},
+            "spec": {
+                "nodeSelector": REAL_NODE_SELECTOR,
+                "tolerations": [REAL_NODE_TOLERATION],
+                "containers": [
+                    {
+                        "name": "httpd",
+                        "image": "busybox",
+                        "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                        "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+                        "readinessProbe": {
+                            "tcpSocket": {"port": 8080},
+                            "periodSeconds": 1,
+                        },
+                    }
+                ],
+                "volumes": [{"name": "www", "configMap": {"name": "files"}}],
+            },
+        },
+    )
+
+    def ready() -> str | None:
+        pod = core.read_namespaced_pod("files", namespace)
+        conditions = pod.status.conditions or []
+        if any(c.type == "Ready" and c.status == "True" for c in conditions):
+            return str(pod.status.pod_ip)
+        return None
+
+    yield FileServer(wait_until(ready, timeout=60, what="the file server pod to be ready"))
+
+
+@pytest.fixture
+def run(
+    k8s: client.ApiClient,
+    namespace: str,
+    real_node: str,
+    operator_image: str,
+    operator: OperatorFactory,
+) -> Tasks:
+    operator.start()
+    return Tasks(k8s, namespace)
+
+
+def on_real_node(name: str, action: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "Task",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "busybox",
+            "action": action,
+            "podTemplate": {
+                "nodeSelector": REAL_NODE_SELECTOR,
+                "tolerations": [REAL_NODE_TOLERATION],
+            },
+            **spec,
+        },
+    }
+
+
+def sh(script: str) -> dict[str, Any]:
+    return {"run": {"path": "sh", "args": ["-c", script]}}
+
+
+def task_log(k8s: client.ApiClient, namespace: str, status: dict[str, Any]) -> str:
+    """What `kubectl logs` shows for the task's container."""
+    return str(
+        client.CoreV1Api(k8s).read_namespaced_pod_log(
+            status["podName"], namespace, container="task"
+        )
+    )
+
+
+def completed(tasks: Tasks, name: str, timeout: float = 120) -> dict[str, Any]:
+    return tasks.wait_state(name, "Completed", timeout=timeout)
+
+
+def test_serial_download_then_run_uses_the_downloaded_script(
+    run: Tasks, files: FileServer, k8s: client.ApiClient, namespace: str
+) -> None:
+    download = {
+        "artifact": "app",
+        "from": files.url("app.tgz"),
+        "to": "/tmp/app",
+        "checksumAlgorithm": "sha256",
+        "checksumValue": sha256("app.tgz"),
+    }
+    hello = {"run": {"path": "/tmp/app/bin/hello.sh", "args": ["serial"]}}
+    run.create(
+        on_real_node(
+            "serial",
+            {"serial": {"actions": [{"download": download}, hello]}},
+            resultFile="/tmp/result",
+        )
+    )
+
+    status = completed(run, "serial")
+
+    assert (status["failed"], status["result"]) == (False, "from the tarball: serial\n")
+    log = task_log(k8s, namespace, status)
+    assert "Downloading app..." in log and "Downloaded app (" in log
+
+
+def test_parallel_downloads_and_a_cached_dependency_all_arrive(
+    run: Tasks, files: FileServer
+) -> None:
+    fetch_both = {
+        "parallel": {
+            "actions": [
+                {"download": {"from": files.url("app.tgz"), "to": "/tmp/app"}},
+                {"download": {"from": files.url("notes.zip"), "to": "/tmp/zip"}},
+            ]
+        }
+    }
+    show = sh(
+        "/tmp/app/bin/hello.sh p; cat /tmp/zip/notes/a.txt /tmp/deps/greeting.txt >> /tmp/result"
+    )
+    run.create(
+        on_real_node(
+            "parallel",
+            {"serial": {"actions": [fetch_both, show]}},
+            downloads=[{"name": "greeting", "from": files.url("greeting.tgz"), "to": "/tmp/deps"}],
+            resultFile="/tmp/result",
+        )
+    )
+
+    status = completed(run, "parallel")
+
+    assert status["result"] == (
+        "from the tarball: p\nfrom the zip\nhello from a cached dependency\n"
+    )
+
+
+def test_a_checksum_mismatch_fails_the_task_naming_the_artifact(
+    run: Tasks, files: FileServer
+) -> None:
+    download = {
+        "artifact": "droplet",
+        "from": files.url("app.tgz"),
+        "to": "/tmp/app",
+        "checksumAlgorithm": "sha256",
+        "checksumValue": "0" * 64,
+    }
+    run.create(
+        on_real_node("mismatch", {"serial": {"actions": [{"download": download}, sh("true")]}})
+    )
+
+    status = completed(run, "mismatch")
+
+    assert status["failed"] is True
+    assert "droplet" in status["failureReason"]
+    assert "checksum" in status["failureReason"].lower()
+    assert sha256("app.tgz") in status["failureReason"]
+
+
+def test_a_cached_dependency_that_cannot_be_fetched_fails_before_the_action(
+    run: Tasks, files: FileServer
+) -> None:
+    run.create(
+        on_real_node(
+            "nodep",
+            sh("echo ran > /tmp/result"),
+            downloads=[{"name": "lifecycle", "from": files.url("missing.tgz"), "to": "/tmp/l"}],
+            resultFile="/tmp/result",
+        )
+    )
+
+    status = completed(run, "nodep")
+
+    assert status["failed"] is True
+    assert "lifecycle" in status["failureReason"]
+    assert status.get("result", "") == ""
+
+
+def test_codependent_stops_its_sibling_when_one_exits(run: Tasks) -> None:
+    sleeper = sh("sleep 600")
+    quick = sh("exit 0")
+    run.create(on_real_node("codep", {"codependent": {"actions": [sleeper, quick]}}))
+
+    status = completed(run, "codep", timeout=60)  # long before the sleeper's 600 s
+
+    # Diego's codependent step fails whenever one of its actions exits.
+    assert (status["failed"], status["failureReason"]) == (True, "Codependent step exited")
+
+
+def test_try_turns_a_failure_into_success(run: Tasks) -> None:
+    action = {"serial": {"actions": [{"try": {"action": sh("exit 3")}}, sh("echo ok > /tmp/r")]}}
+    run.create(on_real_node("try", action, resultFile="/tmp/r"))
+
+    status = completed(run, "try")
+
+    assert (status["failed"], status["result"]) == (False, "ok\n")
+
+
+def test_a_timeout_action_fires(run: Tasks) -> None:
+    run.create(on_real_node("timeout", {"timeout": {"timeoutMs": 1000, "action": sh("sleep 600")}}))
+
+    status = completed(run, "timeout", timeout=60)
+
+    assert status["failed"] is True
+    assert "exceeded 1s timeout" in status["failureReason"]
+
+
+def test_emit_progress_messages_appear_in_the_task_log(
+    run: Tasks, k8s: client.ApiClient, namespace: str
+) -> None:
+    action = {
+        "emitProgress": {
+            "startMessage": "Staging your app",
+            "successMessage": "Staging complete",
+            "failureMessagePrefix": "Staging failed",
+            "action": sh("echo building"),
+        }
+    }
+    run.create(on_real_node("progress", action))
+
+    status = completed(run, "progress")
+
+    assert status["failed"] is False
+    assert task_log(k8s, namespace, status).splitlines() == [
+        "Staging your app",
+        "building",
+        "Exit status 0",  # Diego's run step says so too
+        "Staging complete",
+    ]
+
+
+def test_the_log_rate_limit_drops_lines_with_diegos_notice(
+    run: Tasks, k8s: client.ApiClient, namespace: str
+) -> None:
+    run.create(on_real_node("noisy", sh("seq 1 5000"), logRateLimit=100))
+
+    status = completed(run, "noisy")
+
+    lines = task_log(k8s, namespace, status).splitlines()
+    assert "app instance exceeded log rate limit (100 bytes/sec)" in lines
+    assert len(lines) < 5000 and lines[0] == "1"
+
+
+def test_nofile_is_the_open_files_limit_inside(run: Tasks) -> None:
+    action = {
+        "run": {
+            "path": "sh",
+            "args": ["-c", "ulimit -n > /tmp/r"],
+            "resourceLimits": {"nofile": 1234},
+        }
+    }
+    run.create(on_real_node("nofile", action, resultFile="/tmp/r"))
+
+    assert completed(run, "nofile")["result"] == "1234\n"
+
+
+def numbers(size: int) -> str:
+    """``seq 1 20000 | head -c size``: a result whose every byte can be checked."""
+    return "".join(f"{i}\n" for i in range(1, 20001))[:size]
+
+
+def test_a_result_of_50_kib_arrives_byte_exact(run: Tasks) -> None:
+    run.create(
+        on_real_node("big", sh(f"seq 1 20000 | head -c {LIMIT} > /tmp/r"), resultFile="/tmp/r")
+    )
+
+    status = completed(run, "big")
+
+    assert status["failed"] is False
+    assert status["result"] == numbers(LIMIT)
+
+
+def test_a_result_over_50_kib_fails_with_its_size(run: Tasks) -> None:
+    run.create(
+        on_real_node("huge", sh("seq 1 20000 | head -c 61440 > /tmp/r"), resultFile="/tmp/r")
+    )
+
+    status = completed(run, "huge")
+
+    assert status["failed"] is True
+    assert status["failureReason"] == "result file is 61440 bytes, over the limit of 51200 bytes"
+
+
+def test_a_missing_result_file_fails_as_on_diego(run: Tasks) -> None:
+    run.create(on_real_node("noresult", sh("true"), resultFile="/tmp/never-written"))
+
+    status = completed(run, "noresult")
+
+    assert (status["failed"], status["failureReason"]) == (True, "failed to fetch result")
+
+
+def test_a_big_result_survives_an_operator_restart_between_pod_end_and_read(
+    k8s: client.ApiClient,
+    namespace: str,
+    real_node: str,
+    operator_image: str,
+    operator: OperatorFactory,
+) -> None:
+    tasks = Tasks(k8s, namespace)
+    first = operator.start()
+    script = f"sleep 3; seq 1 20000 | head -c {LIMIT} > /tmp/r"
+    tasks.create(on_real_node("restart", sh(script), resultFile="/tmp/r"))
+    tasks.wait_state("restart", "Running", timeout=90)
+    first.stop()
+
+    job = str(tasks.status("restart")["jobName"])
+    batch = client.BatchV1Api(k8s)
+    wait_until(
+        lambda: any(
+            c.type == "Complete" and c.status == "True"
+            for c in batch.read_namespaced_job(job, namespace).status.conditions or []
+        ),
+        timeout=90,
+        what="the Job to complete while no operator runs",
+    )
+    assert tasks.status("restart")["state"] == "Running"  # nobody has read the result yet
+    operator.start()
+
+    status = tasks.wait_state("restart", "Completed", timeout=60)
+    assert (status["failed"], status["result"]) == (False, numbers(LIMIT))
