@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,8 +19,9 @@ class Receiver:
 
 
 @contextmanager
-def callback_receiver(statuses: list[int]) -> Iterator[Receiver]:
-    """Answers the n-th request with ``statuses[n]`` (the last one repeats)."""
+def callback_receiver(statuses: list[int], delay: float = 0.0) -> Iterator[Receiver]:
+    """Answers the n-th request with ``statuses[n]`` (the last one repeats), ``delay`` seconds
+    after it arrived."""
     receiver = Receiver(url="", statuses=statuses)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -28,6 +30,7 @@ def callback_receiver(statuses: list[int]) -> Iterator[Receiver]:
             receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
             n = len(receiver.requests) - 1
             status = receiver.statuses[min(n, len(receiver.statuses) - 1)]
+            time.sleep(delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.fileserver import FILES, FileServer
+from tests.kubeutil import wait_until
 
 if TYPE_CHECKING:
     from tests.operatorproc import OperatorFactory
@@ -138,6 +142,53 @@ def operator_image(real_node: str) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"hack/build-image failed:\n{proc.stderr[-3000:]}")
     return f"localhost/taskop:{version}"
+
+
+@pytest.fixture
+def files(k8s: object, namespace: str, real_node: str) -> Iterator[FileServer]:
+    """busybox httpd on the real node, serving `FILES`."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_config_map(
+        namespace,
+        {
+            "metadata": {"name": "files"},
+            "binaryData": {k: base64.b64encode(v).decode() for k, v in FILES.items()},
+        },
+    )
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "files"},
+            "spec": {
+                "nodeSelector": REAL_NODE_SELECTOR,
+                "tolerations": [REAL_NODE_TOLERATION],
+                "containers": [
+                    {
+                        "name": "httpd",
+                        "image": "busybox",
+                        "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                        "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+                        "readinessProbe": {
+                            "tcpSocket": {"port": 8080},
+                            "periodSeconds": 1,
+                        },
+                    }
+                ],
+                "volumes": [{"name": "www", "configMap": {"name": "files"}}],
+            },
+        },
+    )
+
+    def ready() -> str | None:
+        pod = core.read_namespaced_pod("files", namespace)
+        conditions = pod.status.conditions or []
+        if any(c.type == "Ready" and c.status == "True" for c in conditions):
+            return str(pod.status.pod_ip)
+        return None
+
+    yield FileServer(wait_until(ready, timeout=60, what="the file server pod to be ready"))
 
 
 REAL_NODE_SELECTOR = {"taskop.dev/real-node": "true"}

@@ -12,13 +12,16 @@ import json
 import os
 import ssl
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.bbscerts import make_certs
 from tests.bbsclient import free_port, wait_for_ping
+from tests.callbacks import callback_receiver
 from tests.conftest import ROOT
+from tests.fileserver import FileServer, sha256
 from tests.operatorproc import OperatorFactory, OperatorProcess
 
 pytestmark = pytest.mark.cluster
@@ -160,3 +163,93 @@ def test_cancel_running_job(operator: OperatorFactory, bbsconformance: Path) -> 
         "-timeout",
         "120s",
     )
+
+
+@pytest.fixture
+def real_node_for_bbs(k8s: object, real_node: str) -> Iterator[str]:
+    """The real node, reachable by a BBS task's placement tag ``real-node``.
+
+    BBS tasks have no tolerations and no node selector but placement tags (domain profiles will
+    give admins more): for this test the node gets the label placement.taskop.dev/real-node and
+    loses its NoSchedule taint, both restored afterwards. Tests run one at a time, so no other
+    test's pod can be scheduled there meanwhile.
+    """
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s)
+    taints = core.read_node(real_node).spec.taints
+    core.patch_node(
+        real_node,
+        {
+            "metadata": {"labels": {"placement.taskop.dev/real-node": "true"}},
+            "spec": {"taints": [t for t in taints or [] if t.key != "taskop.dev/real-node"]},
+        },
+    )
+    try:
+        yield real_node
+    finally:
+        core.patch_node(
+            real_node,
+            {
+                "metadata": {"labels": {"placement.taskop.dev/real-node": None}},
+                "spec": {"taints": taints},
+            },
+        )
+
+
+@pytest.mark.realnode
+def test_cloud_controllers_serial_download_task_runs_on_the_real_node_over_mutual_tls(
+    operator: OperatorFactory,
+    bbsconformance: Path,
+    tmp_path: Path,
+    files: FileServer,
+    operator_image: str,
+    real_node_for_bbs: str,
+) -> None:
+    """Serial[Download droplet, Run] plus a cached dependency, desired by the Go BBS client, run
+    by the executor in a real container; the result comes back by TaskByGuid and the callback."""
+    certs = make_certs(tmp_path / "certs")
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    context.load_cert_chain(certs.client_cert, certs.client_key)
+    expected = "from the tarball: from the Go BBS client\nhello from a cached dependency\n"
+    with callback_receiver([200], delay=3.0) as receiver:  # a slow receiver: Resolving lasts
+        proc, port = start_bbs(
+            operator,
+            context,
+            bbs_tls_cert_file=certs.server_cert,
+            bbs_tls_key_file=certs.server_key,
+            bbs_tls_ca_file=certs.ca,
+        )
+        run_conformance(
+            bbsconformance,
+            proc,
+            "-url",
+            f"https://127.0.0.1:{port}",
+            "-ca",
+            str(certs.ca),
+            "-cert",
+            str(certs.client_cert),
+            "-key",
+            str(certs.client_key),
+            "-domain",
+            JOB_DOMAIN,
+            "-scenario",
+            "serial-download",
+            "-download-url",
+            files.url("app.tgz"),
+            "-download-sha256",
+            sha256("app.tgz"),
+            "-dependency-url",
+            files.url("greeting.tgz"),
+            "-placement-tag",
+            "real-node",
+            "-callback-url",
+            receiver.url,
+            "-expect-result",
+            expected,
+            "-timeout",
+            "120s",
+        )
+    (_, body), *_ = receiver.requests
+    callback = json.loads(body)
+    assert (callback["failed"], callback["result"]) == (False, expected)

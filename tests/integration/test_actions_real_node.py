@@ -7,108 +7,20 @@ builds from this checkout and imports into the node's containerd.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import tarfile
-import zipfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tests.conftest import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
+from tests.fileserver import FileServer, sha256
 from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorFactory
 from tests.tasks import GROUP, Tasks
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
 
-HELLO = b'#!/bin/sh\necho "from the tarball: $1" > /tmp/result\n'
 LIMIT = 51_200  # Diego rep's MAX_RESULT_SIZE
-
-
-def tgz(files: dict[str, tuple[bytes, int]]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, (data, mode) in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def zipped(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return out.getvalue()
-
-
-FILES = {
-    "app.tgz": tgz({"bin/hello.sh": (HELLO, 0o755)}),
-    "greeting.tgz": tgz({"greeting.txt": (b"hello from a cached dependency\n", 0o644)}),
-    "notes.zip": zipped({"notes/a.txt": b"from the zip\n"}),
-}
-
-
-def sha256(name: str) -> str:
-    return hashlib.sha256(FILES[name]).hexdigest()
-
-
-class FileServer:
-    def __init__(self, ip: str) -> None:
-        self.base = f"http://{ip}:8080"
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/{name}"
-
-
-@pytest.fixture
-def files(k8s: client.ApiClient, namespace: str, real_node: str) -> Iterator[FileServer]:
-    """busybox httpd on the real node, serving `FILES`."""
-    core = client.CoreV1Api(k8s)
-    core.create_namespaced_config_map(
-        namespace,
-        {
-            "metadata": {"name": "files"},
-            "binaryData": {k: base64.b64encode(v).decode() for k, v in FILES.items()},
-        },
-    )
-    core.create_namespaced_pod(
-        namespace,
-        {
-            "metadata": {"name": "files"},
-            "spec": {
-                "nodeSelector": REAL_NODE_SELECTOR,
-                "tolerations": [REAL_NODE_TOLERATION],
-                "containers": [
-                    {
-                        "name": "httpd",
-                        "image": "busybox",
-                        "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
-                        "volumeMounts": [{"name": "www", "mountPath": "/www"}],
-                        "readinessProbe": {
-                            "tcpSocket": {"port": 8080},
-                            "periodSeconds": 1,
-                        },
-                    }
-                ],
-                "volumes": [{"name": "www", "configMap": {"name": "files"}}],
-            },
-        },
-    )
-
-    def ready() -> str | None:
-        pod = core.read_namespaced_pod("files", namespace)
-        conditions = pod.status.conditions or []
-        if any(c.type == "Ready" and c.status == "True" for c in conditions):
-            return str(pod.status.pod_ip)
-        return None
-
-    yield FileServer(wait_until(ready, timeout=60, what="the file server pod to be ready"))
 
 
 @pytest.fixture

@@ -1,0 +1,52 @@
+"""A file server on the real node for download actions: busybox httpd serving `FILES` from a
+ConfigMap, reached pod to pod (fixture ``files`` in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zipfile
+
+HELLO = (
+    b'#!/bin/sh\necho "from the tarball: $1" > /tmp/result\n'
+    b"cat /tmp/lifecycle/greeting.txt >> /tmp/result 2>/dev/null || true\n"
+)
+"""bin/hello.sh of app.tgz; it adds the greeting of a cached dependency in /tmp/lifecycle."""
+
+
+def tgz(files: dict[str, tuple[bytes, int]]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+FILES = {
+    "app.tgz": tgz({"bin/hello.sh": (HELLO, 0o755)}),
+    "greeting.tgz": tgz({"greeting.txt": (b"hello from a cached dependency\n", 0o644)}),
+    "notes.zip": zipped({"notes/a.txt": b"from the zip\n"}),
+}
+
+
+def sha256(name: str) -> str:
+    return hashlib.sha256(FILES[name]).hexdigest()
+
+
+class FileServer:
+    def __init__(self, ip: str) -> None:
+        self.base = f"http://{ip}:8080"
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}"
