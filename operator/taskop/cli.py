@@ -11,7 +11,9 @@ import asyncio
 import logging
 import os
 import random
+import secrets
 import signal
+import socket
 import sys
 
 import kopf
@@ -71,15 +73,21 @@ async def run(settings: Settings, kubeconfig: str | None, peering: str | None = 
     from taskop.reconciler.handlers import registry
 
     namespaces = [settings.namespace] if settings.namespace else []
+    memo = kopf.Memo(settings=settings, kubeconfig=kubeconfig)
+    priority = random.randint(1, 2**30) if peering else 0  # distinct: one replica runs
+    identity = f"taskop-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    if peering:
+        memo["peering"] = {"name": peering, "identity": identity, "priority": priority}
     operator = asyncio.create_task(
         kopf.operator(
             registry=registry,
             standalone=peering is None,
             peering_name=peering,
-            priority=random.randint(1, 2**30) if peering else 0,  # distinct: one replica runs
+            priority=priority,
+            identity=identity,  # type: ignore[arg-type]  # kopf.Identity is a NewType of str
             clusterwide=not namespaces,
             namespaces=namespaces,
-            memo=kopf.Memo(settings=settings, kubeconfig=kubeconfig),
+            memo=memo,
             liveness_endpoint=(
                 f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
             ),

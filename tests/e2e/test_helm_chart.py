@@ -367,17 +367,33 @@ def test_replicas_share_one_active_operator_through_kopf_peering(
             return len(obj.get("status") or {}) == 2
 
         wait_until(both_registered, timeout=60, what="both replicas in the KopfPeering")
+
+        def role(proc: OperatorProcess) -> str:
+            """The replica's latest word on peering (reconciler/peering.py)."""
+            said = [
+                line
+                for line in proc.logs().splitlines()
+                if "this replica is the active one" in line or "standing by:" in line
+            ]
+            return "active" if said and "active one" in said[-1] else "standby"
+
+        # Mandatory peering starts paused; only the highest priority replica reconciles (kopf's
+        # watches and taskop's own reconciler alike), the other stands by.
+        wait_until(
+            lambda: sorted(role(p) for p in procs) == ["active", "standby"],
+            timeout=60,
+            what="one active replica and one standby",
+        )
         tasks = Tasks(k8s, namespace)
         tasks.create(task_manifest("peered", kwok={"message": "one of two"}))
         status = tasks.wait_state("peered", "Completed", timeout=90)
         assert status["result"] == "one of two"
-        # Mandatory peering starts paused; only the highest priority replica resumes and handles
-        # the Task's events, the other stands by.
-        active = [p for p in procs if "reconciling: the first Task event arrived" in p.logs()]
-        assert len(active) == 1, [p.logs()[-2000:] for p in procs]
+        (active,) = [p for p in procs if role(p) == "active"]
+        (standby,) = [p for p in procs if role(p) == "standby"]
 
         # Hot standby: the active one stops (leaving the peering); the other takes over.
-        active[0].stop()
+        active.stop()
+        wait_until(lambda: role(standby) == "active", timeout=90, what="the standby to take over")
         tasks.create(task_manifest("failover", kwok={"message": "the standby ran it"}))
         status = tasks.wait_state("failover", "Completed", timeout=90)
         assert status["result"] == "the standby ran it"

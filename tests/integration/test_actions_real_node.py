@@ -178,7 +178,9 @@ def test_codependent_stops_its_sibling_when_one_exits(run: Tasks) -> None:
 
 
 def test_try_turns_a_failure_into_success(run: Tasks) -> None:
-    action = {"serial": {"actions": [{"try": {"action": sh("exit 3")}}, sh("echo ok > /tmp/r")]}}
+    # The result file is a plain file: writing it elsewhere and moving it in works.
+    write = sh("echo ok > /tmp/r.new && mv /tmp/r.new /tmp/r")
+    action = {"serial": {"actions": [{"try": {"action": sh("exit 3")}}, write]}}
     run.create(on_real_node("try", action, resultFile="/tmp/r"))
 
     status = completed(run, "try")

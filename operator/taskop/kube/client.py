@@ -226,6 +226,14 @@ class Kube:
             if namespace:
                 return self.core.list_namespaced_event(namespace, **kwargs)
             return self.core.list_event_for_all_namespaces(**kwargs)
+        if kind == "kopfpeerings" and namespace:  # kopf's peering objects (reconciler/peering.py)
+            return self.custom.list_namespaced_custom_object(
+                "kopf.dev", "v1", namespace, "kopfpeerings", **kwargs
+            )
+        if kind == "clusterkopfpeerings":
+            return self.custom.list_cluster_custom_object(
+                "kopf.dev", "v1", "clusterkopfpeerings", **kwargs
+            )
         raise ValueError(f"unknown kind {kind}")
 
     async def create_task(self, namespace: str, body: Obj) -> Obj:

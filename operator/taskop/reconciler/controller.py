@@ -153,6 +153,9 @@ class Controller:
         self._resync: asyncio.Task[None] | None = None
         self._informers: list[asyncio.Task[None]] = []
         self._deleted: set[Key] = set()  # Tasks seen deleted, whose children are to be forgotten
+        self._active = asyncio.Event()  # cleared while a peer reconciles (reconciler/peering.py)
+        self._active.set()
+        self._catch_up: asyncio.Task[None] | None = None
 
     # --- watch events (kopf handlers call these)
     def _enqueue_coalesced(self, key: Key) -> None:
@@ -165,7 +168,7 @@ class Controller:
     def task_event(self, event_type: str | None, body: Obj) -> None:
         self.events_seen += 1
         if self.events_seen == 1:
-            log.info("reconciling: the first Task event arrived")
+            log.info("the first Task event arrived")
         key = _key(body)
         if event_type == "DELETED":
             self.cache.drop_task(key, (body.get("metadata") or {}).get("uid"))
@@ -379,12 +382,30 @@ class Controller:
         self.queue.cancel_timer(key)
 
     # --- workers
+    def set_active(self, active: bool) -> None:
+        """Reconcile (True) or stand by while a peer does (False; passes in flight finish, keys
+        stay queued). Becoming active re-lists everything: a standby's view may be stale."""
+        if active == self._active.is_set():
+            return
+        if active:
+            log.info("reconciling: this replica is the active one")
+            self._active.set()
+            self._catch_up = asyncio.create_task(self.resync(), name="taskop-catch-up")
+        else:
+            log.info("standing by: a peer with a higher priority reconciles")
+            self._active.clear()
+
     async def _worker(self) -> None:
         while True:
+            await self._active.wait()
             try:
                 key = await self.queue.get()
             except ShutDown:
                 return
+            if not self._active.is_set():  # paused while waiting: leave it for later
+                self.queue.add(key)
+                self.queue.done(key)
+                continue
             try:
                 await self.sync_task(key)
             except Conflict:
@@ -518,8 +539,9 @@ class Controller:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Graceful: no new passes; passes in flight finish (up to ``grace`` seconds)."""
-        if self._resync is not None:
-            self._resync.cancel()
+        for background in (self._resync, self._catch_up):
+            if background is not None:
+                background.cancel()
         for informer in self._informers:
             informer.cancel()
         await asyncio.gather(*self._informers, return_exceptions=True)

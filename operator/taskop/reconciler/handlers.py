@@ -8,12 +8,14 @@ no finalizer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
 from taskop.kube.client import GROUP, PLURAL, VERSION, Kube, load_api_client
+from taskop.reconciler import peering
 from taskop.reconciler.controller import Controller
 from taskop.settings import Settings
 
@@ -52,6 +54,20 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     memo["kube"] = Kube(await load_api_client(memo.get("kubeconfig")))
     controller = Controller(memo["kube"], taskop_settings, memo["kube"].create_event)
+    if peering_ := memo.get("peering"):
+        # kopf pauses only its own watches: the reconciler follows the same peering (peering.py).
+        controller.set_active(False)
+        memo["peering_task"] = asyncio.create_task(
+            peering.follow(
+                memo["kube"],
+                name=peering_["name"],
+                namespace=taskop_settings.namespace or None,
+                identity=peering_["identity"],
+                priority=peering_["priority"],
+                set_active=controller.set_active,
+            ),
+            name="taskop-peering",
+        )
     controller.start(memo["kube"])
     memo["controller"] = controller
     log.info("taskop reconciler started")
@@ -59,6 +75,8 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
 
 @kopf.on.cleanup(registry=registry)
 async def on_operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "peering_task" in memo:
+        memo["peering_task"].cancel()
     if "controller" in memo:
         await memo["controller"].stop()
         await memo["kube"].close()

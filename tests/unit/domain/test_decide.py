@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -210,3 +213,74 @@ def test_a_task_being_deleted_without_a_finalizer_needs_nothing() -> None:
     t["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z"
     d = run(t, job=job())
     assert d == Decision()
+
+
+# --- results reported by the in-pod executor -----------------------------------------------------
+
+
+def executor_pod(report: dict[str, Any], phase: str = "Succeeded", code: int = 0) -> dict[str, Any]:
+    message = json.dumps({"taskop": "executor/v1", **report}, separators=(",", ":"))
+    return pod(phase, {"exitCode": code, "message": message})
+
+
+BIG = "".join(f"{i}\n" for i in range(1, 20001))[:51_200]
+BIG_REPORT = {
+    "failed": False,
+    "resultLog": {"bytes": 51_200, "sha256": hashlib.sha256(BIG.encode()).hexdigest()},
+}
+
+
+def sidecar_log(data: bytes) -> str:
+    """What the result sidecar prints (executor/internal/result)."""
+    encoded = base64.b64encode(data).decode()
+    lines = [encoded[i : i + 4096] for i in range(0, len(encoded), 4096)]
+    head = f"taskop-result v1 bytes={len(data)} sha256={hashlib.sha256(data).hexdigest()}"
+    return "\n".join([head, *lines, "taskop-result end"]) + "\n"
+
+
+def test_an_inline_executor_result_completes_the_task() -> None:
+    done = executor_pod({"failed": False, "result": "hello\n"})
+    d = run(task(RUNNING), job=job("Complete"), pods=[done])
+    assert d.status is not None and (d.status["failed"], d.status["result"]) == (False, "hello\n")
+
+
+def test_the_executors_failure_reason_is_the_tasks() -> None:
+    failed = executor_pod({"failed": True, "failureReason": "exceeded 1s timeout"}, "Failed", 1)
+    d = run(task(RUNNING), job=job("Failed"), pods=[failed])
+    assert d.status is not None
+    assert (d.status["failed"], d.status["failureReason"]) == (True, "exceeded 1s timeout")
+
+
+def test_a_big_result_is_read_from_the_sidecar_log_then_completes_the_task() -> None:
+    done = executor_pod(BIG_REPORT)
+    d = run(task(RUNNING), job=job("Complete"), pods=[done])
+    assert d.read_result_log == "t-abc" and d.status is None  # nothing written before the read
+    d = run(task(RUNNING), job=job("Complete"), pods=[done], result_log=sidecar_log(BIG.encode()))
+    assert d.status is not None and (d.status["failed"], d.status["result"]) == (False, BIG)
+
+
+def test_a_big_result_whose_pod_is_gone_is_a_stated_failure() -> None:
+    done = executor_pod(BIG_REPORT)
+    d = run(task(RUNNING), job=job("Complete"), pods=[done], result_log_gone=True)
+    assert d.status is not None and d.status["failed"] is True
+    assert "result is lost" in d.status["failureReason"]
+
+
+@pytest.mark.parametrize(
+    ("log", "why"),
+    [
+        ("", "holds no result frame"),
+        (sidecar_log(BIG.encode()[:-1] + b"x"), "no result frame"),  # another digest in the head
+        (sidecar_log(b"other"), "no result frame"),
+        (sidecar_log(BIG.encode()).replace("MQox", "MQoy", 1), "does not match"),  # body altered
+    ],
+)
+def test_a_sidecar_log_that_does_not_match_the_executors_digest_is_never_taken(
+    log: str, why: str
+) -> None:
+    done = executor_pod(BIG_REPORT)
+    d = run(task(RUNNING), job=job("Complete"), pods=[done], result_log=log)
+    assert d.status is not None and d.status["failed"] is True
+    assert d.status["failureReason"].startswith("failed to fetch result: ")
+    assert why in d.status["failureReason"]
+    assert d.status.get("result", "") == ""
