@@ -61,6 +61,24 @@ def start_bbs(
     return proc, port
 
 
+def start_bbs_with_mutual_tls(
+    operator: OperatorFactory, certs_dir: Path
+) -> tuple[OperatorProcess, list[str]]:
+    """The operator serving BBS over mutual TLS, and the conformance program's flags to reach it."""
+    certs = make_certs(certs_dir)
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    context.load_cert_chain(certs.client_cert, certs.client_key)
+    proc, port = start_bbs(
+        operator,
+        context,
+        bbs_tls_cert_file=certs.server_cert,
+        bbs_tls_key_file=certs.server_key,
+        bbs_tls_ca_file=certs.ca,
+    )
+    flags = ["-url", f"https://127.0.0.1:{port}", "-ca", str(certs.ca)]
+    return proc, [*flags, "-cert", str(certs.client_cert), "-key", str(certs.client_key)]
+
+
 def run_conformance(binary: Path, proc: OperatorProcess, *args: str) -> list[dict[str, object]]:
     result = subprocess.run(
         [str(binary), *args],
@@ -99,27 +117,11 @@ def test_all_scenarios_plain_http(operator: OperatorFactory, bbsconformance: Pat
 def test_all_scenarios_mutual_tls(
     operator: OperatorFactory, bbsconformance: Path, tmp_path: Path
 ) -> None:
-    certs = make_certs(tmp_path / "certs")
-    client = ssl.create_default_context(cafile=str(certs.ca))
-    client.load_cert_chain(certs.client_cert, certs.client_key)
-    proc, port = start_bbs(
-        operator,
-        client,
-        bbs_tls_cert_file=certs.server_cert,
-        bbs_tls_key_file=certs.server_key,
-        bbs_tls_ca_file=certs.ca,
-    )
+    proc, tls = start_bbs_with_mutual_tls(operator, tmp_path / "certs")
     run_conformance(
         bbsconformance,
         proc,
-        "-url",
-        f"https://127.0.0.1:{port}",
-        "-ca",
-        str(certs.ca),
-        "-cert",
-        str(certs.client_cert),
-        "-key",
-        str(certs.client_key),
+        *tls,
         "-domain",
         EXTERNAL_DOMAIN,
         "-scenario",
@@ -208,29 +210,13 @@ def test_cloud_controllers_serial_download_task_runs_on_the_real_node_over_mutua
 ) -> None:
     """Serial[Download droplet, Run] plus a cached dependency, desired by the Go BBS client, run
     by the executor in a real container; the result comes back by TaskByGuid and the callback."""
-    certs = make_certs(tmp_path / "certs")
-    context = ssl.create_default_context(cafile=str(certs.ca))
-    context.load_cert_chain(certs.client_cert, certs.client_key)
     expected = "from the tarball: from the Go BBS client\nhello from a cached dependency\n"
     with callback_receiver([200], delay=3.0) as receiver:  # a slow receiver: Resolving lasts
-        proc, port = start_bbs(
-            operator,
-            context,
-            bbs_tls_cert_file=certs.server_cert,
-            bbs_tls_key_file=certs.server_key,
-            bbs_tls_ca_file=certs.ca,
-        )
+        proc, tls = start_bbs_with_mutual_tls(operator, tmp_path / "certs")
         run_conformance(
             bbsconformance,
             proc,
-            "-url",
-            f"https://127.0.0.1:{port}",
-            "-ca",
-            str(certs.ca),
-            "-cert",
-            str(certs.client_cert),
-            "-key",
-            str(certs.client_key),
+            *tls,
             "-domain",
             JOB_DOMAIN,
             "-scenario",

@@ -391,11 +391,9 @@ def _follow_job(
             return
         if finished == "Complete":
             if spec.result_file:
-                text = (
-                    f"the pod of Job {jname} was deleted before taskop could read its result;"
-                    " the task ran, but its result is lost"
+                _fail(
+                    p, d, ConditionReason.RESULT_LOST, _result_lost(f"the pod of Job {jname}"), now
                 )
-                _fail(p, d, ConditionReason.RESULT_LOST, text, now)
                 return
     outcome = read_outcome(job, pods, now, settings.outcome)
     if outcome.pod_name:
@@ -404,11 +402,7 @@ def _follow_job(
     if outcome.state is TaskState.COMPLETED and outcome.result_log is not None:
         # A result over a termination message: the result sidecar printed it to its log.
         if obs.result_log_gone:
-            text = (
-                f"pod {outcome.pod_name} was deleted before taskop could read its result;"
-                " the task ran, but its result is lost"
-            )
-            _fail(p, d, ConditionReason.RESULT_LOST, text, now)
+            _fail(p, d, ConditionReason.RESULT_LOST, _result_lost(f"pod {outcome.pod_name}"), now)
             return
         if obs.result_log is None:
             d.read_result_log = outcome.pod_name
@@ -444,6 +438,13 @@ def _follow_job(
         d.recheck_in = settings.outcome.image_pull_grace_period
     if p.rec.state is TaskState.RUNNING and outcome.cell_id and p.rec.cell_id != outcome.cell_id:
         p.rec = p.rec.replace(cell_id=outcome.cell_id, updated_at=now)
+
+
+def _result_lost(pod: str) -> str:
+    return (
+        f"{pod} was deleted before taskop could read its result;"
+        " the task ran, but its result is lost"
+    )
 
 
 def _pod_outcome_seen(job: Obj, pods: Sequence[Obj], finished: str) -> bool:

@@ -62,22 +62,31 @@ class RunAction(_Model):
     suppress_log_output: bool = False
 
 
-class DownloadAction(_Model):
-    """Fetch ``from`` (a tgz, tar or zip), verify its checksum, extract it into ``to``."""
+class _Fetch(_Model):
+    """What a download and a cached dependency share: an archive at ``from``, checked, extracted
+    into ``to``."""
 
-    artifact: Str = ""
     from_: Annotated[str, Field(alias="from", min_length=1, max_length=4096)]
     to: Annotated[str, Field(min_length=1, max_length=4096)]
     cache_key: Str = ""
     log_source: Str = ""
-    user: Annotated[str, Field(max_length=256)] = ""
     checksum_algorithm: ChecksumAlgorithm | None = None
     checksum_value: Str = ""
 
     @pydantic.model_validator(mode="after")
     def _checksum(self) -> Self:
-        _check_checksum(self.checksum_algorithm, self.checksum_value)
+        if bool(self.checksum_algorithm) != bool(self.checksum_value):
+            raise ValueError("checksumAlgorithm and checksumValue must be set together")
+        if self.checksum_value and not re.fullmatch(r"[0-9a-fA-F]+", self.checksum_value):
+            raise ValueError("checksumValue must be hexadecimal")
         return self
+
+
+class DownloadAction(_Fetch):
+    """Fetch ``from`` (a tgz, tar or zip), verify its checksum, extract it into ``to``."""
+
+    artifact: Str = ""
+    user: Annotated[str, Field(max_length=256)] = ""
 
 
 class UploadAction(_Model):
@@ -185,28 +194,10 @@ MAX_ACTION_DEPTH = 16
 """Deeper trees are refused (Diego has no limit; real clients nest three or four levels)."""
 
 
-def _check_checksum(algorithm: str | None, value: str) -> None:
-    if bool(algorithm) != bool(value):
-        raise ValueError("checksumAlgorithm and checksumValue must be set together")
-    if value and not re.fullmatch(r"[0-9a-fA-F]+", value):
-        raise ValueError("checksumValue must be hexadecimal")
-
-
-class CachedDependency(_Model):
+class CachedDependency(_Fetch):
     """A BBS cached dependency: downloaded and extracted into ``to`` before the action runs."""
 
     name: Str = ""
-    from_: Annotated[str, Field(alias="from", min_length=1, max_length=4096)]
-    to: Annotated[str, Field(min_length=1, max_length=4096)]
-    cache_key: Str = ""
-    log_source: Str = ""
-    checksum_algorithm: ChecksumAlgorithm | None = None
-    checksum_value: Str = ""
-
-    @pydantic.model_validator(mode="after")
-    def _checksum(self) -> Self:
-        _check_checksum(self.checksum_algorithm, self.checksum_value)
-        return self
 
 
 class ImageLayer(_Model):
