@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import http.server
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from tests.bbscerts import Certs
 
 
 @dataclass
@@ -19,9 +22,12 @@ class Receiver:
 
 
 @contextmanager
-def callback_receiver(statuses: list[int], delay: float = 0.0) -> Iterator[Receiver]:
+def callback_receiver(
+    statuses: list[int], delay: float = 0.0, tls: Certs | None = None
+) -> Iterator[Receiver]:
     """Answers the n-th request with ``statuses[n]`` (the last one repeats), ``delay`` seconds
-    after it arrived."""
+    after it arrived. With ``tls``: https with its server certificate, and a client certificate
+    signed by its CA required (mutual TLS, as Cloud Controller's callback endpoint)."""
     receiver = Receiver(url="", statuses=statuses)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -38,8 +44,19 @@ def callback_receiver(statuses: list[int], delay: float = 0.0) -> Iterator[Recei
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/callback"
+    class QuietServer(http.server.ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a refused TLS handshake is what some tests expect
+
+    server = QuietServer(("127.0.0.1", 0), Handler)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca))
+        context.load_cert_chain(tls.server_cert, tls.server_key)
+        context.verify_mode = ssl.CERT_REQUIRED
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    receiver.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/callback"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
@@ -58,6 +59,20 @@ class Settings:
         default=10.0, metadata={"doc": "HTTP timeout of one callback attempt."}
     )
 
+    callback_tls_cert_file: str = field(
+        default="",
+        metadata={
+            "doc": "Client certificate (PEM) for https completion callbacks that require mutual"
+            " TLS, as Cloud Controller's internal endpoint does; empty: none."
+        },
+    )
+    callback_tls_key_file: str = field(
+        default="", metadata={"doc": "Private key of that client certificate."}
+    )
+    callback_tls_ca_file: str = field(
+        default="",
+        metadata={"doc": "CA bundle that verifies https callback servers; empty: the system's."},
+    )
     callback_workers: int = field(
         default=16,
         metadata={"doc": "Callbacks delivered at once, on their own pool, apart from reconciling."},
@@ -216,12 +231,24 @@ class Settings:
                 "TASKOP_BBS_TASK_ANNOTATIONS must be a JSON object of strings, e.g. "
                 f'{{"kwok.taskop.dev/complete": "never"}} (got {self.bbs_task_annotations!r})'
             )
+        if bool(self.callback_tls_cert_file) != bool(self.callback_tls_key_file):
+            raise SettingsError(
+                "a callback client certificate needs both TASKOP_CALLBACK_TLS_CERT_FILE and"
+                " TASKOP_CALLBACK_TLS_KEY_FILE; set both, or neither"
+            )
         tls = [self.bbs_tls_cert_file, self.bbs_tls_key_file, self.bbs_tls_ca_file]
         if any(tls) and not all(tls):
             raise SettingsError(
                 "mutual TLS needs all of TASKOP_BBS_TLS_CERT_FILE, TASKOP_BBS_TLS_KEY_FILE and "
                 "TASKOP_BBS_TLS_CA_FILE; set all three, or none for plain HTTP"
             )
+
+    def callback_ssl(self) -> ssl.SSLContext:
+        """The TLS client context of https callbacks."""
+        context = ssl.create_default_context(cafile=self.callback_tls_ca_file or None)
+        if self.callback_tls_cert_file:
+            context.load_cert_chain(self.callback_tls_cert_file, self.callback_tls_key_file)
+        return context
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -57,6 +57,7 @@ var scenarios = []scenario{
 	{"ping", "Ping() is true; the raw /v1/ping answer is 200, application/x-protobuf, body 08 01", true, runPing},
 	{"lifecycle-external", "the task state machine driven through Client and InternalClient, list filters, errors, deprecated .r2 routes", true, runLifecycleExternal},
 	{"events", "SubscribeToTaskEvents (tasks.r1) and the deprecated /v1/events/tasks stream see created/changed/removed events", true, runEvents},
+	{"domains", "UpsertDomain with a TTL and Domains, as Cloud Controller calls them; an empty domain is InvalidRequest; a domain expires after its TTL", true, runDomains},
 	{"run-to-completion", "a desired task is run by the server (as a Kubernetes Job) to Completed, then resolved and deleted", false, runRunToCompletion},
 	{"cancel-running", "a desired task that the server runs is cancelled and ends Completed, failed, \"task was cancelled\"", false, runCancelRunning},
 	{"serial-download", "Cloud Controller's buildpack task shape, Serial[Download, Run] plus a cached dependency, runs to Completed; its result comes back through TaskByGuid, then the callback, and the server deletes it", false, runSerialDownload},

@@ -384,3 +384,40 @@ def test_a_task_completed_through_the_api_calls_back_at_once_and_is_deleted(bbs:
 
     payload = json.loads(receiver.requests[0][1])
     assert (payload["task_guid"], payload["failed"], payload["result"]) == (g, False, "done")
+
+
+# --- domains --------------------------------------------------------------------------------------
+
+
+def upsert(bbs: BBS, domain: str, ttl: int) -> models.UpsertDomainResponse:
+    return bbs.raw("/v1/domains/upsert", models.UpsertDomainRequest(domain=domain, ttl=ttl)).decode(
+        models.UpsertDomainResponse
+    )
+
+
+def fresh_domains(bbs: BBS) -> list[str]:
+    response = bbs.raw("/v1/domains/list").decode(models.DomainsResponse)
+    assert not response.HasField("error"), response.error
+    return list(response.domains)
+
+
+def test_domains_are_fresh_for_their_ttl_and_ttl_0_is_forever(bbs: BBS) -> None:
+    for domain, ttl in (("cf-tasks", 120), ("brief", 1), ("forever", 0)):
+        assert not upsert(bbs, domain, ttl).HasField("error")
+    assert fresh_domains(bbs) == ["brief", "cf-tasks", "forever"]
+
+    wait_until(lambda: "brief" not in fresh_domains(bbs), timeout=10, what="brief to expire")
+    assert fresh_domains(bbs) == ["cf-tasks", "forever"]
+    assert_error(upsert(bbs, "", 120), INVALID, "Invalid field: domain")
+
+
+def test_domains_survive_an_operator_restart(
+    bbs: BBS, operator: OperatorFactory, namespace: str
+) -> None:
+    assert not upsert(bbs, "cf-tasks", 120).HasField("error")
+    bbs.proc.stop()
+    port = free_port()
+    operator.start(bbs_enabled="true", bbs_listen_port=port, bbs_namespace=namespace)
+    wait_for_ping(port)
+    response = post(port, "/v1/domains/list", b"").decode(models.DomainsResponse)
+    assert list(response.domains) == ["cf-tasks"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from tests.bbscerts import make_certs
 from tests.callbacks import callback_receiver, unused_loopback_url
 from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorFactory
@@ -114,3 +116,65 @@ def test_a_receiver_that_is_down_makes_the_task_follow_bbs_convergence(
     )
     # … and deleted expire_completed_task_duration after it first completed.
     tasks.wait_gone("down", timeout=60)
+
+
+def test_an_https_receiver_requiring_a_client_certificate_gets_the_callback(
+    operator: OperatorFactory, tasks: Tasks, tmp_path: Path
+) -> None:
+    certs = make_certs(tmp_path / "certs")
+    operator.start(
+        callback_tls_cert_file=certs.client_cert,
+        callback_tls_key_file=certs.client_key,
+        callback_tls_ca_file=certs.ca,
+    )
+    with callback_receiver([200], tls=certs) as receiver:
+        assert receiver.url.startswith("https://")
+        tasks.create(task_manifest("mtls", spec={"completionCallbackUrl": receiver.url}))
+        tasks.wait_gone("mtls")
+
+    payload = json.loads(receiver.requests[0][1])
+    assert (payload["failed"], payload["failure_reason"]) == (False, "")
+
+
+def test_without_a_client_certificate_the_receiver_refuses_and_the_failure_is_recorded(
+    operator: OperatorFactory, tasks: Tasks, tmp_path: Path
+) -> None:
+    certs = make_certs(tmp_path / "certs")
+    operator.start(callback_tls_ca_file=certs.ca, callback_timeout=2, kick_task_duration=600)
+    with callback_receiver([200], tls=certs) as receiver:
+        tasks.create(task_manifest("nocert", spec={"completionCallbackUrl": receiver.url}))
+        error = wait_until(
+            lambda: (tasks.status("nocert").get("callback") or {}).get("lastError"),
+            timeout=60,
+            what="the failed delivery to be recorded",
+        )
+
+    assert receiver.requests == []
+    # TLS 1.3: the server refuses the missing certificate after the client's handshake, so the
+    # client sees the server's alert or, when the connection is torn down first, a reset.
+    assert "certificate required" in error or "reset by peer" in error, error
+    assert tasks.status("nocert")["state"] == "Resolving"
+
+
+def test_a_callback_server_taskop_does_not_trust_fails_with_the_tls_error(
+    operator: OperatorFactory, tasks: Tasks, tmp_path: Path
+) -> None:
+    certs = make_certs(tmp_path / "certs")
+    other = make_certs(tmp_path / "other")  # taskop trusts another CA than the server's
+    operator.start(
+        callback_tls_cert_file=certs.client_cert,
+        callback_tls_key_file=certs.client_key,
+        callback_tls_ca_file=other.ca,
+        callback_timeout=2,
+        kick_task_duration=600,
+    )
+    with callback_receiver([200], tls=certs) as receiver:
+        tasks.create(task_manifest("untrusted", spec={"completionCallbackUrl": receiver.url}))
+        error = wait_until(
+            lambda: (tasks.status("untrusted").get("callback") or {}).get("lastError"),
+            timeout=60,
+            what="the failed delivery to be recorded",
+        )
+
+    assert receiver.requests == []
+    assert "certificate verify failed" in error, error

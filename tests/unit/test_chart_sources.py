@@ -122,7 +122,19 @@ def test_cluster_wide_rbac_grants_exactly_what_taskop_calls(helm: str) -> None:
     got = roles(render(helm, show_only="templates/rbac.yaml"))
     assert set(got) == {("ClusterRole", "taskop"), ("Role", "taskop-bbs")}
     assert grants(got["ClusterRole", "taskop"]) == OPERATOR_RULES | CLUSTER_RULES
-    assert grants(got["Role", "taskop-bbs"]) == {("taskop.dev", "tasks"): {"create"}}
+    assert grants(got["Role", "taskop-bbs"]) == {
+        ("taskop.dev", "tasks"): {"create"},
+        ("", "configmaps"): {"create", "get", "update"},
+    }
+    named = [r for r in got["Role", "taskop-bbs"]["rules"] if "get" in r["verbs"]]
+    assert named == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["taskop-bbs-domains"],
+            "verbs": ["get", "update"],
+        }
+    ]
     assert got["Role", "taskop-bbs"]["metadata"]["namespace"] == "taskop-system"
 
 
@@ -253,12 +265,16 @@ def test_deploy_equals_the_chart_defaults(helm: str) -> None:
 
 # Each method of taskop.kube.client.Kube → the grant it needs. A new method fails the test below
 # until it is added here and to templates/rbac.yaml.
+BBS_ONLY = {"create_task", "get_config_map", "create_config_map", "replace_config_map"}
 KUBE_CALLS = {
     "get_task": ("taskop.dev", "tasks", "get"),
     "list_tasks": ("taskop.dev", "tasks", "list"),
     "watch_tasks": ("taskop.dev", "tasks", "watch"),
     "watch": ("batch", "jobs", "watch"),  # and pods, events: the informers, checked below
     "create_task": ("taskop.dev", "tasks", "create"),  # BBS namespace only (Role taskop-bbs)
+    "get_config_map": ("", "configmaps", "get"),  # the BBS domains' one ConfigMap (taskop-bbs)
+    "create_config_map": ("", "configmaps", "create"),
+    "replace_config_map": ("", "configmaps", "update"),
     "patch_task": ("taskop.dev", "tasks", "patch"),
     "patch_task_status": ("taskop.dev", "tasks/status", "patch"),
     "delete_task": ("taskop.dev", "tasks", "delete"),
@@ -283,7 +299,7 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
     granted = grants(next(d for d in docs if d["kind"] == "ClusterRole"))
     granted_bbs = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-bbs"))
     for method, (group, resource, verb) in KUBE_CALLS.items():
-        where = granted_bbs if method == "create_task" else granted
+        where = granted_bbs if method in BBS_ONLY else granted
         assert verb in where.get((group, resource), set()), f"Kube.{method}: {verb} {resource}"
 
     handlers = (ROOT / "operator" / "taskop" / "reconciler" / "handlers.py").read_text()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from taskop.bbs import routes_events, routes_tasks
+from taskop.bbs import routes_domains, routes_events, routes_tasks
 from taskop.bbs.hub import EventHub
 from taskop.bbs.keys import HUB, KUBE, SERVICE, SETTINGS, VIEW
 from taskop.bbs.middleware import bbs_errors
@@ -38,6 +38,7 @@ def create_app(settings: Settings, kube: Kube) -> web.Application:
     app[KUBE] = kube
     app.add_routes(routes_tasks.routes)
     app.add_routes(routes_events.routes)
+    app.add_routes(routes_domains.routes)
     app.cleanup_ctx.append(_tasks_view)
     app.on_shutdown.append(_end_streams)
     return app

@@ -19,6 +19,9 @@ from taskop.bbs.generated.cached_dependency_pb2 import CachedDependency as Cache
 from taskop.bbs.generated.certificate_properties_pb2 import (
     CertificateProperties as CertificateProperties,
 )
+from taskop.bbs.generated.domain_pb2 import DomainsResponse as DomainsResponse
+from taskop.bbs.generated.domain_pb2 import UpsertDomainRequest as UpsertDomainRequest
+from taskop.bbs.generated.domain_pb2 import UpsertDomainResponse as UpsertDomainResponse
 from taskop.bbs.generated.environment_variables_pb2 import (
     EnvironmentVariable as EnvironmentVariable,
 )

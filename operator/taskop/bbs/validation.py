@@ -110,7 +110,13 @@ def validate_tasks_request(req: models.TasksRequest) -> list[str]:
     return []
 
 
+def validate_upsert_domain_request(req: models.UpsertDomainRequest) -> list[str]:
+    """``UpsertDomainRequest.Validate``: a non-empty domain (any ttl; 0 never expires)."""
+    return [] if req.domain else [invalid("domain")]
+
+
 _REQUEST_VALIDATORS: dict[type[Any], Callable[[Any], list[str]]] = {
+    models.UpsertDomainRequest: validate_upsert_domain_request,
     models.DesireTaskRequest: validate_desire_task_request,
     models.StartTaskRequest: validate_start_task_request,
     models.CompleteTaskRequest: validate_complete_task_request,

@@ -328,6 +328,28 @@ class Kube:
         )
 
     # --- Jobs and Pods
+    # --- the BBS domains' ConfigMap (taskop.bbs.domains)
+    async def get_config_map(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return await _json(
+                self.core.read_namespaced_config_map(name, namespace, _preload_content=False)
+            )
+        except NotFound:
+            return None
+
+    async def create_config_map(self, namespace: str, body: Obj) -> Obj:
+        return await _json(
+            self.core.create_namespaced_config_map(namespace, body, _preload_content=False)  # type: ignore[arg-type]
+        )
+
+    async def replace_config_map(
+        self, namespace: str, name: str, resource_version: str, data: dict[str, str]
+    ) -> Obj:
+        body = {"metadata": {"name": name, "resourceVersion": resource_version}, "data": data}
+        return await _json(
+            self.core.replace_namespaced_config_map(name, namespace, body, _preload_content=False)  # type: ignore[arg-type]
+        )
+
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         try:
             return await _json(

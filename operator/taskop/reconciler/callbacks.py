@@ -144,7 +144,11 @@ class CallbackPool:
 
     async def _default_post(self, url: str, body: bytes) -> tuple[bool, str, int]:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # https callbacks verify the server (TASKOP_CALLBACK_TLS_CA_FILE or the system's CAs)
+            # and present taskop's client certificate when one is set: a TLS failure is a failed
+            # attempt, its error kept in the Task's status.callback.lastError.
+            connector = aiohttp.TCPConnector(ssl=self.settings.callback_ssl())
+            self._session = aiohttp.ClientSession(connector=connector)
         return await post_callback(
             self._session,
             url,

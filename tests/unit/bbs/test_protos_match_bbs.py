@@ -125,7 +125,10 @@ def test_protos_match_bbs(tmp_path: Path) -> None:
         compile_set(
             work,
             [tmp_path / "inc", models_dir],
-            [models_dir / n for n in ("task_requests.proto", "events.proto", "ping.proto")],
+            [
+                models_dir / n
+                for n in ("task_requests.proto", "events.proto", "ping.proto", "domain.proto")
+            ],
         )
     )
     ours = shapes(compile_set(work, [OURS], sorted(OURS.glob("*.proto"))))
