@@ -97,6 +97,7 @@ OPERATOR_RULES = {
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},
+    ("networking.k8s.io", "networkpolicies"): {"get", "create"},
     ("", "events"): {"create", "list", "watch"},
 }
 CLUSTER_RULES = {
@@ -285,6 +286,8 @@ KUBE_CALLS = {
     "create_event": ("", "events", "create"),
     "list_pods": ("", "pods", "list"),
     "read_pod_log": ("", "pods/log", "get"),  # the result sidecar's log
+    "create_network_policy": ("networking.k8s.io", "networkpolicies", "create"),
+    "get_network_policy": ("networking.k8s.io", "networkpolicies", "get"),
     "list_pages": ("taskop.dev", "tasks", "list"),  # and jobs, pods, events: resync, informers
 }
 

@@ -62,6 +62,7 @@ _TASK_DEFINITION_MAPPED = {
     "cached_dependencies",
     "image_layers",
     "log_rate_limit",
+    "egress_rules",
 }
 _RUN_MAPPED = {
     "path",
@@ -107,6 +108,8 @@ def task_definition_to_spec(td: models.TaskDefinition, guid: str, domain: str) -
         spec["imageLayers"] = [_layer_to_spec(layer) for layer in td.image_layers]
     if td.HasField("log_rate_limit"):
         spec["logRateLimit"] = td.log_rate_limit.bytes_per_second
+    if td.egress_rules:
+        spec["egressRules"] = [_rule_to_spec(rule) for rule in td.egress_rules]
     if refused:
         raise unsupported(refused)
     return spec
@@ -214,6 +217,37 @@ def _action_to_spec(action: models.Action, path: str, refused: list[str]) -> dic
     return {_ACTION_KEYS[kind]: out}
 
 
+def _rule_to_spec(rule: models.SecurityGroupRule) -> dict[str, Any]:
+    out: dict[str, Any] = {"protocol": rule.protocol, "destinations": list(rule.destinations)}
+    if rule.ports:
+        out["ports"] = list(rule.ports)
+    if rule.HasField("port_range"):
+        out["portRange"] = {"start": rule.port_range.start, "end": rule.port_range.end}
+    if rule.HasField("icmp_info"):
+        out["icmpInfo"] = {"type": rule.icmp_info.type, "code": rule.icmp_info.code}
+    if rule.log:
+        out["log"] = True
+    if rule.annotations:
+        out["annotations"] = list(rule.annotations)
+    return out
+
+
+def _rule_from_spec(spec: dict[str, Any]) -> models.SecurityGroupRule:
+    rule = models.SecurityGroupRule(
+        protocol=spec.get("protocol", ""),
+        destinations=spec.get("destinations") or (),
+        ports=spec.get("ports") or (),
+        log=bool(spec.get("log")),
+        annotations=spec.get("annotations") or (),
+    )
+    if (port_range := spec.get("portRange")) is not None:
+        rule.port_range.start, rule.port_range.end = port_range["start"], port_range["end"]
+    if (icmp := spec.get("icmpInfo")) is not None:
+        rule.icmp_info.SetInParent()
+        rule.icmp_info.type, rule.icmp_info.code = icmp["type"], icmp["code"]
+    return rule
+
+
 def _dependency_to_spec(dependency: models.CachedDependency) -> dict[str, Any]:
     out = _strings(dependency, _DEPENDENCY)
     if dependency.checksum_algorithm:
@@ -297,6 +331,7 @@ def spec_to_task_definition(spec: dict[str, Any]) -> models.TaskDefinition:
         td.image_layers.append(_layer_from_spec(layer))
     if spec.get("logRateLimit") is not None:
         td.log_rate_limit.bytes_per_second = int(spec["logRateLimit"])
+    td.egress_rules.extend(_rule_from_spec(rule) for rule in spec.get("egressRules") or ())
     return td
 
 

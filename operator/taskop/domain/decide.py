@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskop.domain import lifecycle
-from taskop.domain.jobs import JobSettings, build_job
+from taskop.domain.egress import network_policy
+from taskop.domain.jobs import API_VERSION, JobSettings, build_job
 from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
 from taskop.domain.names import job_name
 from taskop.domain.outcome import (
@@ -97,6 +98,8 @@ class Observation:
 class Decision:
     status: dict[str, Any] | None = None
     """The status to merge in (with the Task's resourceVersion as precondition); None: unchanged."""
+    create_network_policy: dict[str, Any] | None = None
+    """The Task's egress NetworkPolicy, created before ``create_job``."""
     create_job: dict[str, Any] | None = None
     """A Job manifest to create *before* the status write (which then names it)."""
     release_job_uid: str | None = None
@@ -362,6 +365,10 @@ def _follow_job(
         ] = name
         manifest["metadata"]["finalizers"] = [WITNESS_FINALIZER]
         d.create_job = manifest
+        if spec.egress_rules:  # in place before the Job (and so its pod) exists
+            d.create_network_policy = network_policy(
+                name, str(meta["namespace"]), uid, list(spec.egress_rules), API_VERSION
+            )
         p.reason = ConditionReason.JOB_CREATED
         return
 

@@ -9,6 +9,7 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
+from taskop.domain.egress import unenforceable
 from taskop.domain.names import guid_label_value, job_name, label_value
 from taskop.domain.spec import Action, SpecError, TaskSpec
 
@@ -119,6 +120,7 @@ def unsupported(spec: TaskSpec, settings: JobSettings) -> list[str]:
             " kubelet's podPidsLimit limits process ids); set maxPids to 0, or have the admin"
             f" declare a kubelet podPidsLimit of at most {spec.max_pids} in taskop's settings"
         )
+    errors.extend(unenforceable(list(spec.egress_rules)))
     try:
         user, where = task_user(spec.action)
         run_as(user, settings, where)

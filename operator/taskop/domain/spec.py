@@ -11,6 +11,7 @@ import pydantic
 from pydantic import Field
 from pydantic.alias_generators import to_camel
 
+from taskop.domain.addresses import cidrs
 from taskop.domain.lifecycle import GUID_PATTERN, MAX_ID_LENGTH
 
 MAX_ANNOTATION_BYTES = 10240
@@ -220,6 +221,48 @@ class ImageLayer(_Model):
         return self
 
 
+class PortRange(_Model):
+    start: Annotated[int, Field(ge=1, le=65535)]
+    end: Annotated[int, Field(ge=1, le=65535)]
+
+
+class ICMPInfo(_Model):
+    type: int
+    code: int
+
+
+class EgressRule(_Model):
+    """A BBS security-group rule (Cloud Controller's security groups): what the pod may reach."""
+
+    protocol: Literal["tcp", "udp", "icmp", "icmpv6", "all"]
+    destinations: Annotated[
+        list[Annotated[str, Field(max_length=1024)]], Field(min_length=1, max_length=64)
+    ]
+    ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(max_length=64)] = []
+    port_range: PortRange | None = None
+    icmp_info: ICMPInfo | None = None
+    log: bool = False
+    annotations: Annotated[list[Str], Field(max_length=64)] = []
+
+    @pydantic.model_validator(mode="after")
+    def _shape(self) -> Self:
+        ports = bool(self.ports) + (self.port_range is not None)
+        if self.protocol in ("tcp", "udp") and ports != 1:
+            raise ValueError("tcp and udp rules need exactly one of ports and portRange")
+        if self.protocol not in ("tcp", "udp") and ports:
+            raise ValueError(f"{self.protocol} rules take no ports")
+        if self.port_range is not None and self.port_range.start > self.port_range.end:
+            raise ValueError("portRange.start must not be above portRange.end")
+        if (self.icmp_info is not None) != (self.protocol in ("icmp", "icmpv6")):
+            raise ValueError("icmpInfo is set exactly for icmp and icmpv6 rules")
+        for destination in self.destinations:
+            try:
+                cidrs(destination)
+            except ValueError as e:
+                raise ValueError(f"destination {destination!r}: {e}") from None
+        return self
+
+
 class LocalObjectReference(_Model):
     name: Annotated[str, Field(min_length=1, max_length=253)]
 
@@ -256,6 +299,7 @@ class TaskSpec(_Model):
     downloads: Annotated[list[CachedDependency], Field(max_length=64)] = []
     image_layers: Annotated[list[ImageLayer], Field(max_length=64)] = []
     log_rate_limit: Annotated[int, Field(ge=-1)] | None = None
+    egress_rules: Annotated[list[EgressRule], Field(max_length=256)] = []
     env: Annotated[list[EnvVar], Field(max_length=256)] = []
     memory_mb: Annotated[int, Field(ge=0)] = 0
     disk_mb: Annotated[int, Field(ge=0)] = 0

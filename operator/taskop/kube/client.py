@@ -125,6 +125,7 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
+        self.networking = client.NetworkingV1Api(api)
 
     async def close(self) -> None:
         await self.api.close()
@@ -349,6 +350,26 @@ class Kube:
         return await _json(
             self.core.replace_namespaced_config_map(name, namespace, body, _preload_content=False)  # type: ignore[arg-type]
         )
+
+    # --- NetworkPolicies (a Task's egress rules)
+    async def create_network_policy(self, namespace: str, body: Obj) -> Obj:
+        return await _json(
+            self.networking.create_namespaced_network_policy(
+                namespace,
+                body,  # type: ignore[arg-type]
+                _preload_content=False,
+            )
+        )
+
+    async def get_network_policy(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return await _json(
+                self.networking.read_namespaced_network_policy(
+                    name, namespace, _preload_content=False
+                )
+            )
+        except NotFound:
+            return None
 
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         try:

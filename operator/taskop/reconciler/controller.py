@@ -72,6 +72,8 @@ class KubeAPI(Protocol):
     ) -> None: ...
     async def get_job(self, namespace: str, name: str) -> Obj | None: ...
     async def create_job(self, namespace: str, body: Obj) -> Obj: ...
+    async def create_network_policy(self, namespace: str, body: Obj) -> Obj: ...
+    async def get_network_policy(self, namespace: str, name: str) -> Obj | None: ...
     async def delete_job(self, namespace: str, name: str, uid: str) -> bool: ...
     async def release_job(
         self, namespace: str, name: str, uid: str, finalizer: str
@@ -316,6 +318,8 @@ class Controller:
                 await self.kube.delete_task(namespace, name, uid=meta["uid"])
             return
         release = d.release_job_uid
+        if d.create_network_policy is not None:
+            await self._create_network_policy(d.create_network_policy, str(meta["uid"]))
         if d.create_job is not None:
             release = await self._create_job(key, d.create_job)
             if release is None:
@@ -350,6 +354,19 @@ class Controller:
             self.callbacks.submit(key, lambda: self.cache.task(key))
         if d.recheck_in is not None:
             self.queue.add_after(key, d.recheck_in + 0.01)
+
+    async def _create_network_policy(self, manifest: Obj, task_uid: str) -> None:
+        """Create the Task's egress NetworkPolicy; one of that name must be the Task's own."""
+        meta = manifest["metadata"]
+        try:
+            await self.kube.create_network_policy(meta["namespace"], manifest)
+        except AlreadyExists:
+            found = await self.kube.get_network_policy(meta["namespace"], meta["name"])
+            if found is None or not owned_by(found, task_uid):
+                raise Conflict(
+                    f"NetworkPolicy {meta['name']} exists and is not this Task's: taskop will not"
+                    " run the task without its own egress policy"
+                ) from None
 
     async def _create_job(self, key: Key, manifest: Obj) -> str | None:
         """Create the Job; its uid, or None when one of that name exists already (then cached)."""

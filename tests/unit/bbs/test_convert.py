@@ -254,6 +254,35 @@ def test_cached_dependencies_image_layers_and_log_rate_limit_come_and_go() -> No
     assert spec_to_task_definition(spec) == td
 
 
+def test_egress_rules_come_and_go() -> None:
+    rules = [
+        models.SecurityGroupRule(
+            protocol="tcp",
+            destinations=["10.0.0.1-10.0.0.9"],
+            ports=[80, 443],
+            annotations=["security_group_id:sg-1"],
+        ),
+        models.SecurityGroupRule(
+            protocol="udp", destinations=["0.0.0.0/0"], port_range=models.PortRange(start=1, end=9)
+        ),
+        models.SecurityGroupRule(protocol="all", destinations=["192.168.0.0/16"]),
+    ]
+    td = task_definition(egress_rules=rules)
+    spec = task_definition_to_spec(td, "g", "d")
+    assert spec["egressRules"] == [
+        {
+            "protocol": "tcp",
+            "destinations": ["10.0.0.1-10.0.0.9"],
+            "ports": [80, 443],
+            "annotations": ["security_group_id:sg-1"],
+        },
+        {"protocol": "udp", "destinations": ["0.0.0.0/0"], "portRange": {"start": 1, "end": 9}},
+        {"protocol": "all", "destinations": ["192.168.0.0/16"]},
+    ]
+    parse_spec(spec)
+    assert spec_to_task_definition(spec) == td
+
+
 def test_extra_action_values_are_refused() -> None:
     action = run()
     action.download_action.CopyFrom(download())
@@ -266,7 +295,6 @@ def test_extra_action_values_are_refused() -> None:
 @pytest.mark.parametrize(
     ("fields", "name"),
     [
-        ({"egress_rules": [models.SecurityGroupRule(protocol="all")]}, "egress_rules"),
         ({"legacy_download_user": "vcap"}, "legacy_download_user"),
         (
             {"trusted_system_certificates_path": "/etc/cf-system-certificates"},

@@ -33,12 +33,29 @@ def test_job_run_task_refuses_what_it_cannot_honour() -> None:
     td = models.TaskDefinition(
         root_fs="docker:///busybox",
         action=run(),
-        egress_rules=[models.SecurityGroupRule(protocol="all", destinations=["0.0.0.0/0"])],
+        volume_mounts=[models.VolumeMount(driver="nfs")],
     )
     with pytest.raises(BBSError) as info:
         build_task(request(td), external=False)
     assert info.value.type is ErrorType.InvalidRequest
-    assert "egress_rules" in info.value.message
+    assert "volume_mounts" in info.value.message
+
+
+def test_an_icmp_egress_rule_is_refused_naming_it() -> None:
+    icmp = models.SecurityGroupRule(
+        protocol="icmp", destinations=["10.0.0.0/8"], icmp_info=models.ICMPInfo(type=8, code=0)
+    )
+    allowed = models.SecurityGroupRule(protocol="all", destinations=["0.0.0.0/0"])
+    td = models.TaskDefinition(
+        root_fs="docker:///busybox", action=run(), egress_rules=[allowed, icmp]
+    )
+    with pytest.raises(BBSError) as info:
+        build_task(request(td), external=False)
+    assert info.value.type is ErrorType.InvalidRequest
+    assert info.value.message == (
+        "spec.egressRules[1]: icmp type 8 code 0 has no Kubernetes NetworkPolicy form"
+        " (NetworkPolicy allows only TCP, UDP and SCTP) (this domain runs tasks as Kubernetes Jobs)"
+    )
 
 
 def test_job_run_task_refuses_an_invalid_spec() -> None:
