@@ -63,6 +63,10 @@ _TASK_DEFINITION_MAPPED = {
     "image_layers",
     "log_rate_limit",
     "egress_rules",
+    "metric_tags",
+    "network",
+    "certificate_properties",
+    "legacy_download_user",
 }
 _RUN_MAPPED = {
     "path",
@@ -110,6 +114,14 @@ def task_definition_to_spec(td: models.TaskDefinition, guid: str, domain: str) -
         spec["logRateLimit"] = td.log_rate_limit.bytes_per_second
     if td.egress_rules:
         spec["egressRules"] = [_rule_to_spec(rule) for rule in td.egress_rules]
+    if td.metric_tags:
+        spec["metricTags"] = {k: _tag_to_spec(v) for k, v in td.metric_tags.items()}
+    if td.HasField("network"):
+        spec["networkProperties"] = dict(td.network.properties)
+    if td.HasField("certificate_properties"):
+        spec["certificateOrganizationalUnits"] = list(td.certificate_properties.organizational_unit)
+    if td.legacy_download_user:
+        spec["legacyDownloadUser"] = td.legacy_download_user
     if refused:
         raise unsupported(refused)
     return spec
@@ -215,6 +227,13 @@ def _action_to_spec(action: models.Action, path: str, refused: list[str]) -> dic
             if inner.log_source:
                 out["logSource"] = inner.log_source
     return {_ACTION_KEYS[kind]: out}
+
+
+def _tag_to_spec(tag: models.MetricTagValue) -> dict[str, Any]:
+    out: dict[str, Any] = {"static": tag.static} if tag.static else {}
+    if tag.dynamic:
+        out["dynamic"] = models.MetricTagValue.DynamicValue.Name(tag.dynamic)
+    return out
 
 
 def _rule_to_spec(rule: models.SecurityGroupRule) -> dict[str, Any]:
@@ -332,6 +351,19 @@ def spec_to_task_definition(spec: dict[str, Any]) -> models.TaskDefinition:
     if spec.get("logRateLimit") is not None:
         td.log_rate_limit.bytes_per_second = int(spec["logRateLimit"])
     td.egress_rules.extend(_rule_from_spec(rule) for rule in spec.get("egressRules") or ())
+    for name, tag in (spec.get("metricTags") or {}).items():
+        value = td.metric_tags[name]
+        value.static = tag.get("static", "")
+        if tag.get("dynamic"):
+            value.dynamic = models.MetricTagValue.DynamicValue.Value(tag["dynamic"])
+    if spec.get("networkProperties") is not None:
+        td.network.SetInParent()
+        td.network.properties.update(spec["networkProperties"])
+    if spec.get("certificateOrganizationalUnits") is not None:
+        td.certificate_properties.SetInParent()
+        td.certificate_properties.organizational_unit.extend(spec["certificateOrganizationalUnits"])
+    if spec.get("legacyDownloadUser"):
+        td.legacy_download_user = spec["legacyDownloadUser"]
     return td
 
 

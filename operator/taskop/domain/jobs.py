@@ -69,10 +69,13 @@ class JobSettings:
     """User names of ``action.run.user`` → (uid, gid); root and numbers need no entry."""
 
 
-def task_user(action: Action) -> tuple[str, str]:
+def task_user(action: Action, legacy_download_user: str = "") -> tuple[str, str]:
     """(the user the task container runs as, the field that names it); SpecError when the tree
-    asks for two different users: one container runs as one user."""
+    (or the user of image-layer downloads) asks for two different users: one container runs as
+    one user."""
     found: dict[str, str] = {}
+    if legacy_download_user:
+        found[legacy_download_user] = "spec.legacyDownloadUser"
     for path, node in action.walk():
         user = getattr(node.inner(), "user", "")
         if user:
@@ -122,7 +125,7 @@ def unsupported(spec: TaskSpec, settings: JobSettings) -> list[str]:
         )
     errors.extend(unenforceable(list(spec.egress_rules)))
     try:
-        user, where = task_user(spec.action)
+        user, where = task_user(spec.action, spec.legacy_download_user)
         run_as(user, settings, where)
     except SpecError as exc:
         errors.extend(exc.messages)
@@ -209,7 +212,7 @@ def _security_context(spec: TaskSpec, settings: JobSettings) -> dict[str, Any]:
     keep the container runtime's default capabilities; ``privileged`` is privileged.
     """
     security: dict[str, Any] = {}
-    user, where = task_user(spec.action)
+    user, where = task_user(spec.action, spec.legacy_download_user)
     uid, gid = run_as(user, settings, where)
     if uid is not None:
         security["runAsUser"] = uid
@@ -234,10 +237,25 @@ def _pod_annotations(spec: TaskSpec, annotations: Mapping[str, str]) -> dict[str
     ):
         if value:
             result[key] = value
+    # BBS fields a pod has no use for, kept where tooling (log and metrics agents) can read them.
+    kept: tuple[tuple[str, object], ...] = (
+        ("taskop.dev/metric-tags", _dump(spec.metric_tags)),
+        ("taskop.dev/network-properties", spec.network_properties),
+        ("taskop.dev/certificate-organizational-units", spec.certificate_organizational_units),
+    )
+    for key, data in kept:
+        if data is not None:
+            result[key] = json.dumps(data, separators=(",", ":"), sort_keys=True)
     result[EXECUTOR_SPEC_ANNOTATION] = json.dumps(
         executor_spec(spec), separators=(",", ":"), ensure_ascii=False
     )
     return result
+
+
+def _dump(tags: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if tags is None:
+        return None
+    return {k: v.model_dump(exclude_defaults=True) for k, v in tags.items()}
 
 
 def _executor_pod_parts(spec: TaskSpec, settings: JobSettings) -> tuple[list[Obj], list[Obj]]:

@@ -263,6 +263,13 @@ class EgressRule(_Model):
         return self
 
 
+class MetricTagValue(_Model):
+    """A BBS metric tag: a static value, or one the cell fills in (INDEX, INSTANCE_GUID)."""
+
+    static: Annotated[str, Field(max_length=1024)] = ""
+    dynamic: Literal["INDEX", "INSTANCE_GUID"] | None = None
+
+
 class LocalObjectReference(_Model):
     name: Annotated[str, Field(min_length=1, max_length=253)]
 
@@ -300,6 +307,10 @@ class TaskSpec(_Model):
     image_layers: Annotated[list[ImageLayer], Field(max_length=64)] = []
     log_rate_limit: Annotated[int, Field(ge=-1)] | None = None
     egress_rules: Annotated[list[EgressRule], Field(max_length=256)] = []
+    metric_tags: Annotated[dict[str, MetricTagValue], Field(max_length=64)] | None = None
+    network_properties: Annotated[dict[str, Str], Field(max_length=64)] | None = None
+    certificate_organizational_units: Annotated[list[Str], Field(max_length=64)] | None = None
+    legacy_download_user: Annotated[str, Field(max_length=256)] = ""
     env: Annotated[list[EnvVar], Field(max_length=256)] = []
     memory_mb: Annotated[int, Field(ge=0)] = 0
     disk_mb: Annotated[int, Field(ge=0)] = 0

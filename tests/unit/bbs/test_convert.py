@@ -295,19 +295,11 @@ def test_extra_action_values_are_refused() -> None:
 @pytest.mark.parametrize(
     ("fields", "name"),
     [
-        ({"legacy_download_user": "vcap"}, "legacy_download_user"),
         (
             {"trusted_system_certificates_path": "/etc/cf-system-certificates"},
             "trusted_system_certificates_path",
         ),
         ({"volume_mounts": [models.VolumeMount(driver="nfs")]}, "volume_mounts"),
-        ({"network": models.Network(properties={"a": "b"})}, "network"),
-        ({"network": models.Network()}, "network"),
-        (
-            {"certificate_properties": models.CertificateProperties(organizational_unit=["x"])},
-            "certificate_properties",
-        ),
-        ({"metric_tags": {"source_id": models.MetricTagValue(static="x")}}, "metric_tags"),
         ({"volume_mounted_files": [models.File(path="/x", content="y")]}, "volume_mounted_files"),
         ({"image_username": "u"}, "image_username"),
         ({"image_password": "p"}, "image_password"),
@@ -333,16 +325,47 @@ def test_unsupported_run_fields_are_refused(fields: dict[str, Any], name: str) -
 
 def test_every_refused_field_is_named_in_one_error() -> None:
     td = task_definition(
-        legacy_download_user="vcap",
-        network=models.Network(),
+        image_username="u",
+        image_password="p",
         action=models.Action(
             try_action=models.TryAction(action=run(volume_mounted_files=[models.File(path="/x")]))
         ),
     )
     assert refusal(td) == (
-        "legacy_download_user is not supported by taskop, network is not supported by taskop, "
+        "image_username is not supported by taskop, image_password is not supported by taskop, "
         "action.try_action.action.run_action.volume_mounted_files is not supported by taskop"
     )
+
+
+def test_cloud_controllers_metadata_fields_come_and_go() -> None:
+    td = task_definition(
+        metric_tags={
+            "source_id": models.MetricTagValue(static="app-guid"),
+            "instance_id": models.MetricTagValue(dynamic=models.MetricTagValue.INDEX),
+        },
+        network=models.Network(properties={"policy_group_id": "app-guid", "space_id": "s"}),
+        certificate_properties=models.CertificateProperties(
+            organizational_unit=["organization:o", "space:s", "app:a"]
+        ),
+        legacy_download_user="root",
+    )
+    spec = task_definition_to_spec(td, "g", "d")
+    assert spec["metricTags"] == {
+        "source_id": {"static": "app-guid"},
+        "instance_id": {"dynamic": "INDEX"},
+    }
+    assert spec["networkProperties"] == {"policy_group_id": "app-guid", "space_id": "s"}
+    assert spec["certificateOrganizationalUnits"] == ["organization:o", "space:s", "app:a"]
+    assert spec["legacyDownloadUser"] == "root"
+    parse_spec(spec)
+    assert spec_to_task_definition(spec) == td
+
+
+def test_an_empty_network_is_kept_as_present() -> None:
+    td = task_definition(network=models.Network())
+    spec = task_definition_to_spec(td, "g", "d")
+    assert spec["networkProperties"] == {}
+    assert spec_to_task_definition(spec) == td
 
 
 def test_unknown_fields_are_refused() -> None:

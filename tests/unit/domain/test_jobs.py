@@ -462,3 +462,26 @@ def test_max_pids(max_pids: int, pod_pids_limit: int | None, ok: bool) -> None:
 
 def test_deterministic() -> None:
     assert job(memoryMb=5, env=[{"name": "A"}]) == job(memoryMb=5, env=[{"name": "A"}])
+
+
+def test_bbs_metadata_is_kept_on_the_pod_as_annotations() -> None:
+    manifest = job(
+        metricTags={"source_id": {"static": "app"}, "instance_id": {"dynamic": "INDEX"}},
+        networkProperties={"policy_group_id": "app"},
+        certificateOrganizationalUnits=["app:a"],
+    )
+    annotations = manifest["spec"]["template"]["metadata"]["annotations"]
+    assert json.loads(annotations["taskop.dev/metric-tags"]) == {
+        "instance_id": {"dynamic": "INDEX"},
+        "source_id": {"static": "app"},
+    }
+    assert json.loads(annotations["taskop.dev/network-properties"]) == {"policy_group_id": "app"}
+    assert json.loads(annotations["taskop.dev/certificate-organizational-units"]) == ["app:a"]
+
+
+def test_the_legacy_download_user_is_one_more_user_of_the_one_container() -> None:
+    vcap = job(legacyDownloadUser="vcap", action={"run": {"path": "x", "user": "vcap"}})
+    assert container(vcap)["securityContext"]["runAsUser"] == 2000
+    with pytest.raises(SpecError) as e:
+        job(legacyDownloadUser="vcap", action={"run": {"path": "x", "user": "root"}})
+    assert "spec.legacyDownloadUser is 'vcap'" in e.value.messages[0]
