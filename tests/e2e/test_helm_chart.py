@@ -100,9 +100,20 @@ def token_kubeconfig(kubeconfig: str, namespace: str, sa: str, path: Path) -> Pa
 
 
 def can_i(kubeconfig: str, subject: str, verb: str, resource: str, namespace: str | None) -> bool:
+    """``resource`` may name a subresource as ``pods:log`` (kubectl reads pods/log as a name)."""
     where = ["-n", namespace] if namespace else ["--all-namespaces"]
+    kind, _, sub = resource.partition(":")
+    subresource = [f"--subresource={sub}"] if sub else []
     proc = kubectl(
-        kubeconfig, "auth", "can-i", verb, resource, f"--as={subject}", *where, check=False
+        kubeconfig,
+        "auth",
+        "can-i",
+        verb,
+        kind,
+        *subresource,
+        f"--as={subject}",
+        *where,
+        check=False,
     )
     answer = proc.stdout.strip()
     assert answer in ("yes", "no"), proc.stderr
@@ -253,7 +264,7 @@ def test_installed_chart_service_account_runs_a_task_and_nothing_more(
         ("watch", "tasks.taskop.dev"),
         ("patch", "tasks.taskop.dev"),
         ("delete", "tasks.taskop.dev"),
-        ("patch", "tasks.taskop.dev/status"),
+        ("patch", "tasks.taskop.dev:status"),
         ("create", "tasks.taskop.dev"),  # the BBS API's namespace
         ("create", "jobs.batch"),
         ("patch", "jobs.batch"),  # only to remove its witness finalizer
@@ -261,25 +272,29 @@ def test_installed_chart_service_account_runs_a_task_and_nothing_more(
         ("list", "pods"),
         ("create", "events"),
         ("watch", "events"),  # the Job controller's FailedCreate
+        ("get", "pods:log"),  # the result sidecar's log
+        ("create", "networkpolicies.networking.k8s.io"),  # a Task's egress rules
+        ("create", "configmaps"),  # the BBS domains' ConfigMap (get/update: that name only)
+        ("create", "secrets"),  # a BBS task's image pull Secret; never read
     ]
     denied = [
         ("get", "secrets"),
         ("list", "secrets"),
         ("watch", "secrets"),
         ("get", "configmaps"),
-        ("create", "configmaps"),
+        ("update", "configmaps"),
         ("create", "pods"),
         ("delete", "pods"),
         ("get", "pods"),
         ("update", "jobs.batch"),
         ("update", "tasks.taskop.dev"),
-        ("update", "tasks.taskop.dev/status"),
+        ("update", "tasks.taskop.dev:status"),
         ("create", "deployments.apps"),
         ("create", "serviceaccounts/token"),
         ("create", "rolebindings.rbac.authorization.k8s.io"),
         ("patch", "events"),
         ("delete", "events"),
-        ("create", "pods/exec"),
+        ("create", "pods:exec"),
     ]
     for verb, resource in allowed:
         assert can_i(kubeconfig, subject, verb, resource, namespace), f"cannot {verb} {resource}"

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from taskop.bbs import models
+from taskop.domain.names import task_name
 from tests.bbsclient import PROTOBUF, RawResponse, free_port, post, wait_for_ping
 from tests.callbacks import callback_receiver
 from tests.kubeutil import wait_until
@@ -290,14 +292,14 @@ def test_job_run_domains_refuse_what_a_job_cannot_honour(bbs: BBS) -> None:
     definition = models.TaskDefinition(
         root_fs="preloaded:cflinuxfs4",
         action=models.Action(run_action=models.RunAction(path="true", user="root")),
-        egress_rules=[models.SecurityGroupRule(protocol="all", destinations=["0.0.0.0/0"])],
+        volume_mounts=[models.VolumeMount(driver="nfs")],
     )
     response = bbs.call(
         "/v1/tasks/desire.r2",
         models.DesireTaskRequest(task_guid=g, domain="jobs", task_definition=definition),
     )
     assert_error(response, INVALID)
-    assert "egress_rules" in response.error.message
+    assert "volume_mounts" in response.error.message
     assert bbs.task(g) is None
 
 
@@ -421,3 +423,41 @@ def test_domains_survive_an_operator_restart(
     wait_for_ping(port)
     response = post(port, "/v1/domains/list", b"").decode(models.DomainsResponse)
     assert list(response.domains) == ["cf-tasks"]
+
+
+def test_image_credentials_become_a_secret_owned_by_the_task_never_readable_through_it(
+    bbs: BBS, k8s: Any, namespace: str
+) -> None:
+    g = guid()
+    definition = models.TaskDefinition(
+        root_fs="docker://registry.example.com/team/app#v1",
+        action=models.Action(run_action=models.RunAction(path="true", user="root")),
+        image_username="robot",
+        image_password="s3cret-pw",
+    )
+    bbs.ok(
+        "/v1/tasks/desire.r2",
+        models.DesireTaskRequest(task_guid=g, domain="jobs", task_definition=definition),
+    )
+
+    core = client.CoreV1Api(k8s)
+    (secret,) = core.list_namespaced_secret(namespace).items
+    task = bbs.tasks.get(task_name(g))
+    assert task is not None
+    assert secret.type == "kubernetes.io/dockerconfigjson"
+    assert [(o.kind, o.uid) for o in secret.metadata.owner_references] == [
+        ("Task", task["metadata"]["uid"])
+    ]
+    assert task["spec"]["podTemplate"] == {"imagePullSecrets": [{"name": secret.metadata.name}]}
+    assert "s3cret-pw" not in json.dumps(task)
+    wire = bbs.task(g)
+    assert wire is not None and "s3cret-pw" not in str(wire)
+
+    bbs.tasks.custom.delete_namespaced_custom_object(
+        "taskop.dev", "v1alpha1", namespace, "tasks", task_name(g)
+    )
+    wait_until(
+        lambda: not core.list_namespaced_secret(namespace).items,
+        timeout=60,
+        what="the garbage collector to delete the Task's image pull Secret",
+    )

@@ -126,6 +126,7 @@ def test_cluster_wide_rbac_grants_exactly_what_taskop_calls(helm: str) -> None:
     assert grants(got["Role", "taskop-bbs"]) == {
         ("taskop.dev", "tasks"): {"create"},
         ("", "configmaps"): {"create", "get", "update"},
+        ("", "secrets"): {"create"},
     }
     named = [r for r in got["Role", "taskop-bbs"]["rules"] if "get" in r["verbs"]]
     assert named == [
@@ -266,7 +267,13 @@ def test_deploy_equals_the_chart_defaults(helm: str) -> None:
 
 # Each method of taskop.kube.client.Kube → the grant it needs. A new method fails the test below
 # until it is added here and to templates/rbac.yaml.
-BBS_ONLY = {"create_task", "get_config_map", "create_config_map", "replace_config_map"}
+BBS_ONLY = {
+    "create_task",
+    "get_config_map",
+    "create_config_map",
+    "replace_config_map",
+    "create_secret",
+}
 KUBE_CALLS = {
     "get_task": ("taskop.dev", "tasks", "get"),
     "list_tasks": ("taskop.dev", "tasks", "list"),
@@ -276,6 +283,7 @@ KUBE_CALLS = {
     "get_config_map": ("", "configmaps", "get"),  # the BBS domains' one ConfigMap (taskop-bbs)
     "create_config_map": ("", "configmaps", "create"),
     "replace_config_map": ("", "configmaps", "update"),
+    "create_secret": ("", "secrets", "create"),  # a BBS task's image pull Secret (taskop-bbs)
     "patch_task": ("taskop.dev", "tasks", "patch"),
     "patch_task_status": ("taskop.dev", "tasks/status", "patch"),
     "delete_task": ("taskop.dev", "tasks", "delete"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import math
 from typing import Any, cast
@@ -30,6 +31,7 @@ from google.protobuf.message import DecodeError, Message
 from taskop.bbs import models
 from taskop.bbs.errors import unsupported
 from taskop.bbs.validation import ACTION_FIELDS, action_kind
+from taskop.domain.names import registry_secret_name, task_name
 from taskop.domain.states import TaskState
 from taskop.domain.timefmt import parse_ns
 
@@ -67,6 +69,8 @@ _TASK_DEFINITION_MAPPED = {
     "network",
     "certificate_properties",
     "legacy_download_user",
+    "image_username",  # an image pull Secret of the Task's own (`registry_secret`)
+    "image_password",
 }
 _RUN_MAPPED = {
     "path",
@@ -122,6 +126,9 @@ def task_definition_to_spec(td: models.TaskDefinition, guid: str, domain: str) -
         spec["certificateOrganizationalUnits"] = list(td.certificate_properties.organizational_unit)
     if td.legacy_download_user:
         spec["legacyDownloadUser"] = td.legacy_download_user
+    if td.image_username:  # the credentials themselves go into a Secret, never into the Task
+        secret = {"name": registry_secret_name(task_name(guid))}
+        spec["podTemplate"] = {"imagePullSecrets": [secret]}
     if refused:
         raise unsupported(refused)
     return spec
@@ -227,6 +234,28 @@ def _action_to_spec(action: models.Action, path: str, refused: list[str]) -> dic
             if inner.log_source:
                 out["logSource"] = inner.log_source
     return {_ACTION_KEYS[kind]: out}
+
+
+def registry_secret(td: models.TaskDefinition, task: str) -> dict[str, Any] | None:
+    """The image pull Secret (no owner yet) for a definition with image credentials."""
+    if not td.image_username:
+        return None
+    _, _, rest = td.root_fs.partition("://")
+    host = rest.split("/", 1)[0] or "https://index.docker.io/v1/"  # docker:///x: Docker Hub
+    pair = f"{td.image_username}:{td.image_password}".encode("utf-8", "surrogateescape")
+    auth = {
+        "username": td.image_username,
+        "password": td.image_password,
+        "auth": base64.standard_b64encode(pair).decode("ascii"),
+    }
+    config = json.dumps({"auths": {host: auth}}, separators=(",", ":"))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": registry_secret_name(task)},
+        "data": {".dockerconfigjson": base64.standard_b64encode(config.encode()).decode("ascii")},
+    }
 
 
 def _tag_to_spec(tag: models.MetricTagValue) -> dict[str, Any]:

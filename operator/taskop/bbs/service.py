@@ -15,6 +15,7 @@ like CancelTask with the given reason: the task completes failed and its Job is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 from taskop.bbs import models
 from taskop.bbs.codec import decode_text
+from taskop.bbs.convert import registry_secret
 from taskop.bbs.desire import build_task
 from taskop.bbs.view import TaskView, guid_of
 from taskop.domain import lifecycle
@@ -101,6 +103,12 @@ class TaskService:
         except Invalid as e:
             raise BBSError.invalid_request([f"Kubernetes refused the task: {e}"]) from None
         self.view.observe(created)
+        external = req.domain in self.external_domains
+        secret = (
+            None if external else registry_secret(req.task_definition, created["metadata"]["name"])
+        )
+        if secret is not None:
+            await self._create_owned_secret(created, secret)
         log.info("task desired", extra={"guid": guid, "task": created["metadata"]["name"]})
         now = now_ns()
         record = TaskRecord(guid=guid, domain=req.domain, created_at=now, updated_at=now)
@@ -117,6 +125,30 @@ class TaskService:
                 return
             obj = fetched
         self.view.observe(obj)
+
+    async def _create_owned_secret(self, task: Obj, secret: Obj) -> None:
+        """Create a Secret owned by ``task`` (the garbage collector deletes it with the Task);
+        when that fails the Task is deleted again: a refused request leaves nothing behind."""
+        meta = task["metadata"]
+        secret["metadata"]["ownerReferences"] = [
+            {
+                "apiVersion": task["apiVersion"],
+                "kind": "Task",
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        try:
+            await self.kube.create_secret(self.namespace, secret)
+        except Exception as e:
+            with contextlib.suppress(NotFound, Conflict):
+                await self.kube.delete_task(self.namespace, meta["name"], uid=meta["uid"])
+            self.view.forget(meta["name"], meta["uid"], meta["resourceVersion"])
+            raise BBSError.unknown(
+                f"the task's image pull Secret could not be created ({e}); the task was not kept"
+            ) from None
 
     # --- cell operations (external tasks)
     async def start(self, guid: str, cell_id: str) -> bool:

@@ -62,3 +62,8 @@ def label_value(value: str) -> str:
 def guid_label_value(guid: str) -> str:
     """A label value (≤ 63 chars) identifying ``guid``, for looking Tasks up by guid."""
     return label_value(guid)
+
+
+def registry_secret_name(task_name: str) -> str:
+    """The image pull Secret of a BBS task with ``image_username``/``image_password``."""
+    return safe_name(f"{task_name}-registry")

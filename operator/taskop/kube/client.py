@@ -351,6 +351,16 @@ class Kube:
             self.core.replace_namespaced_config_map(name, namespace, body, _preload_content=False)  # type: ignore[arg-type]
         )
 
+    # --- Secrets (a BBS task's image credentials; BBS namespace only)
+    async def create_secret(self, namespace: str, body: Obj) -> Obj:
+        return await _json(
+            self.core.create_namespaced_secret(
+                namespace,
+                body,  # type: ignore[arg-type]
+                _preload_content=False,
+            )
+        )
+
     # --- NetworkPolicies (a Task's egress rules)
     async def create_network_policy(self, namespace: str, body: Obj) -> Obj:
         return await _json(

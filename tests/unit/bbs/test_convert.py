@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
 
 from taskop.bbs import models
-from taskop.bbs.convert import resource_to_task, spec_to_task_definition, task_definition_to_spec
+from taskop.bbs.convert import (
+    registry_secret,
+    resource_to_task,
+    spec_to_task_definition,
+    task_definition_to_spec,
+)
 from taskop.domain.errors import BBSError, ErrorType
+from taskop.domain.names import registry_secret_name, task_name
 from taskop.domain.spec import parse_spec
 from tests.unit.bbs.builders import download, run, task_definition
 
@@ -301,8 +309,6 @@ def test_extra_action_values_are_refused() -> None:
         ),
         ({"volume_mounts": [models.VolumeMount(driver="nfs")]}, "volume_mounts"),
         ({"volume_mounted_files": [models.File(path="/x", content="y")]}, "volume_mounted_files"),
-        ({"image_username": "u"}, "image_username"),
-        ({"image_password": "p"}, "image_password"),
     ],
 )
 def test_unsupported_task_definition_fields_are_refused(fields: dict[str, Any], name: str) -> None:
@@ -325,14 +331,16 @@ def test_unsupported_run_fields_are_refused(fields: dict[str, Any], name: str) -
 
 def test_every_refused_field_is_named_in_one_error() -> None:
     td = task_definition(
-        image_username="u",
-        image_password="p",
+        egress_rules=[
+            models.SecurityGroupRule(protocol="all", destinations=["0.0.0.0/0"], log=True)
+        ],
+        volume_mounts=[models.VolumeMount(driver="nfs")],
         action=models.Action(
             try_action=models.TryAction(action=run(volume_mounted_files=[models.File(path="/x")]))
         ),
     )
     assert refusal(td) == (
-        "image_username is not supported by taskop, image_password is not supported by taskop, "
+        "volume_mounts is not supported by taskop, "
         "action.try_action.action.run_action.volume_mounted_files is not supported by taskop"
     )
 
@@ -473,3 +481,36 @@ def test_smuggled_bytes_come_back() -> None:
 def test_lone_surrogates_do_not_crash() -> None:
     status = {"state": "Completed", "failureReason": "bad \ud800 text"}
     assert resource_to_task(resource({"guid": "g"}, status)).failure_reason == b"bad ? text"
+
+
+def test_image_credentials_become_a_secret_the_spec_only_names() -> None:
+    td = task_definition(
+        root_fs="docker://registry.example.com/team/app#v1",
+        image_username="robot",
+        image_password="s3cret",
+    )
+    spec = task_definition_to_spec(td, "G_1", "d")
+    name = registry_secret_name(task_name("G_1"))
+    assert spec["podTemplate"] == {"imagePullSecrets": [{"name": name}]}
+    assert "s3cret" not in json.dumps(spec) and "robot" not in json.dumps(spec)
+    secret = registry_secret(td, task_name("G_1"))
+    assert secret is not None
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret["metadata"]["name"] == spec["podTemplate"]["imagePullSecrets"][0]["name"]
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    assert config == {
+        "auths": {
+            "registry.example.com": {
+                "username": "robot",
+                "password": "s3cret",
+                "auth": base64.b64encode(b"robot:s3cret").decode(),
+            }
+        }
+    }
+    hub = registry_secret(
+        task_definition(root_fs="docker:///app", image_username="u", image_password="p"), "t"
+    )
+    assert hub is not None
+    assert list(json.loads(base64.b64decode(hub["data"][".dockerconfigjson"]))["auths"]) == [
+        "https://index.docker.io/v1/"
+    ]
