@@ -30,8 +30,9 @@ from taskop.bbs.convert import (
 )
 from taskop.bbs.validation import action_kind
 from taskop.domain.errors import BBSError
-from taskop.domain.jobs import API_LABEL, API_VERSION, KIND, JobSettings, unsupported
+from taskop.domain.jobs import API_LABEL, JobSettings, unsupported
 from taskop.domain.names import task_name
+from taskop.domain.owner import API_VERSION, KIND
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec, rootfs_image
 
 EXTERNAL_PATH = "<run by an external BBS cell>"

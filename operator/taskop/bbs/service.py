@@ -31,6 +31,7 @@ from taskop.domain import lifecycle
 from taskop.domain.errors import BBSError, ErrorType
 from taskop.domain.lifecycle import TaskRecord
 from taskop.domain.names import task_name
+from taskop.domain.owner import task_owner
 from taskop.domain.states import TaskState
 from taskop.domain.status import derive_conditions, record_from_status, record_to_status
 from taskop.domain.timefmt import parse_ns
@@ -130,16 +131,7 @@ class TaskService:
         """Create a Secret owned by ``task`` (the garbage collector deletes it with the Task);
         when that fails the Task is deleted again: a refused request leaves nothing behind."""
         meta = task["metadata"]
-        secret["metadata"]["ownerReferences"] = [
-            {
-                "apiVersion": task["apiVersion"],
-                "kind": "Task",
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ]
+        secret["metadata"]["ownerReferences"] = [task_owner(meta["name"], meta["uid"])]
         try:
             await self.kube.create_secret(self.namespace, secret)
         except Exception as e:

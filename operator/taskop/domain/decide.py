@@ -28,7 +28,7 @@ from typing import Any
 
 from taskop.domain import lifecycle
 from taskop.domain.egress import network_policy
-from taskop.domain.jobs import API_VERSION, JobSettings, build_job
+from taskop.domain.jobs import JobSettings, build_job
 from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
 from taskop.domain.names import job_name
 from taskop.domain.outcome import (
@@ -367,7 +367,7 @@ def _follow_job(
         d.create_job = manifest
         if spec.egress_rules:  # in place before the Job (and so its pod) exists
             d.create_network_policy = network_policy(
-                name, str(meta["namespace"]), uid, list(spec.egress_rules), API_VERSION
+                name, str(meta["namespace"]), uid, list(spec.egress_rules)
             )
         p.reason = ConditionReason.JOB_CREATED
         return

@@ -19,6 +19,7 @@ from typing import Any
 
 from taskop.domain.addresses import cidrs
 from taskop.domain.names import job_name, label_value
+from taskop.domain.owner import task_owner
 from taskop.domain.spec import EgressRule
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "taskop"}
@@ -54,7 +55,7 @@ def _ports(rule: EgressRule) -> list[dict[str, Any]]:
 
 
 def network_policy(
-    task_name: str, namespace: str, task_uid: str, rules: list[EgressRule], owner_api: str
+    task_name: str, namespace: str, task_uid: str, rules: list[EgressRule]
 ) -> dict[str, Any]:
     """The NetworkPolicy of a Task with egress rules: its pod may reach only what they allow."""
     egress = []
@@ -76,16 +77,7 @@ def network_policy(
             "name": job_name(task_name),
             "namespace": namespace,
             "labels": {**MANAGED_BY, TASK_LABEL: label_value(task_name)},
-            "ownerReferences": [
-                {
-                    "apiVersion": owner_api,
-                    "kind": "Task",
-                    "name": task_name,
-                    "uid": task_uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [task_owner(task_name, task_uid)],
         },
         "spec": {
             "podSelector": {"matchLabels": {**MANAGED_BY, TASK_LABEL: label_value(task_name)}},

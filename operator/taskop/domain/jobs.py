@@ -11,10 +11,9 @@ from typing import Any
 
 from taskop.domain.egress import unenforceable
 from taskop.domain.names import guid_label_value, job_name, label_value
+from taskop.domain.owner import task_owner
 from taskop.domain.spec import Action, SpecError, TaskSpec
 
-API_VERSION = "taskop.dev/v1alpha1"
-KIND = "Task"
 CONTAINER_NAME = "task"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 EXECUTOR_IN_IMAGE = "/usr/local/bin/taskop-executor"
@@ -371,16 +370,7 @@ def build_job(
             "namespace": namespace,
             "labels": labels,
             "annotations": {GUID_ANNOTATION: guid},
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": KIND,
-                    "name": task_name,
-                    "uid": task_uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [task_owner(task_name, task_uid)],
         },
         "spec": job_spec,
     }

@@ -32,9 +32,7 @@ def rules(egress: list[dict[str, object]]) -> list[EgressRule]:
 
 
 def test_cloud_controllers_default_security_groups_field_by_field() -> None:
-    policy = network_policy(
-        "t1", "ns", "uid-1", rules(PUBLIC_NETWORKS + DNS), "taskop.dev/v1alpha1"
-    )
+    policy = network_policy("t1", "ns", "uid-1", rules(PUBLIC_NETWORKS + DNS))
 
     assert policy["metadata"]["name"] == "t1"
     assert policy["metadata"]["ownerReferences"] == [
@@ -73,7 +71,7 @@ def test_a_port_range_is_port_and_end_port() -> None:
     egress = [
         {"protocol": "tcp", "destinations": ["10.1.2.3"], "portRange": {"start": 8000, "end": 8100}}
     ]
-    policy = network_policy("t", "ns", "u", rules(egress), "taskop.dev/v1alpha1")
+    policy = network_policy("t", "ns", "u", rules(egress))
     assert policy["spec"]["egress"] == [
         {
             "to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}],
