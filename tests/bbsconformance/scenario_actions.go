@@ -76,14 +76,7 @@ func runSerialDownload(s *session) {
 				eq("download checksum", serial.Actions[0].GetDownloadAction().ChecksumValue, cfg.DownloadSHA256),
 			)
 		}},
-		{"reaches-completed", func() (string, error) {
-			t, seen, err := s.waitForState(guid, cfg.Timeout, models.Task_Completed, models.Task_Resolving)
-			final = t
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("states seen %v; %s", seen, summary(t)), nil
-		}},
+		s.reachesCompleted(guid, &final),
 		{"result-through-task-by-guid", func() (string, error) {
 			if final == nil {
 				return "", fmt.Errorf("no completed task")

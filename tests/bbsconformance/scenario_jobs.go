@@ -20,14 +20,7 @@ func runRunToCompletion(s *session) {
 		{"desire-task", func() (string, error) {
 			return "guid " + guid + " in domain " + cfg.Domain, wantOK(c.DesireTask(l, "", guid, cfg.Domain, def))
 		}},
-		{"reaches-completed", func() (string, error) {
-			t, seen, err := s.waitForState(guid, cfg.Timeout, models.Task_Completed, models.Task_Resolving)
-			final = t
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("states seen %v; %s", seen, summary(t)), nil
-		}},
+		s.reachesCompleted(guid, &final),
 		{"completed-not-failed", func() (string, error) {
 			if final == nil {
 				return "", fmt.Errorf("no completed task")

@@ -220,6 +220,19 @@ type step struct {
 	run  func() (detail string, err error)
 }
 
+// reachesCompleted waits for the server to run task guid to Completed (or on to Resolving) and
+// keeps what it saw in *final.
+func (s *session) reachesCompleted(guid string, final **models.Task) step {
+	return step{"reaches-completed", func() (string, error) {
+		t, seen, err := s.waitForState(guid, s.cfg.Timeout, models.Task_Completed, models.Task_Resolving)
+		*final = t
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("states seen %v; %s", seen, summary(t)), nil
+	}}
+}
+
 func (s *session) runSteps(steps []step) {
 	for _, st := range steps {
 		detail, err := st.run()

@@ -99,8 +99,8 @@ def _status_message(body: str) -> str:
     return str(message) if message else body[:2000]
 
 
-async def _json(coro: Any) -> Obj:
-    """Await a kubernetes_asyncio call made with _preload_content=False; decode JSON or raise.
+async def _body(coro: Any) -> bytes:
+    """Await a kubernetes_asyncio call made with _preload_content=False; its body, or raise.
 
     (With _preload_content=False the client does not raise on error statuses by itself.)
     """
@@ -110,10 +110,15 @@ async def _json(coro: Any) -> Obj:
         body = e.body.decode() if isinstance(e.body, bytes) else str(e.body or "")
         _raise(e.status or 0, body, str(e.reason))
         raise  # unreachable
-    raw = await resp.read()
+    raw: bytes = await resp.read()
     if resp.status >= 400:
         _raise(resp.status, raw.decode(errors="replace"), str(resp.reason))
-    data: Obj = json.loads(raw)
+    return raw
+
+
+async def _json(coro: Any) -> Obj:
+    """`_body`, decoded as JSON."""
+    data: Obj = json.loads(await _body(coro))
     return data
 
 
@@ -439,21 +444,14 @@ class Kube:
     async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None:
         """One container's whole log; None when the pod (or the container's log) is gone."""
         try:
-            resp: Any = await self.core.read_namespaced_pod_log(
-                pod, namespace, container=container, _preload_content=False
+            raw = await _body(
+                self.core.read_namespaced_pod_log(
+                    pod, namespace, container=container, _preload_content=False
+                )
             )
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            body = e.body.decode() if isinstance(e.body, bytes) else str(e.body or "")
-            _raise(e.status or 0, body, str(e.reason))
-            raise  # unreachable
-        raw = await resp.read()
-        if resp.status == 404:
+        except NotFound:
             return None
-        if resp.status >= 400:
-            _raise(resp.status, raw.decode(errors="replace"), str(resp.reason))
-        return str(raw.decode("utf-8", "replace"))
+        return raw.decode("utf-8", "replace")
 
     async def list_pages(
         self,

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from taskop.kube.client import Gone, Kube
+from taskop.kube.client import Kube, Obj
+from taskop.reconciler.informer import Stream, inform
 
 log = logging.getLogger("taskop.peering")
 
@@ -65,33 +66,24 @@ async def follow(
             await asyncio.sleep(RECHECK_SECONDS)
             judge()
 
+    async def replace(pages: AsyncIterator[Obj]) -> tuple[str, set[tuple[str, str]]]:
+        nonlocal status
+        rv, status = "", {}
+        async for page in pages:
+            rv = rv or str((page.get("metadata") or {}).get("resourceVersion") or "")
+            for item in page.get("items") or ():
+                status = item.get("status") or {}
+        judge()
+        return rv, set()
+
+    def on_event(type_: str, obj: Obj) -> None:
+        nonlocal status
+        status = {} if type_ == "DELETED" else (obj.get("status") or {})
+        judge()
+
     rechecking = asyncio.create_task(recheck(), name="taskop-peering-recheck")
-    try:
-        while True:
-            try:
-                rv = ""
-                async for page in kube.list_pages(
-                    kind, namespace, field_selector=f"metadata.name={name}"
-                ):
-                    rv = str(page.get("metadata", {}).get("resourceVersion") or rv)
-                    for item in page.get("items") or ():
-                        status = item.get("status") or {}
-                judge()
-                async for type_, obj in kube.watch(
-                    kind, namespace, rv, field_selector=f"metadata.name={name}"
-                ):
-                    if type_ in ("ADDED", "MODIFIED"):
-                        status = obj.get("status") or {}
-                        judge()
-                    elif type_ == "DELETED":
-                        status = {}
-                        judge()
-            except Gone:
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("peering watch failed; again in 1s", extra={"error": repr(e)[:300]})
-                await asyncio.sleep(1)
+    selector = f"metadata.name={name}"
+    try:  # the informers' LIST+WATCH loop (re-list after 410 Gone or any failure)
+        await inform(kube, namespace, Stream(kind, None, selector, replace, on_event))
     finally:
         rechecking.cancel()
