@@ -8,8 +8,11 @@ a timeout *after* the change was made (the ambiguous one).
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import itertools
+import json
 import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -56,6 +59,9 @@ class FakeCluster:
         self.job_deletes: list[tuple[str, str]] = []  # (Job uid, its owner Task uid or "")
         self.task_deletes: list[tuple[Obj, int]] = []  # (Task as deleted, when)
         self.calls: dict[str, int] = {}
+        self.logs: dict[Key, str] = {}  # pod → its result sidecar's log
+        self.network_policies: dict[Key, Obj] = {}
+        self.unguarded_jobs: list[str] = []  # Jobs created for a Task with egress rules, no policy
 
     # --- storage
     def _commit(self, kind: str, event: str, obj: Obj) -> Obj:
@@ -207,14 +213,40 @@ class FakeCluster:
         job["metadata"]["uid"] = self.new_uid()
         job["status"] = {}
         owner = job["metadata"]["ownerReferences"][0]["uid"]
-        tasks = {t["metadata"]["uid"] for t in self.objects["tasks"].values()}
+        tasks = {t["metadata"]["uid"]: t for t in self.objects["tasks"].values()}
         if owner not in tasks:  # the GC would delete it at once; never run it
             raise Refused("owner gone")
+        if tasks[owner]["spec"].get("egressRules") and not any(
+            _owned(policy, owner) for policy in self.network_policies.values()
+        ):
+            self.unguarded_jobs.append(job["metadata"]["name"])
         self.jobs_created.setdefault(owner, []).append(job["metadata"]["uid"])
         written = self._commit("jobs", "ADDED", job)
         if fault == "timeout":
             raise ClientTimeout
         return written
+
+    async def create_network_policy(self, namespace: str, body: Obj) -> Obj:
+        if self._fault("create_network_policy") is not None:
+            raise ServerError("500")
+        key = (namespace, body["metadata"]["name"])
+        if key in self.network_policies:
+            raise AlreadyExists(key[1])
+        self.network_policies[key] = copy.deepcopy(body)
+        return copy.deepcopy(body)
+
+    async def get_network_policy(self, namespace: str, name: str) -> Obj | None:
+        if self._fault("get_network_policy") is not None:
+            raise ServerError("500")
+        policy = self.network_policies.get((namespace, name))
+        return copy.deepcopy(policy) if policy else None
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None:
+        if self._fault("read_pod_log") is not None:
+            raise ServerError("500")
+        if (namespace, pod) not in self.objects["pods"]:
+            return None
+        return self.logs.get((namespace, pod), "")
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> bool:
         fault = self._fault("delete_job")
@@ -357,9 +389,29 @@ class FakeCluster:
             }
         elif phase == "Running":
             job_uid = pod["metadata"]["labels"]["controller-uid"]
-            result = f"result of {pod['metadata']['name']}"
-            if exit_code == 0:
+            report: Obj = {"taskop": "executor/v1", "failed": exit_code != 0}
+            if exit_code:
+                report["failureReason"] = f"Exited with status {exit_code}"
+            else:
+                # What the in-pod executor reports: a small result inline; a large one (up to
+                # Diego's 51,200 bytes) printed by the result sidecar, its size and digest here.
+                line = f"result of {pod['metadata']['name']}\n"
+                result = line * (2000 if self.rng.random() < 0.3 else 1)
                 self.results[job_uid] = result
+                if len(result) < 3000:
+                    report["result"] = result
+                else:
+                    data = result.encode()
+                    digest = hashlib.sha256(data).hexdigest()
+                    report["resultLog"] = {"bytes": len(data), "sha256": digest}
+                    encoded = base64.b64encode(data).decode()
+                    self.logs[pod_key] = "\n".join(
+                        [
+                            f"taskop-result v1 bytes={len(data)} sha256={digest}",
+                            *(encoded[i : i + 4096] for i in range(0, len(encoded), 4096)),
+                            "taskop-result end",
+                        ]
+                    )
             pod["status"] = {
                 "phase": "Succeeded" if exit_code == 0 else "Failed",
                 "containerStatuses": [
@@ -369,7 +421,7 @@ class FakeCluster:
                             "terminated": {
                                 "exitCode": exit_code,
                                 "reason": "Completed" if exit_code == 0 else "Error",
-                                "message": result if exit_code == 0 else "",
+                                "message": json.dumps(report, separators=(",", ":")),
                             }
                         },
                     }

@@ -169,6 +169,8 @@ class Simulation:
                 )
             if self.rng.random() < 0.2:
                 self.failing.add(name)
+            if self.rng.random() < 0.2:
+                spec["egressRules"] = [{"protocol": "all", "destinations": ["10.0.0.0/8"]}]
             if self.rng.random() < 0.1:
                 self.cluster.user_create_job(NS, job_name(name))
                 self.foreign_jobs.append(job_name(name))
@@ -337,6 +339,8 @@ class Simulation:
             f"Job {name} exists and is not owned": name in self.foreign_jobs,
             "pod could not be created": name in self.refuse,
             "exit status 1": name in self.failing,
+            "Exited with status 1": name in self.failing,
+            "pod ": name in self.jobs_deleted,  # its pod went with the Job: result lost
             "job failed": name in self.failing,
             "not started within time limit": self.now - EPOCH > 1800 * 10**9,
         }
@@ -347,6 +351,9 @@ class Simulation:
         cluster = self.cluster
         for uid, jobs in cluster.jobs_created.items():
             assert len(jobs) <= 1, f"Task {uid} got {len(jobs)} Jobs: {jobs}"
+        assert not cluster.unguarded_jobs, (
+            f"Jobs created before their egress policy: {cluster.unguarded_jobs}"
+        )
         for task in cluster.objects["tasks"].values():
             status: dict[str, Any] = task.get("status") or {}
             name = task["metadata"]["name"]
