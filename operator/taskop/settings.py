@@ -7,14 +7,19 @@ defaults are Diego BBS's own timings (bbs-tasks.md §4), so a BBS client sees th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+import yaml
+
 from taskop import __version__
+from taskop.domain.jobs import JobSettings
 from taskop.domain.lifecycle import ConvergenceSettings
+from taskop.domain.profiles import DomainProfiles, ProfileError, parse_profiles
 
 
 class SettingsError(ValueError):
@@ -140,12 +145,22 @@ class Settings:
     bbs_max_body_bytes: int = field(
         default=1 << 20, metadata={"doc": "Largest request body the BBS API accepts."}
     )
+    domain_profiles_file: str = field(
+        default="",
+        metadata={
+            "doc": "YAML or JSON file of domain profiles: per BBS domain, external or Job-run, the"
+            " pod template of its tasks, preloaded:<stack> images, podPidsLimit, the CA bundle"
+            " for trusted_system_certificates_path and the refuse/warn policy for what a Job"
+            " cannot enforce exactly (taskop.domain.profiles). Empty: every domain runs as Jobs"
+            " with no template and the refuse policy."
+        },
+    )
     bbs_external_domains: str = field(
         default="",
         metadata={
-            "doc": "Comma-separated BBS domains whose tasks external cells run through StartTask/"
-            "CompleteTask: taskop keeps their full TaskDefinition and creates no Job for them. "
-            "Tasks of other domains run as Jobs and must fit what a Job can honour."
+            "doc": "Short form of domain profiles with run: external, comma-separated: external"
+            " cells run their tasks through StartTask/CompleteTask; taskop keeps the full"
+            " TaskDefinition and creates no Job for them."
         },
     )
     bbs_task_annotations: str = field(
@@ -176,10 +191,27 @@ class Settings:
     def bbs_tls(self) -> bool:
         return bool(self.bbs_tls_cert_file)
 
-    @property
-    def external_domains(self) -> frozenset[str]:
-        """`bbs_external_domains` as a set."""
-        return frozenset(d.strip() for d in self.bbs_external_domains.split(",") if d.strip())
+    @functools.cached_property
+    def profiles(self) -> DomainProfiles:
+        """The domain profiles: `domain_profiles_file` plus `bbs_external_domains`."""
+        external = [d.strip() for d in self.bbs_external_domains.split(",") if d.strip()]
+        data = None
+        if self.domain_profiles_file:
+            try:
+                with open(self.domain_profiles_file, encoding="utf-8") as f:
+                    data = yaml.safe_load(f)
+            except (OSError, yaml.YAMLError) as e:
+                raise SettingsError(
+                    f"TASKOP_DOMAIN_PROFILES_FILE={self.domain_profiles_file!r} cannot be read: {e}"
+                ) from None
+        try:
+            return parse_profiles(data, external)
+        except ProfileError as e:
+            where = self.domain_profiles_file or "TASKOP_BBS_EXTERNAL_DOMAINS"
+            raise SettingsError(f"domain profiles ({where}): {e}") from None
+
+    def job_settings(self) -> JobSettings:
+        return JobSettings(executor_image=self.executor_image, profiles=self.profiles)
 
     @property
     def task_annotations(self) -> dict[str, str]:
@@ -231,6 +263,7 @@ class Settings:
                 "TASKOP_BBS_TASK_ANNOTATIONS must be a JSON object of strings, e.g. "
                 f'{{"kwok.taskop.dev/complete": "never"}} (got {self.bbs_task_annotations!r})'
             )
+        self.profiles  # noqa: B018 - read and validated at start, not on the first task
         if bool(self.callback_tls_cert_file) != bool(self.callback_tls_key_file):
             raise SettingsError(
                 "a callback client certificate needs both TASKOP_CALLBACK_TLS_CERT_FILE and"

@@ -5,13 +5,9 @@ cannot honour is rejected with InvalidRequest naming it ("<field> is not support
 never silently dropped: a field is either mapped below or refused. Metadata only fields
 (log_source, log_guid, metrics_guid) are kept.
 
-Actions: the run action is the task. Wrappers around it are unwrapped only when nothing is lost:
-- ``timeout_action`` → ``spec.timeoutSeconds`` = ceil(timeout_ms / 1000) (nested: the smallest);
-  its ``log_source`` must be empty.
-- ``emit_progress_action`` only when start_message, success_message, failure_message_prefix and
-  log_source are all empty (otherwise the messages would be lost).
-- ``try_action`` never: it turns the run's failure into success, which a Job cannot express.
-- download, upload, parallel, serial and codependent actions are refused.
+Actions become ``spec.action``, the same tree, which the in-pod executor runs. Secrets never
+enter the spec: image credentials and volume-mounted file contents become Secrets owned by the
+Task (`owned_secrets`). Volume services (``volume_mounts``) are refused with their own message.
 
 `resource_to_task` builds the V3 wire `Task` from a Task object (metadata, spec, status).
 """
@@ -29,9 +25,10 @@ from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError, Message
 
 from taskop.bbs import models
-from taskop.bbs.errors import unsupported
 from taskop.bbs.validation import ACTION_FIELDS, action_kind
-from taskop.domain.names import registry_secret_name, task_name
+from taskop.domain.errors import BBSError
+from taskop.domain.jobs import files_secret_key
+from taskop.domain.names import files_secret_name, registry_secret_name, task_name
 from taskop.domain.states import TaskState
 from taskop.domain.timefmt import parse_ns
 
@@ -54,6 +51,7 @@ SUMMARY_SCALARS = {
     "log_source": "logSource",
     "log_guid": "logGuid",
     "metrics_guid": "metricsGuid",
+    "trusted_system_certificates_path": "trustedSystemCertificatesPath",
 }
 _SCALAR_FIELDS = {"root_fs": "rootfs", **SUMMARY_SCALARS}
 _TASK_DEFINITION_MAPPED = {
@@ -71,6 +69,7 @@ _TASK_DEFINITION_MAPPED = {
     "legacy_download_user",
     "image_username",  # an image pull Secret of the Task's own (`registry_secret`)
     "image_password",
+    "volume_mounted_files",  # paths in the spec, contents in the files Secret (`files_secret`)
 }
 _RUN_MAPPED = {
     "path",
@@ -93,8 +92,16 @@ def task_definition_to_spec(td: models.TaskDefinition, guid: str, domain: str) -
     Raises InvalidRequest naming every field taskop cannot honour.
     """
     refused: list[str] = []
+    problems: list[str] = []
     for field, _ in td.ListFields():
-        if field.name not in _TASK_DEFINITION_MAPPED:
+        if field.name == "volume_mounts":
+            drivers = ", ".join(sorted({m.driver for m in td.volume_mounts})) or "none named"
+            problems.append(
+                f"volume_mounts (volume services, driver {drivers}) cannot be mounted: Kubernetes"
+                " Jobs have no BBS volume drivers; unbind the volume service from the app, or run"
+                " this domain on external cells"
+            )
+        elif field.name not in _TASK_DEFINITION_MAPPED:
             refused.append(field.name)
     refused.extend(_unknown_fields(td, "task_definition"))
 
@@ -126,11 +133,14 @@ def task_definition_to_spec(td: models.TaskDefinition, guid: str, domain: str) -
         spec["certificateOrganizationalUnits"] = list(td.certificate_properties.organizational_unit)
     if td.legacy_download_user:
         spec["legacyDownloadUser"] = td.legacy_download_user
+    if td.volume_mounted_files:  # the contents go into a Secret, never into the Task
+        spec["volumeMountedFiles"] = [{"path": f.path} for f in td.volume_mounted_files]
     if td.image_username:  # the credentials themselves go into a Secret, never into the Task
         secret = {"name": registry_secret_name(task_name(guid))}
         spec["podTemplate"] = {"imagePullSecrets": [secret]}
-    if refused:
-        raise unsupported(refused)
+    if refused or problems:
+        not_supported = [f"{field} is not supported by taskop" for field in refused]
+        raise BBSError.invalid_request([*not_supported, *problems])
     return spec
 
 
@@ -234,6 +244,30 @@ def _action_to_spec(action: models.Action, path: str, refused: list[str]) -> dic
             if inner.log_source:
                 out["logSource"] = inner.log_source
     return {_ACTION_KEYS[kind]: out}
+
+
+def owned_secrets(td: models.TaskDefinition, task: str) -> list[dict[str, Any]]:
+    """The Secrets (no owner yet) a Job-run task needs: image credentials, mounted files."""
+    return [s for s in (registry_secret(td, task), files_secret(td, task)) if s is not None]
+
+
+def files_secret(td: models.TaskDefinition, task: str) -> dict[str, Any] | None:
+    """The Secret of a definition's volume-mounted files, one key per file in order
+    (`jobs.files_secret_key`); the Job mounts each key at its path."""
+    if not td.volume_mounted_files:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": files_secret_name(task)},
+        "data": {
+            files_secret_key(i): base64.standard_b64encode(
+                f.content.encode("utf-8", "surrogateescape")
+            ).decode("ascii")
+            for i, f in enumerate(td.volume_mounted_files)
+        },
+    }
 
 
 def registry_secret(td: models.TaskDefinition, task: str) -> dict[str, Any] | None:
@@ -393,6 +427,8 @@ def spec_to_task_definition(spec: dict[str, Any]) -> models.TaskDefinition:
         td.certificate_properties.organizational_unit.extend(spec["certificateOrganizationalUnits"])
     if spec.get("legacyDownloadUser"):
         td.legacy_download_user = spec["legacyDownloadUser"]
+    for mounted in spec.get("volumeMountedFiles") or ():  # contents stay in the Secret
+        td.volume_mounted_files.add(path=mounted["path"])
     return td
 
 

@@ -1,6 +1,6 @@
 """DesireTask → the Task object to create (pure: no I/O).
 
-Two kinds of domain (``Settings.bbs_external_domains``):
+Two kinds of domain (their profiles, `taskop.domain.profiles`):
 
 - **Job-run** (the default): taskop runs the task as a Kubernetes Job, so the TaskDefinition must
   map onto a Task spec without loss (`convert.task_definition_to_spec`); anything it cannot honour
@@ -33,7 +33,7 @@ from taskop.domain.errors import BBSError
 from taskop.domain.jobs import API_LABEL, JobSettings, unsupported
 from taskop.domain.names import task_name
 from taskop.domain.owner import API_VERSION, KIND
-from taskop.domain.spec import SpecError, TaskSpec, parse_spec, rootfs_image
+from taskop.domain.spec import PreloadedRootfs, SpecError, TaskSpec, parse_spec, rootfs_image
 
 EXTERNAL_PATH = "<run by an external BBS cell>"
 """``spec.action.run.path`` of an external task whose definition has no run action."""
@@ -86,6 +86,8 @@ def external_spec(td: models.TaskDefinition, guid: str, domain: str) -> dict[str
     spec: dict[str, Any] = {"guid": guid, "domain": domain, "external": True}
     try:
         rootfs_image(td.root_fs)
+        spec["rootfs"] = td.root_fs
+    except PreloadedRootfs:
         spec["rootfs"] = td.root_fs
     except ValueError:
         spec["image"] = td.root_fs

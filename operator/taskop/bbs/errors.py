@@ -20,8 +20,3 @@ def from_proto(error: models.Error) -> BBSError:
     except ValueError:
         type_ = ErrorType.UnknownError
     return BBSError(type_, error.message)
-
-
-def unsupported(fields: list[str]) -> BBSError:
-    """InvalidRequest naming each BBS field taskop cannot honour (never silently dropped)."""
-    return BBSError.invalid_request(f"{field} is not supported by taskop" for field in fields)

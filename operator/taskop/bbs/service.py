@@ -24,7 +24,7 @@ from typing import Any
 
 from taskop.bbs import models
 from taskop.bbs.codec import decode_text
-from taskop.bbs.convert import registry_secret
+from taskop.bbs.convert import owned_secrets
 from taskop.bbs.desire import build_task
 from taskop.bbs.view import TaskView, guid_of
 from taskop.domain import lifecycle
@@ -84,7 +84,8 @@ class TaskService:
         self.settings = settings
         self.view = view
         self.namespace = settings.bbs_namespace
-        self.external_domains = settings.external_domains
+        self.profiles = settings.profiles
+        self.job_settings = settings.job_settings()
         self.task_annotations = settings.task_annotations
 
     # --- DesireTask
@@ -92,10 +93,12 @@ class TaskService:
         guid = req.task_guid
         if self.view.get(guid) is not None:
             raise BBSError.resource_exists()
+        external = self.profiles.external(req.domain)
         body = build_task(
             req,
-            external=req.domain in self.external_domains,
+            external=external,
             annotations=self.task_annotations,
+            job_settings=self.job_settings,
         )
         try:
             created = await self.kube.create_task(self.namespace, body)
@@ -104,12 +107,9 @@ class TaskService:
         except Invalid as e:
             raise BBSError.invalid_request([f"Kubernetes refused the task: {e}"]) from None
         self.view.observe(created)
-        external = req.domain in self.external_domains
-        secret = (
-            None if external else registry_secret(req.task_definition, created["metadata"]["name"])
-        )
-        if secret is not None:
-            await self._create_owned_secret(created, secret)
+        if not external:
+            for secret in owned_secrets(req.task_definition, created["metadata"]["name"]):
+                await self._create_owned_secret(created, secret)
         log.info("task desired", extra={"guid": guid, "task": created["metadata"]["name"]})
         now = now_ns()
         record = TaskRecord(guid=guid, domain=req.domain, created_at=now, updated_at=now)
@@ -139,7 +139,8 @@ class TaskService:
                 await self.kube.delete_task(self.namespace, meta["name"], uid=meta["uid"])
             self.view.forget(meta["name"], meta["uid"], meta["resourceVersion"])
             raise BBSError.unknown(
-                f"the task's image pull Secret could not be created ({e}); the task was not kept"
+                f"the task's Secret {secret['metadata']['name']} could not be created ({e});"
+                " the task was not kept"
             ) from None
 
     # --- cell operations (external tasks)

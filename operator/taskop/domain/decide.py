@@ -28,7 +28,7 @@ from typing import Any
 
 from taskop.domain import lifecycle
 from taskop.domain.egress import network_policy
-from taskop.domain.jobs import JobSettings, build_job
+from taskop.domain.jobs import JobSettings, build_job, unenforced
 from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
 from taskop.domain.names import job_name
 from taskop.domain.outcome import (
@@ -38,9 +38,15 @@ from taskop.domain.outcome import (
     result_from_log,
     task_container_terminated,
 )
+from taskop.domain.profiles import Policy
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
-from taskop.domain.states import ConditionReason, TaskState
-from taskop.domain.status import derive_conditions, record_from_status, record_to_status
+from taskop.domain.states import ConditionReason, ConditionType, TaskState
+from taskop.domain.status import (
+    derive_conditions,
+    record_from_status,
+    record_to_status,
+    set_condition,
+)
 
 Obj = Mapping[str, Any]
 
@@ -161,6 +167,8 @@ class _Pass:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     reason: ConditionReason | None = None
     message: str = ""
+    unenforced: str = ""
+    """Set when the Job is made under the domain's warn policy: what it does not enforce."""
 
 
 def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = None) -> Decision:
@@ -275,6 +283,16 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         reason=p.reason,
         message=p.message,
     )
+    if p.unenforced:
+        new_status["conditions"] = set_condition(
+            new_status["conditions"],
+            ConditionType.ENFORCED,
+            "False",
+            ConditionReason.UNENFORCEABLE,
+            p.unenforced,
+            now,
+            generation,
+        )
     new_status["observedGeneration"] = generation
     if any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS):
         d.status = new_status
@@ -365,6 +383,10 @@ def _follow_job(
         ] = name
         manifest["metadata"]["finalizers"] = [WITNESS_FINALIZER]
         d.create_job = manifest
+        profile = settings.jobs.profiles.profile(spec.domain)
+        if profile.unenforceable is Policy.WARN and (items := unenforced(spec, profile)):
+            p.unenforced = "; ".join(items)
+            d.events.append(("Warning", ConditionReason.UNENFORCEABLE.value, p.unenforced))
         if spec.egress_rules:  # in place before the Job (and so its pod) exists
             d.create_network_policy = network_policy(
                 name, str(meta["namespace"]), uid, list(spec.egress_rules)

@@ -8,8 +8,10 @@ default-deny, and allows one rule per security-group rule:
 - destinations: a CIDR as it is (normalised to its network), a single IP as /32 or /128, and a
   range ``a-b`` as the minimal set of CIDRs covering exactly it.
 
-ICMP (with its type and code) and ``log: true`` have no NetworkPolicy form: they are refused,
-naming the rule (`unenforceable`). Enforcement itself is the CNI's. As on Diego, nothing else is
+ICMP (with its type and code) and ``log: true`` have no NetworkPolicy form (`unenforceable`):
+under the domain's ``refuse`` policy the task is refused naming the rule; under ``warn`` an ICMP
+rule allows nothing (ICMP stays denied) and a logged rule allows its traffic unlogged.
+Enforcement itself is the CNI's. As on Diego, nothing else is
 allowed — DNS included (Cloud Controller's default ``dns`` security group allows it).
 """
 
@@ -60,6 +62,8 @@ def network_policy(
     """The NetworkPolicy of a Task with egress rules: its pod may reach only what they allow."""
     egress = []
     for rule in rules:
+        if rule.protocol in ("icmp", "icmpv6"):
+            continue  # no form; a rule without ports would allow every protocol
         allowed: dict[str, Any] = {
             "to": [
                 {"ipBlock": {"cidr": cidr}}

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskop.domain.egress import unenforceable
-from taskop.domain.names import guid_label_value, job_name, label_value
+from taskop.domain.names import files_secret_name, guid_label_value, job_name, label_value
 from taskop.domain.owner import task_owner
+from taskop.domain.profiles import DomainProfile, DomainProfiles, Policy
 from taskop.domain.spec import Action, SpecError, TaskSpec
 
 CONTAINER_NAME = "task"
@@ -47,6 +48,8 @@ API_LABEL = "taskop.dev/api"
 GUID_LABEL = "taskop.dev/guid"
 GUID_ANNOTATION = "taskop.dev/guid"
 PLACEMENT_LABEL_PREFIX = "placement.taskop.dev/"
+SERVICE_BINDINGS_DIR = "/etc/cf-service-bindings"
+"""Where a Diego cell mounts a task's volume-mounted files (executor ``initializer``)."""
 PASSTHROUGH_PREFIX = "kwok.taskop.dev/"
 Obj = dict[str, Any]
 _UID = re.compile(r"(\d+)(?::(\d+))?")
@@ -58,8 +61,8 @@ class JobSettings:
 
     cpu_millicores_per_weight: int = 10
     """cpu request = cpuWeight * this (weight 100 → 1 CPU); 0 weight → no cpu request."""
-    pod_pids_limit: int | None = None
-    """The kubelet's podPidsLimit, when the admin knows it; maxPids ≥ it is then honoured."""
+    profiles: DomainProfiles = dataclasses.field(default_factory=DomainProfiles)
+    """Per domain: pod template, stacks, podPidsLimit, CA bundle and the unenforceable policy."""
     executor_image: str = "localhost/taskop:0.1.0"
     """The image the executor is copied from (the operator's)."""
     user_ids: Mapping[str, tuple[int, int | None]] = dataclasses.field(
@@ -111,18 +114,36 @@ def run_as(
     )
 
 
-def unsupported(spec: TaskSpec, settings: JobSettings) -> list[str]:
-    """Messages for the parts of ``spec`` taskop cannot honour with these settings."""
-    errors = []
-    if spec.max_pids > 0 and (
-        settings.pod_pids_limit is None or settings.pod_pids_limit > spec.max_pids
-    ):
-        errors.append(
+def unenforced(spec: TaskSpec, profile: DomainProfile) -> list[str]:
+    """Messages for the parts of ``spec`` a Job cannot enforce exactly in this domain: refused
+    under the profile's ``refuse`` policy, run and recorded under ``warn``."""
+    problems = []
+    limit = profile.pod_pids_limit
+    if spec.max_pids > 0 and (limit is None or limit > spec.max_pids):
+        problems.append(
             f"spec.maxPids: {spec.max_pids} cannot be enforced for one pod on Kubernetes (only the"
             " kubelet's podPidsLimit limits process ids); set maxPids to 0, or have the admin"
-            f" declare a kubelet podPidsLimit of at most {spec.max_pids} in taskop's settings"
+            f" declare the nodes' podPidsLimit (at most {spec.max_pids}) in the profile of"
+            f" domain {spec.domain!r}"
         )
-    errors.extend(unenforceable(list(spec.egress_rules)))
+    problems.extend(unenforceable(list(spec.egress_rules)))
+    if spec.trusted_system_certificates_path and profile.trusted_certificates is None:
+        problems.append(
+            "spec.trustedSystemCertificatesPath: the profile of domain"
+            f" {spec.domain!r} names no CA bundle to mount there; ask the admin to name a"
+            " ConfigMap or Secret in its trustedCertificates"
+        )
+    return problems
+
+
+def unsupported(spec: TaskSpec, settings: JobSettings) -> list[str]:
+    """Messages for the parts of ``spec`` taskop cannot honour with these settings."""
+    profile = settings.profiles.profile(spec.domain)
+    errors = [] if profile.unenforceable is Policy.WARN else unenforced(spec, profile)
+    try:
+        spec.image_reference(profile.stacks)
+    except SpecError as exc:
+        errors.extend(exc.messages)
     try:
         user, where = task_user(spec.action, spec.legacy_download_user)
         run_as(user, settings, where)
@@ -136,10 +157,12 @@ def _escape(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def _env(spec: TaskSpec) -> list[dict[str, str]]:
+def _env(spec: TaskSpec, profile: DomainProfile) -> list[dict[str, str]]:
     merged: dict[str, str] = {}
     for var in spec.env:
         merged[var.name] = var.value  # later wins, first position kept
+    if spec.trusted_system_certificates_path and profile.trusted_certificates is not None:
+        merged["CF_SYSTEM_CERT_PATH"] = spec.trusted_system_certificates_path  # as Diego's
     return [{"name": name, "value": _escape(value)} for name, value in merged.items()]
 
 
@@ -179,22 +202,32 @@ def _resources(spec: TaskSpec, settings: JobSettings) -> dict[str, dict[str, Any
     return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
 
 
-def _container(spec: TaskSpec, settings: JobSettings) -> dict[str, Any]:
+def _container(spec: TaskSpec, settings: JobSettings, profile: DomainProfile) -> dict[str, Any]:
     mounts = [
         {"name": "taskop-bin", "mountPath": EXECUTOR_DIR, "readOnly": True},
         {"name": "taskop-spec", "mountPath": EXECUTOR_SPEC_DIR, "readOnly": True},
     ]
     if spec.result_file:
         mounts.append({"name": "taskop-result", "mountPath": RESULT_DIR})
+    if spec.trusted_system_certificates_path and profile.trusted_certificates is not None:
+        mounts.append(
+            {
+                "name": "taskop-trusted-certs",
+                "mountPath": spec.trusted_system_certificates_path,
+                "readOnly": True,
+            }
+        )
+    if spec.volume_mounted_files:
+        mounts.append({"name": "taskop-files", "mountPath": SERVICE_BINDINGS_DIR, "readOnly": True})
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
-        "image": spec.image_reference(),
+        "image": spec.image_reference(profile.stacks),
         "command": [EXECUTOR, "run", f"{EXECUTOR_SPEC_DIR}/{EXECUTOR_SPEC_FILE}"],
         "terminationMessagePath": DEFAULT_TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
         "volumeMounts": mounts,
     }
-    if env := _env(spec):
+    if env := _env(spec, profile):
         container["env"] = env
     if resources := _resources(spec, settings):
         container["resources"] = resources
@@ -306,6 +339,54 @@ def _executor_pod_parts(spec: TaskSpec, settings: JobSettings) -> tuple[list[Obj
     return init, volumes
 
 
+def _apply_profile(pod_spec: Obj, node_selector: dict[str, str], profile: DomainProfile) -> None:
+    """The domain profile's pod template: where its tasks run (the Task's own template, applied
+    after, adds to it and wins on the same keys)."""
+    template = profile.pod_template
+    node_selector.update(template.node_selector)
+    if template.tolerations:
+        pod_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_defaults=True) for t in template.tolerations
+        ]
+    for key, value in (
+        ("serviceAccountName", template.service_account_name),
+        ("runtimeClassName", template.runtime_class_name),
+        ("priorityClassName", template.priority_class_name),
+    ):
+        if value is not None:
+            pod_spec[key] = value
+
+
+def files_secret_key(index: int) -> str:
+    """Key of the ``index``-th volume-mounted file in the files Secret (paths hold slashes,
+    Secret keys may not)."""
+    return f"file-{index}"
+
+
+def _task_volumes(task_name: str, spec: TaskSpec, profile: DomainProfile) -> list[Obj]:
+    volumes: list[Obj] = []
+    bundle = profile.trusted_certificates
+    if spec.trusted_system_certificates_path and bundle is not None:
+        source: Obj = (
+            {"configMap": {"name": bundle.config_map}}
+            if bundle.config_map is not None
+            else {"secret": {"secretName": bundle.secret}}
+        )
+        volumes.append({"name": "taskop-trusted-certs", **source})
+    if spec.volume_mounted_files:
+        items = [
+            {"key": files_secret_key(i), "path": f.path.strip("/")}
+            for i, f in enumerate(spec.volume_mounted_files)
+        ]
+        volumes.append(
+            {
+                "name": "taskop-files",
+                "secret": {"secretName": files_secret_name(task_name), "items": items},
+            }
+        )
+    return volumes
+
+
 def build_job(
     task_name: str,
     namespace: str,
@@ -321,6 +402,7 @@ def build_job(
     """
     if errors := unsupported(spec, settings):
         raise SpecError(errors)
+    profile = settings.profiles.profile(spec.domain)
     guid = spec.task_guid(task_name)
     labels = {
         **MANAGED_BY,
@@ -330,19 +412,21 @@ def build_job(
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "enableServiceLinks": False,
-        "containers": [_container(spec, settings)],
+        "containers": [_container(spec, settings, profile)],
     }
     pod_spec["initContainers"], pod_spec["volumes"] = _executor_pod_parts(spec, settings)
+    pod_spec["volumes"].extend(_task_volumes(task_name, spec, profile))
     if not spec.privileged:
         pod_spec["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
     node_selector = {f"{PLACEMENT_LABEL_PREFIX}{tag}": "true" for tag in spec.placement_tags}
+    _apply_profile(pod_spec, node_selector, profile)
     template = spec.pod_template
     if template is not None:
         node_selector.update(template.node_selector)
         if template.tolerations:
-            pod_spec["tolerations"] = [
+            pod_spec.setdefault("tolerations", []).extend(
                 t.model_dump(by_alias=True, exclude_defaults=True) for t in template.tolerations
-            ]
+            )
         if template.service_account_name:
             pod_spec["serviceAccountName"] = template.service_account_name
         if template.image_pull_secrets:

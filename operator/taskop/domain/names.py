@@ -67,3 +67,8 @@ def guid_label_value(guid: str) -> str:
 def registry_secret_name(task_name: str) -> str:
     """The image pull Secret of a BBS task with ``image_username``/``image_password``."""
     return safe_name(f"{task_name}-registry")
+
+
+def files_secret_name(task: str) -> str:
+    """The Secret holding a BBS task's volume-mounted files (made with the Task, owned by it)."""
+    return safe_name(f"{task}-files")

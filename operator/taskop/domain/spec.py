@@ -37,6 +37,10 @@ class SpecError(ValueError):
         self.messages = messages
 
 
+class PreloadedRootfs(ValueError):
+    """A ``preloaded:<stack>`` rootfs: the image is the domain profile's to say."""
+
+
 class _Model(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
@@ -287,6 +291,25 @@ class PodResources(_Model):
     limits: Annotated[dict[str, Quantity], Field(max_length=16)] = {}
 
 
+class MountedFile(_Model):
+    """A BBS volume-mounted file (a file-based service binding), here without its content: the
+    content lives in the Task's files Secret (``<task>-files``), mounted read-only with every
+    other file under ``/etc/cf-service-bindings``, as a Diego cell does."""
+
+    path: Annotated[str, Field(min_length=1, max_length=1024)]
+
+    @pydantic.field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        parts = value.strip("/").split("/")
+        if len(parts) < 2 or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(
+                f"{value!r} must be <service>/<file> (Diego's form /redis/username): two or more"
+                " path parts, none empty, . or .."
+            )
+        return value
+
+
 class PodTemplate(_Model):
     node_selector: Annotated[dict[str, LabelValue], Field(max_length=64)] = {}
     tolerations: Annotated[list[Toleration], Field(max_length=64)] = []
@@ -311,6 +334,8 @@ class TaskSpec(_Model):
     network_properties: Annotated[dict[str, Str], Field(max_length=64)] | None = None
     certificate_organizational_units: Annotated[list[Str], Field(max_length=64)] | None = None
     legacy_download_user: Annotated[str, Field(max_length=256)] = ""
+    trusted_system_certificates_path: Annotated[str, Field(max_length=4096)] = ""
+    volume_mounted_files: Annotated[list[MountedFile], Field(max_length=64)] = []
     env: Annotated[list[EnvVar], Field(max_length=256)] = []
     memory_mb: Annotated[int, Field(ge=0)] = 0
     disk_mb: Annotated[int, Field(ge=0)] = 0
@@ -343,13 +368,16 @@ class TaskSpec(_Model):
     @classmethod
     def _rootfs(cls, value: str | None) -> str | None:
         if value is not None:
-            rootfs_image(value)  # a rootfs taskop cannot run is an error now, not at Job time
+            try:
+                rootfs_image(value)  # a rootfs taskop cannot run is an error now, not at Job time
+            except PreloadedRootfs:
+                pass  # its image comes from the domain profile
         return value
 
-    @pydantic.field_validator("result_file")
+    @pydantic.field_validator("result_file", "trusted_system_certificates_path")
     @classmethod
-    def _result_file(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
+    def _absolute(cls, value: str | None) -> str | None:
+        if value and not value.startswith("/"):
             raise ValueError("must be an absolute path")
         return value
 
@@ -386,20 +414,40 @@ class TaskSpec(_Model):
         """The BBS guid: ``spec.guid``, defaulting to the Task's metadata.name."""
         return self.guid if self.guid is not None else name
 
-    def image_reference(self) -> str:
-        """The OCI image to run: ``image``, or the image named by a ``docker://`` rootfs."""
+    def image_reference(self, stacks: Mapping[str, str] | None = None) -> str:
+        """The OCI image to run: ``image``, the image named by a ``docker://`` rootfs, or the
+        image ``stacks`` (the domain profile's) maps a ``preloaded:<stack>`` rootfs to;
+        SpecError when the stack is not mapped."""
         if self.image is not None:
             return self.image
         assert self.rootfs is not None
+        scheme, _, stack = self.rootfs.partition(":")
+        if scheme == "preloaded":
+            if stacks and stack in stacks:
+                return stacks[stack]
+            known = ", ".join(sorted(stacks or ())) or "none"
+            raise SpecError(
+                [
+                    f"spec.rootfs: stack {stack!r} has no image in the profile of domain"
+                    f" {self.domain!r} (stacks it maps: {known}); ask the admin to map it in"
+                    " taskop's domain profiles, or use a docker:// rootfs"
+                ]
+            )
         return rootfs_image(self.rootfs)
 
 
 def rootfs_image(rootfs: str) -> str:
-    """``docker:///busybox`` → ``busybox``; ``docker://host/x#tag`` → ``host/x:tag``."""
+    """``docker:///busybox`` → ``busybox``; ``docker://host/x#tag`` → ``host/x:tag``.
+
+    ``preloaded:<stack>`` is valid too, but its image is the domain profile's: ValueError here.
+    """
     scheme, sep, rest = rootfs.partition(":")
+    if scheme == "preloaded" and re.fullmatch(PLACEMENT_TAG_PATTERN, rest):
+        raise PreloadedRootfs(rest)
     if not sep or scheme != "docker":
         raise ValueError(
-            f"rootfs {rootfs} cannot run on Kubernetes: use image or a docker:// rootfs"
+            f"rootfs {rootfs} cannot run on Kubernetes: use image, a docker:// rootfs, or a"
+            " preloaded:<stack> rootfs whose stack the domain profile maps to an image"
         )
     if not rest.startswith("//"):
         raise ValueError(f"rootfs {rootfs} is not a docker:// URL (docker:///busybox)")

@@ -36,6 +36,7 @@ class ConditionType(enum.StrEnum):
     COMPLETED = "Completed"  # True once the task finished, successfully or not
     SUCCEEDED = "Succeeded"  # True when completed without failure, False when failed
     FAILED = "Failed"  # True when completed with failure
+    ENFORCED = "Enforced"  # False when the domain's warn policy ran a task not enforced exactly
 
 
 class ConditionReason(enum.StrEnum):
@@ -68,6 +69,7 @@ class ConditionReason(enum.StrEnum):
     POD_CREATE_FAILED = "PodCreateFailed"  # admission, quota or limit range refused the pod
     RESULT_LOST = "ResultLost"  # the pod was gone before its result file was read
     ACTION_FAILED = "ActionFailed"  # the in-pod executor reports why the action tree failed
+    UNENFORCEABLE = "Unenforceable"  # (Enforced=False) what the message lists is not enforced
     # completion callback
     CALLBACK_PENDING = "CallbackPending"
     CALLBACK_DELIVERED = "CallbackDelivered"

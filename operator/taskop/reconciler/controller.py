@@ -39,7 +39,7 @@ from taskop.domain.decide import (
     decide,
     owned_by,
 )
-from taskop.domain.jobs import MANAGED_BY, RESULT_CONTAINER_NAME, JobSettings
+from taskop.domain.jobs import MANAGED_BY, RESULT_CONTAINER_NAME
 from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
@@ -92,7 +92,7 @@ class KubeAPI(Protocol):
 def decide_settings(settings: Settings) -> DecideSettings:
     return DecideSettings(
         convergence=settings.convergence(),
-        jobs=JobSettings(executor_image=settings.executor_image),
+        jobs=settings.job_settings(),
         outcome=OutcomeSettings(image_pull_grace_period=settings.image_pull_grace_period),
         pod_create_grace_period=settings.pod_create_grace_period,
     )

@@ -14,7 +14,7 @@ from taskop.bbs.codec import (
     error_response,
     ping_response,
 )
-from taskop.bbs.errors import from_proto, to_proto, unsupported
+from taskop.bbs.errors import from_proto, to_proto
 from taskop.domain.errors import BBSError, ErrorType
 
 INVALID = "the request received is invalid"
@@ -138,12 +138,3 @@ def test_error_round_trip() -> None:
     ):
         assert from_proto(to_proto(error)) == error
     assert from_proto(models.Error(type=2, message="x")).type == ErrorType.UnknownError  # type: ignore[arg-type]
-
-
-def test_unsupported_names_each_field() -> None:
-    error = unsupported(["network", "egress_rules"])
-    assert error.type == ErrorType.InvalidRequest
-    assert (
-        error.message
-        == "network is not supported by taskop, egress_rules is not supported by taskop"
-    )

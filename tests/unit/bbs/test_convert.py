@@ -10,6 +10,7 @@ import pytest
 
 from taskop.bbs import models
 from taskop.bbs.convert import (
+    files_secret,
     registry_secret,
     resource_to_task,
     spec_to_task_definition,
@@ -300,19 +301,45 @@ def test_extra_action_values_are_refused() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("fields", "name"),
-    [
-        (
-            {"trusted_system_certificates_path": "/etc/cf-system-certificates"},
-            "trusted_system_certificates_path",
-        ),
-        ({"volume_mounts": [models.VolumeMount(driver="nfs")]}, "volume_mounts"),
-        ({"volume_mounted_files": [models.File(path="/x", content="y")]}, "volume_mounted_files"),
-    ],
-)
-def test_unsupported_task_definition_fields_are_refused(fields: dict[str, Any], name: str) -> None:
-    assert refusal(task_definition(**fields)) == f"{name} is not supported by taskop"
+def test_volume_services_are_refused_naming_the_driver() -> None:
+    td = task_definition(volume_mounts=[models.VolumeMount(driver="nfsv3driver")])
+    assert refusal(td) == (
+        "volume_mounts (volume services, driver nfsv3driver) cannot be mounted: Kubernetes Jobs"
+        " have no BBS volume drivers; unbind the volume service from the app, or run this domain"
+        " on external cells"
+    )
+
+
+def test_volume_mounted_files_keep_their_paths_in_the_spec_and_contents_in_a_secret() -> None:
+    files = [
+        models.File(path="/redis/username", content="redis_user"),
+        models.File(path="/redis/password", content="s3cret"),
+    ]
+    td = task_definition(volume_mounted_files=files)
+    spec = task_definition_to_spec(td, "g", "d")
+    assert spec["volumeMountedFiles"] == [{"path": "/redis/username"}, {"path": "/redis/password"}]
+    assert "s3cret" not in json.dumps(spec)
+    secret = files_secret(td, "g")
+    assert secret is not None
+    assert secret["metadata"]["name"] == "g-files"
+    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == {
+        "file-0": "redis_user",
+        "file-1": "s3cret",
+    }
+    back = spec_to_task_definition(spec)
+    assert [(f.path, f.content) for f in back.volume_mounted_files] == [
+        ("/redis/username", ""),
+        ("/redis/password", ""),
+    ]
+
+
+def test_trusted_system_certificates_path_is_kept() -> None:
+    td = task_definition(trusted_system_certificates_path="/etc/cf-system-certificates")
+    spec = task_definition_to_spec(td, "g", "d")
+    assert spec["trustedSystemCertificatesPath"] == "/etc/cf-system-certificates"
+    assert spec_to_task_definition(spec).trusted_system_certificates_path == (
+        "/etc/cf-system-certificates"
+    )
 
 
 @pytest.mark.parametrize(
@@ -340,8 +367,10 @@ def test_every_refused_field_is_named_in_one_error() -> None:
         ),
     )
     assert refusal(td) == (
-        "volume_mounts is not supported by taskop, "
-        "action.try_action.action.run_action.volume_mounted_files is not supported by taskop"
+        "action.try_action.action.run_action.volume_mounted_files is not supported by taskop, "
+        "volume_mounts (volume services, driver nfs) cannot be mounted: Kubernetes Jobs have no"
+        " BBS volume drivers; unbind the volume service from the app, or run this domain on"
+        " external cells"
     )
 
 

@@ -99,6 +99,6 @@ def test_external_summary_of_an_unmappable_definition() -> None:
         result_file="relative",
     )
     spec = build_task(request(td), external=True)["spec"]
-    assert spec["image"] == "preloaded:cflinuxfs4"
+    assert spec["rootfs"] == "preloaded:cflinuxfs4"
     assert spec["action"] == {"run": {"path": EXTERNAL_PATH}}
     assert "resultFile" not in spec

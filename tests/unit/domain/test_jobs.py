@@ -7,6 +7,7 @@ import pytest
 
 from taskop.domain.jobs import JobSettings, build_job, run_as, unsupported
 from taskop.domain.names import digest
+from taskop.domain.profiles import DomainProfile, DomainProfiles
 from taskop.domain.spec import SpecError, parse_spec
 
 SETTINGS = JobSettings()
@@ -450,7 +451,8 @@ def test_annotations() -> None:
     ],
 )
 def test_max_pids(max_pids: int, pod_pids_limit: int | None, ok: bool) -> None:
-    settings = JobSettings(pod_pids_limit=pod_pids_limit)
+    profile = DomainProfile(pod_pids_limit=pod_pids_limit)
+    settings = JobSettings(profiles=DomainProfiles(domains={"taskop": profile}))
     spec = parse_spec({"image": "b", "action": {"run": {"path": "x"}}, "maxPids": max_pids})
     errors = unsupported(spec, settings)
     assert (errors == []) is ok

@@ -175,10 +175,15 @@ def test_rootfs_image(rootfs: str, image: str) -> None:
     ("rootfs", "message"),
     [
         (
-            "preloaded:cflinuxfs4",
-            "rootfs preloaded:cflinuxfs4 cannot run on Kubernetes: use image or a docker:// rootfs",
+            "preloaded:cflinux fs4",
+            "rootfs preloaded:cflinux fs4 cannot run on Kubernetes: use image, a docker:// rootfs,"
+            " or a preloaded:<stack> rootfs whose stack the domain profile maps to an image",
         ),
-        ("busybox", "rootfs busybox cannot run on Kubernetes: use image or a docker:// rootfs"),
+        (
+            "busybox",
+            "rootfs busybox cannot run on Kubernetes: use image, a docker:// rootfs, or a"
+            " preloaded:<stack> rootfs whose stack the domain profile maps to an image",
+        ),
         ("docker:busybox", "rootfs docker:busybox is not a docker:// URL (docker:///busybox)"),
         ("docker:///", "rootfs docker:/// names no image (docker:///busybox)"),
     ],
@@ -189,6 +194,18 @@ def test_rootfs_unusable(rootfs: str, message: str) -> None:
     with pytest.raises(SpecError) as info:
         parse_spec({"rootfs": rootfs, "action": RUN})
     assert info.value.messages == [f"spec.rootfs: {message}"]
+
+
+def test_a_preloaded_rootfs_runs_the_image_its_domain_profile_maps_its_stack_to() -> None:
+    task = parse_spec({"rootfs": "preloaded:cflinuxfs4", "domain": "cf-tasks", "action": RUN})
+    assert task.image_reference({"cflinuxfs4": "busybox:1.36"}) == "busybox:1.36"
+    with pytest.raises(SpecError) as info:
+        task.image_reference({"cflinuxfs3": "old"})
+    assert info.value.messages == [
+        "spec.rootfs: stack 'cflinuxfs4' has no image in the profile of domain 'cf-tasks'"
+        " (stacks it maps: cflinuxfs3); ask the admin to map it in taskop's domain profiles, or"
+        " use a docker:// rootfs"
+    ]
 
 
 def test_image_reference_prefers_image() -> None:

@@ -30,7 +30,13 @@ def test_from_bbs_invalid(number: int) -> None:
 
 
 def test_condition_types_are_kubectl_wait_names() -> None:
-    assert [t.value for t in ConditionType] == ["Running", "Completed", "Succeeded", "Failed"]
+    assert [t.value for t in ConditionType] == [
+        "Running",
+        "Completed",
+        "Succeeded",
+        "Failed",
+        "Enforced",
+    ]
 
 
 def test_condition_reasons_are_camel_case() -> None:

@@ -1,0 +1,143 @@
+"""Domain profiles: per BBS domain, how its tasks run (pure: parsing and lookups, no I/O).
+
+A BBS TaskDefinition cannot say where on a cluster it runs, which image a ``preloaded:<stack>``
+rootfs is, or what the admin accepts when a field cannot be enforced exactly. The admin says it
+once per domain, in the file named by ``TASKOP_DOMAIN_PROFILES_FILE`` (YAML or JSON; the chart's
+``domainProfiles`` value), for example::
+
+    domains:
+      cf-tasks:
+        podTemplate:
+          nodeSelector: {pool: cf}
+          runtimeClassName: gvisor
+        stacks: {cflinuxfs4: registry.example/cflinuxfs4:1.0}
+        unenforceable: refuse        # or warn
+        podPidsLimit: 1024           # the kubelet podPidsLimit of the nodes it runs on
+        trustedCertificates: {configMap: cf-system-certificates}
+      legacy-cells:
+        run: external
+
+A domain not listed runs as Jobs with no template, no stacks and the ``refuse`` policy.
+``TASKOP_BBS_EXTERNAL_DOMAINS=a,b`` is the short form of ``{run: external}`` for each domain.
+The profile of a domain applies to every Task of that domain, created through BBS or kubectl.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, Self
+
+import pydantic
+from pydantic import Field
+from pydantic.alias_generators import to_camel
+
+from taskop.domain.spec import PLACEMENT_TAG_PATTERN, LabelValue, Toleration
+
+
+class Policy(enum.StrEnum):
+    """What happens to a field a Job cannot enforce exactly (ICMP and logged egress rules,
+    maxPids above the kubelet's limit, trusted certificates with no bundle)."""
+
+    REFUSE = "refuse"  # BBS answers InvalidRequest naming it; a kubectl Task fails InvalidSpec
+    WARN = "warn"  # the task runs; each item is recorded (condition Enforced=False, an Event)
+
+
+class _Model(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+Name = Annotated[str, Field(min_length=1, max_length=253)]
+
+
+class ProfilePodTemplate(_Model):
+    """Where a domain's pods run: what a BBS task has no way to say itself."""
+
+    node_selector: Annotated[dict[str, LabelValue], Field(max_length=64)] = {}
+    tolerations: Annotated[list[Toleration], Field(max_length=64)] = []
+    service_account_name: Name | None = None
+    runtime_class_name: Name | None = None
+    priority_class_name: Name | None = None
+
+
+class CertificateBundle(_Model):
+    """A ConfigMap or Secret (in the Task's namespace) holding the CA certificates mounted at a
+    task's ``trustedSystemCertificatesPath``, as a Diego cell mounts its own."""
+
+    config_map: Name | None = None
+    secret: Name | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.config_map is None) == (self.secret is None):
+            raise ValueError("name exactly one of configMap and secret")
+        return self
+
+
+class DomainProfile(_Model):
+    run: Literal["job", "external"] = "job"
+    pod_template: ProfilePodTemplate = ProfilePodTemplate()
+    stacks: Annotated[
+        dict[Annotated[str, Field(pattern=PLACEMENT_TAG_PATTERN)], Name], Field(max_length=64)
+    ] = {}
+    """``preloaded:<stack>`` rootfs → the OCI image its tasks run in."""
+    unenforceable: Policy = Policy.REFUSE
+    pod_pids_limit: Annotated[int, Field(ge=1)] | None = None
+    """The kubelet podPidsLimit of the nodes this domain runs on: maxPids ≥ it is enforced."""
+    trusted_certificates: CertificateBundle | None = None
+
+    @property
+    def external(self) -> bool:
+        return self.run == "external"
+
+
+JOB_RUN = DomainProfile()
+"""The profile of a domain nobody described."""
+
+
+class DomainProfiles(_Model):
+    domains: Annotated[dict[Annotated[str, Field(min_length=1)], DomainProfile], Field()] = {}
+
+    def profile(self, domain: str) -> DomainProfile:
+        return self.domains.get(domain, JOB_RUN)
+
+    def external(self, domain: str) -> bool:
+        return self.profile(domain).external
+
+
+class ProfileError(ValueError):
+    """The domain profiles cannot be used; the message names the field."""
+
+
+def parse_profiles(data: Any, external_domains: Iterable[str] = ()) -> DomainProfiles:
+    """Validate the profiles file's content and fold in the short form of external domains."""
+    try:
+        profiles = DomainProfiles.model_validate(data if data is not None else {})
+    except pydantic.ValidationError as exc:
+        problems = [
+            ".".join(str(p) for p in error["loc"]) + ": " + error["msg"] for error in exc.errors()
+        ]
+        raise ProfileError("; ".join(problems)) from None
+    domains: dict[str, DomainProfile] = dict(profiles.domains)
+    for domain in external_domains:
+        known = domains.get(domain)
+        if known is not None and not known.external:
+            raise ProfileError(
+                f"domains.{domain}: TASKOP_BBS_EXTERNAL_DOMAINS names it external but its profile"
+                " says run: job; say it in one place"
+            )
+        domains[domain] = known or DomainProfile(run="external")
+    return DomainProfiles(domains=domains)
+
+
+def preloaded_stack(rootfs: str | None) -> str | None:
+    """``preloaded:cflinuxfs4`` → ``cflinuxfs4``; anything else → None."""
+    if rootfs is not None and rootfs.startswith("preloaded:"):
+        return rootfs.removeprefix("preloaded:")
+    return None
+
+
+def as_dict(profiles: DomainProfiles) -> Mapping[str, Any]:
+    return profiles.model_dump(by_alias=True, exclude_defaults=True)
