@@ -347,3 +347,29 @@ def test_every_setting_is_a_chart_value(helm: str) -> None:
     settings = Settings.from_env(env)  # every value parses as the operator reads it
     assert (settings.bbs_listen_address, settings.bbs_namespace) == ("0.0.0.0", "taskop-system")
     assert settings.bbs_max_body_bytes == 1 << 20
+
+
+def test_domain_profiles_are_a_mounted_file_the_operator_accepts(helm: str, tmp_path: Path) -> None:
+    from taskop.settings import Settings
+
+    docs = render(
+        helm,
+        "domainProfiles.cf-tasks.stacks.cflinuxfs4=busybox",
+        "domainProfiles.cf-tasks.unenforceable=warn",
+        "domainProfiles.cf-tasks.podTemplate.runtimeClassName=gvisor",
+    )
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert config_map["metadata"]["name"] == "taskop-domain-profiles"
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "domain-profiles")
+    assert env["TASKOP_DOMAIN_PROFILES_FILE"] == f"{mount['mountPath']}/profiles.yaml"
+    assert "checksum/domain-profiles" in deployment["spec"]["template"]["metadata"]["annotations"]
+    path = tmp_path / "profiles.yaml"
+    path.write_text(config_map["data"]["profiles.yaml"])
+    settings = Settings.from_env({"TASKOP_DOMAIN_PROFILES_FILE": str(path)})
+    profile = settings.profiles.profile("cf-tasks")
+    assert profile.stacks == {"cflinuxfs4": "busybox"}
+    assert profile.unenforceable == "warn"
+    assert profile.pod_template.runtime_class_name == "gvisor"

@@ -284,3 +284,29 @@ def test_a_sidecar_log_that_does_not_match_the_executors_digest_is_never_taken(
     assert d.status["failureReason"].startswith("failed to fetch result: ")
     assert why in d.status["failureReason"]
     assert d.status.get("result", "") == ""
+
+
+def test_under_the_warn_policy_the_job_is_made_and_what_it_does_not_enforce_is_recorded() -> None:
+    from taskop.domain.jobs import JobSettings
+    from taskop.domain.profiles import DomainProfile, DomainProfiles
+
+    warn = DomainProfiles(domains={"cf-tasks": DomainProfile(unenforceable="warn")})
+    settings = DecideSettings(pod_create_grace_period=30, jobs=JobSettings(profiles=warn))
+    icmp = {"protocol": "icmp", "destinations": ["0.0.0.0/0"], "icmpInfo": {"type": 8, "code": 0}}
+    t = task(domain="cf-tasks", egressRules=[icmp])
+    d = decide(Observation(task=t, now=NOW), settings)
+    assert d.create_job is not None and d.create_network_policy is not None
+    message = (
+        "spec.egressRules[0]: icmp type 8 code 0 has no Kubernetes NetworkPolicy form"
+        " (NetworkPolicy allows only TCP, UDP and SCTP)"
+    )
+    assert ("Warning", "Unenforceable", message) in d.events
+    assert d.status is not None
+    enforced = [c for c in d.status["conditions"] if c["type"] == "Enforced"]
+    assert [(c["status"], c["reason"], c["message"]) for c in enforced] == [
+        ("False", "Unenforceable", message)
+    ]
+    # Under the default policy the same task fails, naming the rule.
+    refused = run(t)
+    assert refused.create_job is None and refused.status is not None
+    assert refused.status["failureReason"].endswith(message)

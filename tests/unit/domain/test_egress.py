@@ -109,3 +109,15 @@ def test_icmp_and_logging_have_no_form_and_are_named() -> None:
         "spec.egressRules[1]: icmp type 8 code 0 has no Kubernetes NetworkPolicy form"
         " (NetworkPolicy allows only TCP, UDP and SCTP)",
     ]
+
+
+def test_under_the_warn_policy_icmp_stays_denied_and_a_logged_rule_allows_unlogged() -> None:
+    egress = [
+        {"protocol": "icmp", "destinations": ["0.0.0.0/0"], "icmpInfo": {"type": 8, "code": 0}},
+        {"protocol": "tcp", "destinations": ["10.0.0.1"], "ports": [443], "log": True},
+    ]
+    policy = network_policy("t", "ns", "uid", rules(egress))
+    # A rule without ports would allow every protocol: the ICMP rule allows nothing instead.
+    assert policy["spec"]["egress"] == [
+        {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 443}]}
+    ]

@@ -487,3 +487,123 @@ def test_the_legacy_download_user_is_one_more_user_of_the_one_container() -> Non
     with pytest.raises(SpecError) as e:
         job(legacyDownloadUser="vcap", action={"run": {"path": "x", "user": "root"}})
     assert "spec.legacyDownloadUser is 'vcap'" in e.value.messages[0]
+
+
+CF = DomainProfile.model_validate(
+    {
+        "podTemplate": {
+            "nodeSelector": {"pool": "cf"},
+            "tolerations": [{"key": "cf", "operator": "Exists", "effect": "NoSchedule"}],
+            "serviceAccountName": "cf-task",
+            "runtimeClassName": "gvisor",
+            "priorityClassName": "cf-tasks",
+        },
+        "stacks": {"cflinuxfs4": "registry.example/cflinuxfs4:1.0"},
+        "podPidsLimit": 1024,
+        "trustedCertificates": {"configMap": "cf-system-certificates"},
+    }
+)
+CF_SETTINGS = JobSettings(profiles=DomainProfiles(domains={"cf-tasks": CF}))
+
+
+def cf_job(**fields: Any) -> dict[str, Any]:
+    data = {"domain": "cf-tasks", "rootfs": "preloaded:cflinuxfs4", **fields}
+    data.setdefault("action", {"run": {"path": "/bin/echo"}})
+    return build_job("t1", "ns", "uid-1", parse_spec(data), CF_SETTINGS)
+
+
+def test_the_domain_profile_says_where_the_pod_runs_and_which_image_a_stack_is() -> None:
+    manifest = cf_job(placementTags=["iso-1"])
+    pod = manifest["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"placement.taskop.dev/iso-1": "true", "pool": "cf"}
+    assert pod["tolerations"] == [{"key": "cf", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["serviceAccountName"] == "cf-task"
+    assert pod["runtimeClassName"] == "gvisor"
+    assert pod["priorityClassName"] == "cf-tasks"
+    assert "automountServiceAccountToken" not in pod
+    assert container(manifest)["image"] == "registry.example/cflinuxfs4:1.0"
+
+
+def test_a_task_of_another_domain_gets_nothing_of_the_profile() -> None:
+    spec = parse_spec({"image": "busybox", "action": {"run": {"path": "x"}}})
+    pod = build_job("t1", "ns", "uid-1", spec, CF_SETTINGS)["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "runtimeClassName" not in pod
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_an_unmapped_stack_is_refused_naming_the_domain() -> None:
+    spec = parse_spec({"rootfs": "preloaded:cflinuxfs3", "action": {"run": {"path": "x"}}})
+    assert unsupported(spec, CF_SETTINGS) == [
+        "spec.rootfs: stack 'cflinuxfs3' has no image in the profile of domain 'taskop' (stacks"
+        " it maps: none); ask the admin to map it in taskop's domain profiles, or use a"
+        " docker:// rootfs"
+    ]
+
+
+def test_trusted_certificates_are_mounted_read_only_with_cf_system_cert_path() -> None:
+    manifest = cf_job(trustedSystemCertificatesPath="/etc/cf-system-certificates")
+    pod = manifest["spec"]["template"]["spec"]
+    assert {"name": "taskop-trusted-certs", "configMap": {"name": "cf-system-certificates"}} in (
+        pod["volumes"]
+    )
+    assert {
+        "name": "taskop-trusted-certs",
+        "mountPath": "/etc/cf-system-certificates",
+        "readOnly": True,
+    } in container(manifest)["volumeMounts"]
+    assert {"name": "CF_SYSTEM_CERT_PATH", "value": "/etc/cf-system-certificates"} in (
+        container(manifest)["env"]
+    )
+
+
+def test_trusted_certificates_without_a_bundle_cannot_be_enforced() -> None:
+    spec = parse_spec(
+        {
+            "image": "busybox",
+            "action": {"run": {"path": "x"}},
+            "trustedSystemCertificatesPath": "/etc/cf-system-certificates",
+        }
+    )
+    assert unsupported(spec, SETTINGS) == [
+        "spec.trustedSystemCertificatesPath: the profile of domain 'taskop' names no CA bundle to"
+        " mount there; ask the admin to name a ConfigMap or Secret in its trustedCertificates"
+    ]
+
+
+def test_volume_mounted_files_come_from_the_tasks_files_secret_under_cf_service_bindings() -> None:
+    manifest = job(volumeMountedFiles=[{"path": "/redis/username"}, {"path": "redis/password"}])
+    assert {
+        "name": "taskop-files",
+        "secret": {
+            "secretName": "t1-files",
+            "items": [
+                {"key": "file-0", "path": "redis/username"},
+                {"key": "file-1", "path": "redis/password"},
+            ],
+        },
+    } in manifest["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "taskop-files",
+        "mountPath": "/etc/cf-service-bindings",
+        "readOnly": True,
+    } in container(manifest)["volumeMounts"]
+
+
+ICMP_AND_PIDS = {
+    "image": "busybox",
+    "action": {"run": {"path": "x"}},
+    "maxPids": 100,
+    "egressRules": [
+        {"protocol": "icmp", "destinations": ["0.0.0.0/0"], "icmpInfo": {"type": 8, "code": 0}}
+    ],
+}
+
+
+def test_the_warn_policy_runs_what_refuse_would_refuse() -> None:
+    spec = parse_spec(ICMP_AND_PIDS)
+    assert len(unsupported(spec, SETTINGS)) == 2
+    warn = JobSettings(
+        profiles=DomainProfiles(domains={"taskop": DomainProfile(unenforceable="warn")})
+    )
+    assert unsupported(spec, warn) == []
+    assert build_job("t1", "ns", "uid-1", spec, warn)["kind"] == "Job"
