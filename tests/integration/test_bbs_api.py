@@ -10,6 +10,7 @@ import concurrent.futures
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,15 +87,24 @@ class BBS:
         ).should_start
 
 
+PROFILES = """
+domains:
+  lenient: {unenforceable: warn}
+"""
+
+
 @pytest.fixture
-def bbs(operator: OperatorFactory, k8s: Any, namespace: str) -> Iterator[BBS]:
+def bbs(operator: OperatorFactory, k8s: Any, namespace: str, tmp_path: Path) -> Iterator[BBS]:
     port = free_port()
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(PROFILES)
     proc = operator.start(
         bbs_enabled="true",
         bbs_listen_port=port,
         bbs_namespace=namespace,
         bbs_external_domains=EXTERNAL,
         bbs_max_body_bytes=MAX_BODY,
+        domain_profiles_file=profiles,
     )
     wait_for_ping(port)
     server = BBS(port, proc, Tasks(k8s, namespace))
@@ -425,7 +435,7 @@ def test_domains_survive_an_operator_restart(
     assert list(response.domains) == ["cf-tasks"]
 
 
-def test_image_credentials_become_a_secret_owned_by_the_task_never_readable_through_it(
+def test_image_credentials_and_mounted_files_become_secrets_owned_by_the_task_never_readable(
     bbs: BBS, k8s: Any, namespace: str
 ) -> None:
     g = guid()
@@ -434,6 +444,7 @@ def test_image_credentials_become_a_secret_owned_by_the_task_never_readable_thro
         action=models.Action(run_action=models.RunAction(path="true", user="root")),
         image_username="robot",
         image_password="s3cret-pw",
+        volume_mounted_files=[models.File(path="/db/password", content="db-s3cret")],
     )
     bbs.ok(
         "/v1/tasks/desire.r2",
@@ -441,17 +452,22 @@ def test_image_credentials_become_a_secret_owned_by_the_task_never_readable_thro
     )
 
     core = client.CoreV1Api(k8s)
-    (secret,) = core.list_namespaced_secret(namespace).items
+    secrets = {s.type: s for s in core.list_namespaced_secret(namespace).items}
+    assert set(secrets) == {"kubernetes.io/dockerconfigjson", "Opaque"}
     task = bbs.tasks.get(task_name(g))
     assert task is not None
-    assert secret.type == "kubernetes.io/dockerconfigjson"
-    assert [(o.kind, o.uid) for o in secret.metadata.owner_references] == [
-        ("Task", task["metadata"]["uid"])
-    ]
-    assert task["spec"]["podTemplate"] == {"imagePullSecrets": [{"name": secret.metadata.name}]}
-    assert "s3cret-pw" not in json.dumps(task)
-    wire = bbs.task(g)
-    assert wire is not None and "s3cret-pw" not in str(wire)
+    for secret in secrets.values():
+        assert [(o.kind, o.uid) for o in secret.metadata.owner_references] == [
+            ("Task", task["metadata"]["uid"])
+        ]
+    pull = secrets["kubernetes.io/dockerconfigjson"].metadata.name
+    assert task["spec"]["podTemplate"] == {"imagePullSecrets": [{"name": pull}]}
+    assert task["spec"]["volumeMountedFiles"] == [{"path": "/db/password"}]
+    assert secrets["Opaque"].data == {"file-0": "ZGItczNjcmV0"}  # base64 of db-s3cret
+    for secret_value in ("s3cret-pw", "db-s3cret"):
+        assert secret_value not in json.dumps(task)
+        wire = bbs.task(g)
+        assert wire is not None and secret_value not in str(wire)
 
     bbs.tasks.custom.delete_namespaced_custom_object(
         "taskop.dev", "v1alpha1", namespace, "tasks", task_name(g)
@@ -459,5 +475,78 @@ def test_image_credentials_become_a_secret_owned_by_the_task_never_readable_thro
     wait_until(
         lambda: not core.list_namespaced_secret(namespace).items,
         timeout=60,
-        what="the garbage collector to delete the Task's image pull Secret",
+        what="the garbage collector to delete the Task's Secrets",
     )
+
+
+ICMP = models.SecurityGroupRule(
+    protocol="icmp", destinations=["0.0.0.0/0"], icmp_info=models.ICMPInfo(type=8, code=0)
+)
+DNS_TCP = models.SecurityGroupRule(protocol="tcp", destinations=["0.0.0.0/0"], ports=[53])
+ICMP_UNENFORCEABLE = (
+    "spec.egressRules[1]: icmp type 8 code 0 has no Kubernetes NetworkPolicy form"
+    " (NetworkPolicy allows only TCP, UDP and SCTP)"
+)
+
+
+def icmp_task(g: str, domain: str) -> models.DesireTaskRequest:
+    return models.DesireTaskRequest(
+        task_guid=g,
+        domain=domain,
+        task_definition=models.TaskDefinition(
+            root_fs="docker:///busybox",
+            action=models.Action(run_action=models.RunAction(path="true", user="root")),
+            egress_rules=[DNS_TCP, ICMP],
+            image_username="robot",
+            image_password="pw",
+        ),
+    )
+
+
+def test_the_refuse_policy_answers_invalid_request_naming_the_icmp_rule_and_keeps_nothing(
+    bbs: BBS, k8s: Any, namespace: str
+) -> None:
+    g = guid()
+    response = bbs.call("/v1/tasks/desire.r2", icmp_task(g, "strict"))
+    assert_error(
+        response, INVALID, f"{ICMP_UNENFORCEABLE} (this domain runs tasks as Kubernetes Jobs)"
+    )
+    assert bbs.tasks.get(task_name(g)) is None
+    assert not client.CoreV1Api(k8s).list_namespaced_secret(namespace).items
+    assert not client.NetworkingV1Api(k8s).list_namespaced_network_policy(namespace).items
+
+
+def test_the_warn_policy_runs_the_task_and_records_the_icmp_rule_it_cannot_enforce(
+    bbs: BBS, k8s: Any, namespace: str
+) -> None:
+    g = guid()
+    bbs.ok("/v1/tasks/desire.r2", icmp_task(g, "lenient"))
+
+    def enforced() -> dict[str, Any] | None:
+        task = bbs.tasks.get(task_name(g)) or {}
+        conditions = (task.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Enforced"), None)
+
+    condition = wait_until(enforced, timeout=60, what="the Enforced condition")
+    assert (condition["status"], condition["reason"], condition["message"]) == (
+        "False",
+        "Unenforceable",
+        ICMP_UNENFORCEABLE,
+    )
+    events = wait_until(
+        lambda: (
+            client.CoreV1Api(k8s)
+            .list_namespaced_event(
+                namespace, field_selector=f"involvedObject.name={task_name(g)},reason=Unenforceable"
+            )
+            .items
+        ),
+        timeout=30,
+        what="the Unenforceable Event",
+    )
+    assert [e.message for e in events] == [ICMP_UNENFORCEABLE]
+    # Only the DNS rule is allowed: ICMP stays denied.
+    policy = client.NetworkingV1Api(k8s).read_namespaced_network_policy(task_name(g), namespace)
+    assert [[(p.protocol, p.port) for p in rule.ports or []] for rule in policy.spec.egress] == [
+        [("TCP", 53)]
+    ]
