@@ -389,7 +389,11 @@ def _follow_job(
             d.events.append(("Warning", ConditionReason.UNENFORCEABLE.value, p.unenforced))
         if spec.egress_rules:  # in place before the Job (and so its pod) exists
             d.create_network_policy = network_policy(
-                name, str(meta["namespace"]), uid, list(spec.egress_rules)
+                name,
+                str(meta["namespace"]),
+                uid,
+                list(spec.egress_rules),
+                settings.jobs.profiles.profile(spec.domain).allow_egress_to,
             )
         p.reason = ConditionReason.JOB_CREATED
         return

@@ -57,10 +57,17 @@ def _ports(rule: EgressRule) -> list[dict[str, Any]]:
 
 
 def network_policy(
-    task_name: str, namespace: str, task_uid: str, rules: list[EgressRule]
+    task_name: str,
+    namespace: str,
+    task_uid: str,
+    rules: list[EgressRule],
+    allow_to: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The NetworkPolicy of a Task with egress rules: its pod may reach only what they allow."""
-    egress = []
+    """The NetworkPolicy of a Task with egress rules: its pod may reach only what they allow,
+    and ``allow_to`` (the domain profile's ``allowEgressTo``: where its downloads come from)."""
+    egress: list[dict[str, Any]] = []
+    if allow_to:
+        egress.append({"to": [{"ipBlock": {"cidr": c}} for d in allow_to for c in cidrs(d)]})
     for rule in rules:
         if rule.protocol in ("icmp", "icmpv6"):
             continue  # no form; a rule without ports would allow every protocol

@@ -76,12 +76,14 @@ def task_user(action: Action, legacy_download_user: str = "") -> tuple[str, str]
     (or the user of image-layer downloads) asks for two different users: one container runs as
     one user."""
     found: dict[str, str] = {}
-    if legacy_download_user:
-        found[legacy_download_user] = "spec.legacyDownloadUser"
     for path, node in action.walk():
         user = getattr(node.inner(), "user", "")
         if user:
             found.setdefault(user, f"{path}.{node.kind()}.user")
+    if legacy_download_user and not found.keys() & {"root", "0", "0:0"}:
+        # Root downloads for any user (Cloud Controller's Docker tasks run as root with
+        # legacy_download_user vcap); the downloaded files are then root's.
+        found.setdefault(legacy_download_user, "spec.legacyDownloadUser")
     if len(found) > 1:
         raise SpecError(
             [
@@ -157,8 +159,14 @@ def _escape(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def _env(spec: TaskSpec, profile: DomainProfile) -> list[dict[str, str]]:
-    merged: dict[str, str] = {}
+def _home(spec: TaskSpec, settings: JobSettings) -> str:
+    """``/home/<user>`` for a task run as a named user (an entry of ``user_ids``), else ""."""
+    user, _ = task_user(spec.action, spec.legacy_download_user)
+    return f"/home/{user}" if user in settings.user_ids else ""
+
+
+def _env(spec: TaskSpec, profile: DomainProfile, home: str = "") -> list[dict[str, str]]:
+    merged: dict[str, str] = {"HOME": home} if home else {}
     for var in spec.env:
         merged[var.name] = var.value  # later wins, first position kept
     if spec.trusted_system_certificates_path and profile.trusted_certificates is not None:
@@ -203,6 +211,7 @@ def _resources(spec: TaskSpec, settings: JobSettings) -> dict[str, dict[str, Any
 
 
 def _container(spec: TaskSpec, settings: JobSettings, profile: DomainProfile) -> dict[str, Any]:
+    home = _home(spec, settings)
     mounts = [
         {"name": "taskop-bin", "mountPath": EXECUTOR_DIR, "readOnly": True},
         {"name": "taskop-spec", "mountPath": EXECUTOR_SPEC_DIR, "readOnly": True},
@@ -219,15 +228,20 @@ def _container(spec: TaskSpec, settings: JobSettings, profile: DomainProfile) ->
         )
     if spec.volume_mounted_files:
         mounts.append({"name": "taskop-files", "mountPath": SERVICE_BINDINGS_DIR, "readOnly": True})
+    if home := _home(spec, settings):
+        # A Diego rootfs gives a named user (vcap) a writable home where relative download
+        # destinations and the run's default directory resolve; any image gets one here.
+        mounts.append({"name": "taskop-home", "mountPath": home})
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.image_reference(profile.stacks),
+        **({"workingDir": home} if home else {}),
         "command": [EXECUTOR, "run", f"{EXECUTOR_SPEC_DIR}/{EXECUTOR_SPEC_FILE}"],
         "terminationMessagePath": DEFAULT_TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
         "volumeMounts": mounts,
     }
-    if env := _env(spec, profile):
+    if env := _env(spec, profile, home):
         container["env"] = env
     if resources := _resources(spec, settings):
         container["resources"] = resources
@@ -363,8 +377,12 @@ def files_secret_key(index: int) -> str:
     return f"file-{index}"
 
 
-def _task_volumes(task_name: str, spec: TaskSpec, profile: DomainProfile) -> list[Obj]:
+def _task_volumes(
+    task_name: str, spec: TaskSpec, settings: JobSettings, profile: DomainProfile
+) -> list[Obj]:
     volumes: list[Obj] = []
+    if _home(spec, settings):
+        volumes.append({"name": "taskop-home", "emptyDir": {}})
     bundle = profile.trusted_certificates
     if spec.trusted_system_certificates_path and bundle is not None:
         source: Obj = (
@@ -415,7 +433,7 @@ def build_job(
         "containers": [_container(spec, settings, profile)],
     }
     pod_spec["initContainers"], pod_spec["volumes"] = _executor_pod_parts(spec, settings)
-    pod_spec["volumes"].extend(_task_volumes(task_name, spec, profile))
+    pod_spec["volumes"].extend(_task_volumes(task_name, spec, settings, profile))
     if not spec.privileged:
         pod_spec["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
     node_selector = {f"{PLACEMENT_LABEL_PREFIX}{tag}": "true" for tag in spec.placement_tags}

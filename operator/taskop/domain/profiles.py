@@ -14,6 +14,7 @@ once per domain, in the file named by ``TASKOP_DOMAIN_PROFILES_FILE`` (YAML or J
         unenforceable: refuse        # or warn
         podPidsLimit: 1024           # the kubelet podPidsLimit of the nodes it runs on
         trustedCertificates: {configMap: cf-system-certificates}
+        allowEgressTo: [10.0.16.0/24]  # the blobstore and file server downloads come from
       legacy-cells:
         run: external
 
@@ -32,6 +33,7 @@ import pydantic
 from pydantic import Field
 from pydantic.alias_generators import to_camel
 
+from taskop.domain.addresses import cidrs
 from taskop.domain.spec import PLACEMENT_TAG_PATTERN, LabelValue, Toleration
 
 
@@ -50,6 +52,7 @@ class _Model(pydantic.BaseModel):
 
 
 Name = Annotated[str, Field(min_length=1, max_length=253)]
+Destination = Annotated[str, Field(max_length=64)]
 
 
 class ProfilePodTemplate(_Model):
@@ -87,6 +90,22 @@ class DomainProfile(_Model):
     pod_pids_limit: Annotated[int, Field(ge=1)] | None = None
     """The kubelet podPidsLimit of the nodes this domain runs on: maxPids ≥ it is enforced."""
     trusted_certificates: CertificateBundle | None = None
+    allow_egress_to: Annotated[
+        list[Annotated[str, Field(max_length=64)]], Field(max_length=64)
+    ] = []
+    """Destinations (IP, CIDR or a-b range) every task with egress rules may also reach: where
+    its downloads come from and uploads go (a Diego cell fetches those outside the container,
+    so security groups never name them)."""
+
+    @pydantic.field_validator("allow_egress_to")
+    @classmethod
+    def _destinations(cls, value: list[str]) -> list[str]:
+        for destination in value:
+            try:
+                cidrs(destination)
+            except ValueError as e:
+                raise ValueError(f"{destination!r}: {e}") from None
+        return value
 
     @property
     def external(self) -> bool:

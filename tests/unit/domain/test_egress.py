@@ -121,3 +121,11 @@ def test_under_the_warn_policy_icmp_stays_denied_and_a_logged_rule_allows_unlogg
     assert policy["spec"]["egress"] == [
         {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 443}]}
     ]
+
+
+def test_the_domain_profile_adds_where_downloads_come_from() -> None:
+    policy = network_policy("t", "ns", "uid", rules(DNS), ["10.0.16.5", "10.0.17.0/24"])
+    assert policy["spec"]["egress"][0] == {
+        "to": [{"ipBlock": {"cidr": "10.0.16.5/32"}}, {"ipBlock": {"cidr": "10.0.17.0/24"}}]
+    }
+    assert len(policy["spec"]["egress"]) == 3

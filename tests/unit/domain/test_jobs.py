@@ -485,8 +485,23 @@ def test_the_legacy_download_user_is_one_more_user_of_the_one_container() -> Non
     vcap = job(legacyDownloadUser="vcap", action={"run": {"path": "x", "user": "vcap"}})
     assert container(vcap)["securityContext"]["runAsUser"] == 2000
     with pytest.raises(SpecError) as e:
-        job(legacyDownloadUser="vcap", action={"run": {"path": "x", "user": "root"}})
+        job(legacyDownloadUser="vcap", action={"run": {"path": "x", "user": "1000"}})
     assert "spec.legacyDownloadUser is 'vcap'" in e.value.messages[0]
+
+
+def test_root_downloads_for_the_legacy_download_user_as_cc_docker_tasks_ask() -> None:
+    docker = job(legacyDownloadUser="vcap", action={"run": {"path": "x", "user": "root"}})
+    assert container(docker)["securityContext"]["runAsUser"] == 0
+
+
+def test_a_named_user_starts_in_its_own_writable_home_as_on_a_diego_rootfs() -> None:
+    vcap = job(action={"run": {"path": "x", "user": "vcap"}})
+    assert container(vcap)["workingDir"] == "/home/vcap"
+    assert {"name": "taskop-home", "mountPath": "/home/vcap"} in container(vcap)["volumeMounts"]
+    assert {"name": "HOME", "value": "/home/vcap"} in container(vcap)["env"]
+    assert {"name": "taskop-home", "emptyDir": {}} in vcap["spec"]["template"]["spec"]["volumes"]
+    root = job(action={"run": {"path": "x", "user": "root"}})
+    assert "workingDir" not in container(root)
 
 
 CF = DomainProfile.model_validate(

@@ -77,3 +77,8 @@ def test_a_wrong_field_is_named(profile: dict[str, object], message: str) -> Non
     with pytest.raises(ProfileError) as info:
         parse_profiles({"domains": {"d": profile}})
     assert str(info.value).startswith(message)
+
+
+def test_a_wrong_egress_destination_is_named() -> None:
+    with pytest.raises(ProfileError, match=r"^domains\.d\.allowEgressTo: Value error, '10\.0\.0'"):
+        parse_profiles({"domains": {"d": {"allowEgressTo": ["10.0.0"]}}})
