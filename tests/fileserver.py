@@ -33,10 +33,24 @@ def zipped(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
+LAUNCHER = b"""#!/bin/sh
+# Stand-in for Diego's app lifecycle launcher: launcher <app dir> <command> <metadata>. Like the
+# buildpack launcher it runs the command in the app directory when there is one (relative to the
+# home directory it starts in); like the Docker launcher, where it is otherwise.
+if [ -d "$1" ]; then cd "$1" || exit 1; fi
+exec /bin/sh -c "$2"
+"""
+RUN_SH = b"""#!/bin/sh
+# the droplet's start command: it runs from /home/vcap/app as vcap, as on a Diego cell
+test "$(pwd)" = /home/vcap/app && test "$(id -u)" = 2000
+"""
+
 FILES = {
     "app.tgz": tgz({"bin/hello.sh": (HELLO, 0o755)}),
     "greeting.tgz": tgz({"greeting.txt": (b"hello from a cached dependency\n", 0o644)}),
     "notes.zip": zipped({"notes/a.txt": b"from the zip\n"}),
+    "lifecycle.tgz": tgz({"launcher": (LAUNCHER, 0o755)}),
+    "droplet.tgz": tgz({"app/run.sh": (RUN_SH, 0o755)}),
 }
 
 
@@ -46,6 +60,7 @@ def sha256(name: str) -> str:
 
 class FileServer:
     def __init__(self, ip: str) -> None:
+        self.ip = ip
         self.base = f"http://{ip}:8080"
 
     def url(self, name: str) -> str:

@@ -42,6 +42,7 @@ type config struct {
 	DependencyURL  string
 	PlacementTag   string
 	CallbackURL    string
+	CancelWhen     string
 }
 
 // scenario is one named group of checks.
@@ -60,6 +61,7 @@ var scenarios = []scenario{
 	{"domains", "UpsertDomain with a TTL and Domains, as Cloud Controller calls them; an empty domain is InvalidRequest; a domain expires after its TTL", true, runDomains},
 	{"run-to-completion", "a desired task is run by the server (as a Kubernetes Job) to Completed, then resolved and deleted", false, runRunToCompletion},
 	{"cancel-running", "a desired task that the server runs is cancelled and ends Completed, failed, \"task was cancelled\"", false, runCancelRunning},
+	{"cloud-controller", "Cloud Controller's Docker and buildpack app tasks, field for field, through the routes it calls in its order (desire.r2, list.r2 by domain, get_by_task_guid.r2, cancel, domains/upsert); both run and are gone after their callbacks, a third is cancelled", false, runCloudController},
 	{"serial-download", "Cloud Controller's buildpack task shape, Serial[Download, Run] plus a cached dependency, runs to Completed; its result comes back through TaskByGuid, then the callback, and the server deletes it", false, runSerialDownload},
 }
 
@@ -88,11 +90,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.ExpectResult, "expect-result", "", "run-to-completion: the task result the server must report (trailing newlines ignored); implies checking it")
 	fs.StringVar(&cfg.RootFS, "rootfs", "docker:///busybox", "root_fs of the tasks this program desires")
 	fs.BoolVar(&cfg.NoCleanup, "no-cleanup", false, "do not try to cancel/resolve/delete left-over tasks at the end")
-	fs.StringVar(&cfg.DownloadURL, "download-url", "", "serial-download: URL of a tgz holding bin/hello.sh (the droplet)")
+	fs.StringVar(&cfg.DownloadURL, "download-url", "", "serial-download: URL of a tgz holding bin/hello.sh (the droplet); cloud-controller: a droplet holding app/run.sh")
 	fs.StringVar(&cfg.DownloadSHA256, "download-sha256", "", "serial-download: its sha256 (hex)")
-	fs.StringVar(&cfg.DependencyURL, "dependency-url", "", "serial-download: URL of a tgz holding greeting.txt (the cached dependency, to /tmp/lifecycle)")
+	fs.StringVar(&cfg.DependencyURL, "dependency-url", "", "serial-download: URL of a tgz holding greeting.txt (the cached dependency, to /tmp/lifecycle); cloud-controller: the lifecycle tarball holding launcher")
 	fs.StringVar(&cfg.PlacementTag, "placement-tag", "", "serial-download: placement tag of the task")
-	fs.StringVar(&cfg.CallbackURL, "callback-url", "", "serial-download: completion_callback_url of the task")
+	fs.StringVar(&cfg.CallbackURL, "callback-url", "", "serial-download: completion_callback_url of the task; cloud-controller: its scheme://host:port")
+	fs.StringVar(&cfg.CancelWhen, "cancel-when", "", "cloud-controller: cancel the running long task once this file exists")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: bbsconformance [flags]\n\nscenarios:\n")
 		for _, sc := range scenarios {

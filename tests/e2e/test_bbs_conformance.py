@@ -20,7 +20,6 @@ import pytest
 from tests.bbscerts import make_certs
 from tests.bbsclient import free_port, wait_for_ping
 from tests.callbacks import callback_receiver
-from tests.conftest import ROOT
 from tests.fileserver import FileServer, sha256
 from tests.operatorproc import OperatorFactory, OperatorProcess
 
@@ -28,19 +27,6 @@ pytestmark = pytest.mark.cluster
 
 EXTERNAL_DOMAIN = "cells"
 JOB_DOMAIN = "jobs"
-
-
-@pytest.fixture(scope="session")
-def bbsconformance() -> Path:
-    """The conformance program, built (or reused) by hack/build-bbs-tools."""
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "build-bbs-tools")], capture_output=True, text=True, timeout=1200
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"hack/build-bbs-tools failed:\n{proc.stderr[-5000:]}")
-    binary = Path(proc.stdout.strip()) / "bbsconformance"
-    assert binary.is_file(), f"no {binary}"
-    return binary
 
 
 def start_bbs(
