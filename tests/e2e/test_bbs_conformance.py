@@ -157,8 +157,9 @@ def test_cancel_running_job(operator: OperatorFactory, bbsconformance: Path) -> 
 def real_node_for_bbs(k8s: object, real_node: str) -> Iterator[str]:
     """The real node, reachable by a BBS task's placement tag ``real-node``.
 
-    BBS tasks have no tolerations and no node selector but placement tags (domain profiles will
-    give admins more): for this test the node gets the label placement.taskop.dev/real-node and
+    A BBS task says where it runs only by placement tags (the admin's other way, a domain
+    profile's pod template, is tests/e2e/test_cloud_controller.py's): for this test the node gets
+    the label placement.taskop.dev/real-node and
     loses its NoSchedule taint, both restored afterwards. Tests run one at a time, so no other
     test's pod can be scheduled there meanwhile.
     """

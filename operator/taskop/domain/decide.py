@@ -224,6 +224,12 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
             return Decision(
                 read_job=d.read_job, read_pods=d.read_pods, read_result_log=d.read_result_log
             )
+    if spec is not None and (our_job is not None or d.create_job is not None):
+        # Said on every pass with a Job, not only the one making it (that status write may be
+        # lost, and a cancel may come first); the Event once, with the Job.
+        p.unenforced = _unenforced(spec, settings.jobs)
+        if p.unenforced and d.create_job is not None:
+            d.events.append(("Warning", ConditionReason.UNENFORCEABLE.value, p.unenforced))
     if our_job is not None and WITNESS_FINALIZER in (_get(our_job, "metadata", "finalizers") or ()):
         # Witnessed by now (the status write below names it), or the Task is finished and will
         # never create a Job again: the Job may go whenever it is deleted.
@@ -298,6 +304,14 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         d.status = new_status
     d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
     return d
+
+
+def _unenforced(spec: TaskSpec, jobs: JobSettings) -> str:
+    """What a Job of ``spec`` runs without enforcing, under its domain's warn policy; else ""."""
+    profile = jobs.profiles.profile(spec.domain)
+    if profile.unenforceable is not Policy.WARN:
+        return ""
+    return "; ".join(unenforced(spec, profile))
 
 
 def _recheck_in(
@@ -383,10 +397,6 @@ def _follow_job(
         ] = name
         manifest["metadata"]["finalizers"] = [WITNESS_FINALIZER]
         d.create_job = manifest
-        profile = settings.jobs.profiles.profile(spec.domain)
-        if profile.unenforceable is Policy.WARN and (items := unenforced(spec, profile)):
-            p.unenforced = "; ".join(items)
-            d.events.append(("Warning", ConditionReason.UNENFORCEABLE.value, p.unenforced))
         if spec.egress_rules:  # in place before the Job (and so its pod) exists
             d.create_network_policy = network_policy(
                 name,

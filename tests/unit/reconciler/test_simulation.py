@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +39,11 @@ from tests.unit.reconciler.fakecluster import FakeCluster, Obj, ServerError
 NS = "sim"
 EPOCH = 1_800_000_000 * 10**9
 SCHEDULES = int(os.environ.get("SIM_SCHEDULES", "2000"))
+_PROFILES = Path(tempfile.mkdtemp(prefix="taskop-sim-")) / "profiles.yaml"
+_PROFILES.write_text("domains:\n  lenient: {unenforceable: warn}\n")
+ICMP = {"protocol": "icmp", "destinations": ["0.0.0.0/0"], "icmpInfo": {"type": 8, "code": 0}}
 SETTINGS = Settings(
+    domain_profiles_file=str(_PROFILES),
     namespace=NS,
     pod_create_grace_period=5.0,
     kick_task_duration=30.0,
@@ -171,6 +177,9 @@ class Simulation:
                 self.failing.add(name)
             if self.rng.random() < 0.2:
                 spec["egressRules"] = [{"protocol": "all", "destinations": ["10.0.0.0/8"]}]
+                if self.rng.random() < 0.5:  # runs under its domain's warn policy, recorded
+                    spec["domain"] = "lenient"
+                    spec["egressRules"].append(ICMP)
             if self.rng.random() < 0.1:
                 self.cluster.user_create_job(NS, job_name(name))
                 self.foreign_jobs.append(job_name(name))
@@ -357,6 +366,11 @@ class Simulation:
         for task in cluster.objects["tasks"].values():
             status: dict[str, Any] = task.get("status") or {}
             name = task["metadata"]["name"]
+            if cluster.jobs_created.get(task["metadata"]["uid"]) and ICMP in (
+                task["spec"].get("egressRules") or []
+            ):
+                enforced = [c for c in status.get("conditions", []) if c["type"] == "Enforced"]
+                assert [c["status"] for c in enforced] == ["False"], (name, "unenforced, unsaid")
             assert status.get("state") in ("Completed", "Resolving"), (name, status)
             if status["failed"]:
                 assert self._explained(name, status["failureReason"]), (name, status)
