@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bbscerts import make_certs
+from tests.bbscerts import Certs, make_certs
 from tests.bbsclient import free_port, wait_for_ping
 from tests.callbacks import callback_receiver
 from tests.fileserver import FileServer, sha256
@@ -48,10 +48,12 @@ def start_bbs(
 
 
 def start_bbs_with_mutual_tls(
-    operator: OperatorFactory, certs_dir: Path
+    operator: OperatorFactory, certs: Path | Certs, **settings: object
 ) -> tuple[OperatorProcess, list[str]]:
-    """The operator serving BBS over mutual TLS, and the conformance program's flags to reach it."""
-    certs = make_certs(certs_dir)
+    """The operator serving BBS over mutual TLS (certificates made in ``certs`` when it is a
+    directory), and the conformance program's flags to reach it."""
+    if isinstance(certs, Path):
+        certs = make_certs(certs)
     context = ssl.create_default_context(cafile=str(certs.ca))
     context.load_cert_chain(certs.client_cert, certs.client_key)
     proc, port = start_bbs(
@@ -60,6 +62,7 @@ def start_bbs_with_mutual_tls(
         bbs_tls_cert_file=certs.server_cert,
         bbs_tls_key_file=certs.server_key,
         bbs_tls_ca_file=certs.ca,
+        **settings,
     )
     flags = ["-url", f"https://127.0.0.1:{port}", "-ca", str(certs.ca)]
     return proc, [*flags, "-cert", str(certs.client_cert), "-key", str(certs.client_key)]

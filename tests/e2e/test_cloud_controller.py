@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from kubernetes import client
 from tests.bbscerts import make_certs
 from tests.callbacks import callback_receiver
 from tests.conftest import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
-from tests.e2e.test_bbs_conformance import start_bbs
+from tests.e2e.test_bbs_conformance import start_bbs_with_mutual_tls
 from tests.fileserver import FileServer, sha256
 from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorFactory
@@ -126,14 +125,9 @@ def test_cloud_controllers_docker_and_buildpack_app_tasks_run_on_the_real_node(
     cancel_file = tmp_path / "cancel"
 
     with callback_receiver([200], tls=certs) as receiver:
-        context = ssl.create_default_context(cafile=str(certs.ca))
-        context.load_cert_chain(certs.client_cert, certs.client_key)
-        proc, port = start_bbs(
+        proc, tls = start_bbs_with_mutual_tls(
             operator,
-            context,
-            bbs_tls_cert_file=certs.server_cert,
-            bbs_tls_key_file=certs.server_key,
-            bbs_tls_ca_file=certs.ca,
+            certs,
             callback_tls_cert_file=certs.client_cert,
             callback_tls_key_file=certs.client_key,
             callback_tls_ca_file=certs.ca,
@@ -142,8 +136,7 @@ def test_cloud_controllers_docker_and_buildpack_app_tasks_run_on_the_real_node(
         program = subprocess.Popen(
             [
                 str(bbsconformance),
-                *("-url", f"https://127.0.0.1:{port}", "-ca", str(certs.ca)),
-                *("-cert", str(certs.client_cert), "-key", str(certs.client_key)),
+                *tls,
                 *("-domain", DOMAIN, "-scenario", "cloud-controller"),
                 *("-rootfs", "docker:///busybox"),
                 *("-download-url", files.url("droplet.tgz")),

@@ -66,6 +66,7 @@ class Connection:
         raise AssertionError("unreachable")
 
 
+@pytest.mark.timeout(120 + EXAMPLES // 20)  # ~6 ms a body here; room for a slower machine
 def test_fuzzed_bodies_never_crash_never_5xx_never_leave_partial_writes(
     operator: OperatorFactory, k8s: Any, namespace: str, tmp_path: Path
 ) -> None:
