@@ -146,15 +146,11 @@ def test_chart_renders_into_objects_the_api_server_accepts(
 ) -> None:
     """`helm lint`, `helm template` and a server-side dry run, in every mode the chart has."""
     for sets in (
-        [],
-        [f"watchNamespace={namespace}"],
-        ["replicaCount=2"],
-        [
-            "replicaCount=2",
-            f"watchNamespace={namespace}",
-            "bbs.tls.enabled=true",
-            "bbs.tls.secretName=taskop-bbs-tls",
-        ],
+        [TLS],
+        [TLS, f"watchNamespace={namespace}"],
+        ["bbs.insecure=true", "replicaCount=2"],
+        [TLS, "replicaCount=2", f"watchNamespace={namespace}"],
+        ["bbs.enabled=false"],
     ):
         flags = [f"--set={s}" for s in sets]
         run_helm(helm, kubeconfig, "lint", "--strict", str(CHART), *flags)
@@ -174,6 +170,20 @@ def test_chart_renders_into_objects_the_api_server_accepts(
         assert proc.returncode == 0, f"{sets}: {proc.stderr}"
         kinds = {d["kind"] for d in yaml.safe_load_all(rendered) if d}
         assert {"Deployment", "ServiceAccount", "Service", "Job"} <= kinds  # Job: the helm test
+
+
+TLS = "bbs.tls.secretName=taskop-bbs-tls"
+"""The BBS API's TLS Secret: the chart requires one (or bbs.insecure=true)."""
+
+
+def test_an_insecure_bbs_api_is_said_loudly_at_install(helm: str, kubeconfig: str) -> None:
+    notes = run_helm(
+        helm, kubeconfig, "install", "x", str(CHART), "--dry-run", "--set=bbs.insecure=true"
+    )
+    assert "WARNING: bbs.insecure=true: the BBS API is served over plain HTTP" in notes
+    assert "WARNING" not in run_helm(
+        helm, kubeconfig, "install", "x", str(CHART), "--dry-run", f"--set={TLS}"
+    )
 
 
 @pytest.fixture
@@ -206,7 +216,9 @@ def test_installed_chart_service_account_runs_a_task_and_nothing_more(
     tmp_path: Path,
 ) -> None:
     flags = [f"--set=watchNamespace={namespace}"] if mode == "one-namespace" else []
-    run_helm(helm, kubeconfig, "install", release, str(CHART), "-n", namespace, *flags)
+    run_helm(
+        helm, kubeconfig, "install", release, str(CHART), "-n", namespace, f"--set={TLS}", *flags
+    )
     sa = release  # the full name: the release name contains "taskop"
     subject = f"system:serviceaccount:{namespace}:{sa}"
 
@@ -360,6 +372,7 @@ def test_replicas_share_one_active_operator_through_kopf_peering(
         namespace,
         "--set=replicaCount=2",
         f"--set=watchNamespace={namespace}",
+        f"--set={TLS}",
     )
     sa_kubeconfig = token_kubeconfig(kubeconfig, namespace, release, tmp_path / "sa.kubeconfig")
     procs = [

@@ -25,7 +25,13 @@ def helm() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+TLS = "bbs.tls.secretName=taskop-bbs-tls"
+
+
 def render(helm: str, *sets: str, show_only: str | None = None) -> list[dict[str, Any]]:
+    """The chart rendered with ``sets``; the BBS API's TLS Secret named unless they say."""
+    if not any(s.startswith("bbs.") for s in sets):
+        sets = (TLS, *sets)
     args = [helm, "template", "taskop", str(CHART), "--namespace", "taskop-system"]
     for s in sets:
         args += ["--set", s]
@@ -58,10 +64,10 @@ def test_generated_files_are_up_to_date(helm: str) -> None:
 
 def test_helm_lint_passes_for_every_mode(helm: str) -> None:
     for sets in (
-        [],
-        ["watchNamespace=team-a"],
-        ["replicaCount=2"],
-        ["replicaCount=3", "watchNamespace=team-a", "bbs.tls.enabled=true", "bbs.tls.secretName=t"],
+        [TLS],
+        [TLS, "watchNamespace=team-a"],
+        ["bbs.insecure=true", "replicaCount=2"],
+        ["replicaCount=3", "watchNamespace=team-a", "bbs.tls.secretName=t"],
         [
             "bbs.enabled=false",
             "rbac.create=false",
@@ -80,7 +86,8 @@ def test_schema_rejects_bad_values(helm: str) -> None:
         "logFormat=xml",
         "config.maxTaskRetries=-2",
         "unknown=1",
-        "bbs.tls.enabled=true",
+        "bbs.insecure=maybe",
+        "bbs.tls.certManager.issuerKind=Vault",
         "watchNamespace=Not_A_Namespace",
     ):
         proc = subprocess.run(
@@ -237,6 +244,7 @@ def test_deploy_equals_the_chart_defaults(helm: str) -> None:
         "taskop-system",
         "--include-crds",
         "--skip-tests",
+        f"--set={TLS}",  # as hack/gen-manifests renders deploy/
     ]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     rendered = [d for d in yaml.safe_load_all(out) if d]
@@ -337,7 +345,7 @@ def test_every_setting_is_a_chart_value(helm: str) -> None:
 
     from taskop.settings import Settings
 
-    docs = render(helm, "bbs.tls.enabled=true", "bbs.tls.secretName=tls")
+    docs = render(helm, "bbs.tls.secretName=tls")
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     env = {
         e["name"]: e["value"]
@@ -373,3 +381,68 @@ def test_domain_profiles_are_a_mounted_file_the_operator_accepts(helm: str, tmp_
     assert profile.stacks == {"cflinuxfs4": "busybox"}
     assert profile.unenforceable == "warn"
     assert profile.pod_template.runtime_class_name == "gvisor"
+
+
+def test_the_bbs_api_needs_mutual_tls_unless_insecure_is_said(helm: str) -> None:
+    proc = subprocess.run(
+        [helm, "template", "x", str(CHART)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode != 0
+    assert "the BBS API needs mutual TLS: set bbs.tls.secretName" in proc.stderr
+    assert "or set bbs.insecure=true for plain HTTP" in proc.stderr
+    plain = render(helm, "bbs.insecure=true")
+    deployment = next(d for d in plain if d["kind"] == "Deployment")
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert "TASKOP_BBS_TLS_CERT_FILE" not in env
+
+
+def test_cert_manager_issues_the_bbs_certificate_when_asked(helm: str) -> None:
+    sets = ["bbs.tls.certManager.issuerName=ca", "bbs.tls.certManager.issuerKind=ClusterIssuer"]
+    args = [helm, "template", "taskop", str(CHART), "-n", "taskop-system"]
+    args += [f"--set={s}" for s in sets]
+    missing = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert "cert-manager (cert-manager.io/v1) is not installed" in missing.stderr
+    out = subprocess.run(
+        [*args, "--api-versions", "cert-manager.io/v1"], capture_output=True, text=True, check=True
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    certificate = next(d for d in docs if d["kind"] == "Certificate")
+    assert certificate["spec"]["secretName"] == "taskop-bbs-tls"
+    assert certificate["spec"]["issuerRef"] == {"name": "ca", "kind": "ClusterIssuer"}
+    assert "taskop-bbs.taskop-system.svc" in certificate["spec"]["dnsNames"]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["bbs-tls"]["secret"]["secretName"] == "taskop-bbs-tls"
+
+
+def test_tasks_roles_aggregate_into_the_clusters_view_edit_and_admin(helm: str) -> None:
+    docs = render(helm, show_only="templates/user-roles.yaml")
+    roles = {d["metadata"]["name"]: d for d in docs}
+    view, edit = roles["taskop-tasks-view"], roles["taskop-tasks-edit"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k for k in view["metadata"]["labels"] if k.startswith(aggregate)} == {
+        f"{aggregate}view",
+        f"{aggregate}edit",
+        f"{aggregate}admin",
+    }
+    assert {k for k in edit["metadata"]["labels"] if k.startswith(aggregate)} == {
+        f"{aggregate}edit",
+        f"{aggregate}admin",
+    }
+    assert view["rules"] == [
+        {
+            "apiGroups": ["taskop.dev"],
+            "resources": ["tasks", "tasks/status"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    assert set(edit["rules"][0]["verbs"]) == {
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    }

@@ -70,3 +70,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "taskop.number" -}}
 {{- if kindIs "bool" . }}{{ . }}{{ else if eq (float64 .) (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
 {{- end }}
+
+{{/* The Secret holding the BBS API's TLS material; empty when it serves plain HTTP. */}}
+{{- define "taskop.bbsTLSSecret" -}}
+{{- if and .Values.bbs.enabled (not .Values.bbs.insecure) }}
+{{- if .Values.bbs.tls.secretName }}{{ .Values.bbs.tls.secretName }}
+{{- else if .Values.bbs.tls.certManager.issuerName }}{{ include "taskop.fullname" . }}-bbs-tls
+{{- else }}{{ fail "the BBS API needs mutual TLS: set bbs.tls.secretName to a Secret holding tls.crt, tls.key and ca.crt (the CA of client certificates), or bbs.tls.certManager.issuerName to have cert-manager issue it; or set bbs.insecure=true for plain HTTP without authentication (anyone reaching the Service can create Tasks), or bbs.enabled=false" }}
+{{- end }}
+{{- end }}
+{{- end }}
