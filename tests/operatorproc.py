@@ -23,6 +23,7 @@ class OperatorProcess:
         env = {
             **os.environ,
             "TASKOP_HEALTH_PORT": "0",
+            "TASKOP_METRICS_PORT": "0",  # tests that read metrics give a port
             "TASKOP_BBS_ENABLED": "false",
             **{f"TASKOP_{k.upper()}": str(v) for k, v in settings.items()},
         }

@@ -18,6 +18,7 @@ import sys
 
 import kopf
 
+from taskop import metrics
 from taskop.settings import Settings, SettingsError
 
 
@@ -94,6 +95,11 @@ async def run(settings: Settings, kubeconfig: str | None, peering: str | None = 
         ),
         name="taskop-operator",
     )
+    metrics_runner = (
+        await metrics.serve(settings.metrics_listen_address, settings.metrics_port)
+        if settings.metrics_port
+        else None
+    )
     bbs: asyncio.Task[None] | None = None
     if settings.bbs_enabled:
         bbs = asyncio.create_task(serve_bbs(settings, kubeconfig), name="taskop-bbs")
@@ -116,6 +122,8 @@ async def run(settings: Settings, kubeconfig: str | None, peering: str | None = 
     try:
         await operator
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         if bbs is not None and not bbs.done():
             bbs.cancel()
             await asyncio.gather(bbs, return_exceptions=True)

@@ -175,6 +175,12 @@ class Settings:
     health_port: int = field(
         default=8080, metadata={"doc": "kopf liveness endpoint port (0 = disabled)."}
     )
+    metrics_listen_address: str = field(
+        default="127.0.0.1", metadata={"doc": "Address of the Prometheus /metrics endpoint."}
+    )
+    metrics_port: int = field(
+        default=9102, metadata={"doc": "Port of the Prometheus /metrics endpoint (0 = disabled)."}
+    )
 
     def convergence(self) -> ConvergenceSettings:
         return ConvergenceSettings(

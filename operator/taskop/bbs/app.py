@@ -22,6 +22,7 @@ from taskop.bbs.tls import server_context
 from taskop.bbs.view import TaskView
 from taskop.bbs.watch import keep_current
 from taskop.kube.client import Kube
+from taskop.metrics import bbs_request_metrics
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.bbs")
@@ -33,7 +34,9 @@ READY_TIMEOUT = 30.0
 def create_app(settings: Settings, kube: Kube) -> web.Application:
     # Bodies are read by `http.read_body` with settings.bbs_max_body_bytes; this only bounds
     # aiohttp's own helpers, which taskop does not use.
-    app = web.Application(middlewares=[bbs_errors], client_max_size=settings.bbs_max_body_bytes)
+    app = web.Application(
+        middlewares=[bbs_request_metrics, bbs_errors], client_max_size=settings.bbs_max_body_bytes
+    )
     app[SETTINGS] = settings
     app[KUBE] = kube
     app.add_routes(routes_tasks.routes)

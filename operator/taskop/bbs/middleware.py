@@ -17,6 +17,7 @@ from aiohttp import web
 from taskop.bbs.codec import error_response
 from taskop.bbs.http import protobuf
 from taskop.domain.errors import BBSError
+from taskop.metrics import BBS_ERROR_KEY
 
 log = logging.getLogger("taskop.bbs")
 
@@ -46,6 +47,7 @@ async def bbs_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException:
         raise
     except BBSError as error:
+        request[BBS_ERROR_KEY] = error.type.name
         response_type = _response_type(request)
         if response_type is None:
             raise
@@ -56,6 +58,7 @@ async def bbs_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         )
         return protobuf(error_response(response_type, error))
     except Exception:
+        request[BBS_ERROR_KEY] = "UnknownError"
         log.exception("BBS request failed", extra={"path": request.path})
         response_type = _response_type(request)
         if response_type is None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from taskop import metrics
 from taskop.bbs import models
 from taskop.bbs.codec import decode_text
 from taskop.bbs.convert import owned_secrets
@@ -271,6 +272,9 @@ class TaskService:
                 continue
             except NotFound:
                 raise BBSError.resource_not_found() from None
+            metrics.record_transition(
+                cur.obj.get("status") or {}, obj.get("status") or {}, now / 1e9
+            )
             self.view.observe(obj)
             log.info(
                 "task %s",

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from taskop import metrics
 from taskop.domain import lifecycle
 from taskop.domain.callback import CallbackVerdict, callback_body, classify_callback
 from taskop.domain.errors import BBSError
@@ -98,6 +99,7 @@ async def deliver(kube: TaskWriter, post: Poster, task: Obj, now: int) -> bool:
     except (BBSError, Conflict, NotFound):
         return False  # someone else resolved or changed it first: they own it now
     delivered, error, attempts = await post(url, callback_body(resolving, spec.annotation))
+    metrics.CALLBACK_DELIVERIES.labels("delivered" if delivered else "failed").inc()
     callback_status = dict(status.get("callback") or {})
     callback_status["attempts"] = int(callback_status.get("attempts", 0)) + attempts
     if delivered:

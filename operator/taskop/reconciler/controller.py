@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+from taskop import metrics
 from taskop.domain.decide import (
     LEGACY_FINALIZER,
     TASK_NAME_ANNOTATION,
@@ -256,6 +257,7 @@ class Controller:
         """One pass: read the cache → decide → write. Raises on API errors (the caller
         re-queues with backoff)."""
         self.passes += 1
+        metrics.RECONCILE_PASSES.inc()
         task = self.cache.task(key)
         if task is None:
             # Children seen before their Task (at start, or on a peering standby) wait for it;
@@ -328,6 +330,7 @@ class Controller:
             written = await self.kube.patch_task_status(
                 namespace, name, meta["resourceVersion"], d.status
             )
+            metrics.record_transition(task.get("status") or {}, d.status, time.time())
             self.cache.put_task(written)
             task = self.cache.task(key) or task
         if release is not None:
@@ -427,8 +430,10 @@ class Controller:
                 await self.sync_task(key)
             except Conflict:
                 # Someone else changed the Task first; its watch event brings the new version.
+                metrics.RECONCILE_ERRORS.inc()
                 self.queue.add_rate_limited(key)
             except Exception as e:
+                metrics.RECONCILE_ERRORS.inc()
                 delay = self.queue.add_rate_limited(key)
                 log.warning(
                     "reconcile failed; retrying",
@@ -540,6 +545,8 @@ class Controller:
 
     def start(self, kube: Kube | None = None) -> None:
         """Workers, callbacks, the resync, and (given a real ``kube``) the child informers."""
+        metrics.LIVE.tasks = lambda: (entry.obj() for entry in self.cache.tasks.values())
+        metrics.LIVE.queue_depth = lambda: len(self.queue)
         if kube is not None:
             namespace = self.settings.namespace or None
             self._informers = [

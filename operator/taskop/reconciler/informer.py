@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from taskop import metrics
 from taskop.kube.client import Gone, Kube, Obj
 
 Key = tuple[str, str]
@@ -62,10 +63,12 @@ async def inform(kube: Kube, namespace: str | None, stream: Stream) -> None:
                     if type_ in ("ADDED", "MODIFIED", "DELETED"):
                         stream.on_event(type_, obj)
         except Gone:
+            metrics.WATCH_RESTARTS.labels(stream.kind).inc()
             log.info("watch expired (410 Gone); listing again", extra=where)
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            metrics.WATCH_RESTARTS.labels(stream.kind).inc()
             log.warning(
                 "watch failed; listing again in %.1fs", backoff, extra={**where, "error": str(e)}
             )
