@@ -446,3 +446,27 @@ def test_tasks_roles_aggregate_into_the_clusters_view_edit_and_admin(helm: str) 
         "delete",
         "deletecollection",
     }
+
+
+def test_metrics_are_served_annotated_and_monitored_when_asked(helm: str) -> None:
+    docs = render(helm)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == "9102"
+    container = template["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["TASKOP_METRICS_LISTEN_ADDRESS"], env["TASKOP_METRICS_PORT"]) == ("0.0.0.0", "9102")
+    assert {"name": "metrics", "containerPort": 9102, "protocol": "TCP"} in container["ports"]
+    args = [helm, "template", "taskop", str(CHART), f"--set={TLS}"]
+    monitored = [*args, "--set=metrics.serviceMonitor.enabled=true"]
+    missing = subprocess.run(monitored, capture_output=True, text=True, check=False)
+    assert "needs the Prometheus Operator's ServiceMonitor CRD" in missing.stderr
+    out = subprocess.run(
+        [*monitored, "--api-versions", "monitoring.coreos.com/v1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    kinds = {d["kind"]: d for d in yaml.safe_load_all(out) if d}
+    assert kinds["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "metrics"
