@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from taskop.domain.states import ConditionType, TaskState
 from taskop.domain.timefmt import parse_ns
+from taskop.readiness import READINESS
 
 REGISTRY = CollectorRegistry()
 _DURATIONS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
@@ -155,10 +156,18 @@ async def _metrics(_: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def _readyz(_: web.Request) -> web.Response:
+    if failing := READINESS.failing():
+        return web.Response(status=503, text="not ready: " + "; ".join(failing) + "\n")
+    return web.Response(text="ready\n")
+
+
 async def serve(address: str, port: int) -> web.AppRunner:
-    """Serve ``/metrics`` on ``address:port``; the caller cleans the runner up."""
+    """Serve ``/metrics`` and the readiness probe ``/readyz`` on ``address:port``; the caller
+    cleans the runner up."""
     app = web.Application()
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/readyz", _readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, address, port).start()

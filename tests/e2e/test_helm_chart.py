@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -375,16 +376,27 @@ def test_replicas_share_one_active_operator_through_kopf_peering(
         f"--set={TLS}",
     )
     sa_kubeconfig = token_kubeconfig(kubeconfig, namespace, release, tmp_path / "sa.kubeconfig")
+    metrics_ports = [free_port(), free_port()]
     procs = [
         OperatorProcess(
             str(sa_kubeconfig),
             namespace,
             tmp_path / f"peer{i}.log",
-            {},
+            {"metrics_port": str(metrics_ports[i])},
             extra_args=[f"--peering={release}", "--log-format=plain"],
         )
         for i in range(2)
     ]
+
+    def readyz(proc: OperatorProcess) -> tuple[int, str]:
+        """The replica's readiness probe: only the active replica is ready."""
+        url = f"http://127.0.0.1:{metrics_ports[procs.index(proc)]}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
     try:
         peering = client.CustomObjectsApi(k8s)
 
@@ -418,10 +430,14 @@ def test_replicas_share_one_active_operator_through_kopf_peering(
         assert status["result"] == "one of two"
         (active,) = [p for p in procs if role(p) == "active"]
         (standby,) = [p for p in procs if role(p) == "standby"]
+        assert readyz(active) == (200, "ready\n")
+        code, text = readyz(standby)
+        assert (code, text) == (503, "not ready: standby: another replica is the active one\n")
 
         # Hot standby: the active one stops (leaving the peering); the other takes over.
         active.stop()
         wait_until(lambda: role(standby) == "active", timeout=90, what="the standby to take over")
+        assert readyz(standby) == (200, "ready\n")
         tasks.create(task_manifest("failover", kwok={"message": "the standby ran it"}))
         status = tasks.wait_state("failover", "Completed", timeout=90)
         assert status["result"] == "the standby ran it"
@@ -448,6 +464,7 @@ def test_kustomize_deploy_creates_the_chart_defaults(
         "taskop-system",
         "--include-crds",
         "--skip-tests",
+        f"--set={TLS}",  # as hack/gen-manifests renders deploy/
     )
 
     def key(d: dict[str, Any]) -> str:

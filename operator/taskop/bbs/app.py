@@ -23,10 +23,12 @@ from taskop.bbs.view import TaskView
 from taskop.bbs.watch import keep_current
 from taskop.kube.client import Kube
 from taskop.metrics import bbs_request_metrics
+from taskop.readiness import READINESS
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.bbs")
 
+VIEW_NOT_SYNCED = "bbs: the view of the Tasks is not synced (listing, or its watch is broken)"
 READY_TIMEOUT = 30.0
 """How long start-up waits for the first LIST before serving anyway (Ping says unavailable)."""
 
@@ -56,6 +58,10 @@ async def _tasks_view(app: web.Application) -> AsyncIterator[None]:
     watcher = asyncio.create_task(
         keep_current(kube, settings.bbs_namespace, view), name="taskop-bbs-watch"
     )
+    READINESS.add(
+        "bbs: the view of the Tasks is not synced (listing, or its watch is broken)",
+        lambda: view.ready,
+    )
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
     while not view.ready and not watcher.done():
         if asyncio.get_running_loop().time() > deadline:
@@ -63,6 +69,7 @@ async def _tasks_view(app: web.Application) -> AsyncIterator[None]:
             break
         await asyncio.sleep(0.05)
     yield
+    READINESS.remove(VIEW_NOT_SYNCED)
     hub.close()
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -12,10 +12,18 @@ from taskop.bbs.keys import SERVICE, SETTINGS, VIEW
 from taskop.bbs.middleware import responds_with
 from taskop.bbs.validation import check, validate_request
 from taskop.domain.errors import BBSError
+from taskop.readiness import READINESS
 
 routes = web.RouteTableDef()
 
-NOT_READY = "taskop has not loaded the tasks from Kubernetes yet; try again shortly"
+NOT_READY = (
+    "taskop's view of the tasks is not synced with Kubernetes (loading, or its watch is broken);"
+    " try again shortly"
+)
+STANDBY = (
+    "this taskop replica is a standby: only the active replica serves the BBS API (its Service"
+    " sends requests there); try again"
+)
 
 
 async def _request(request: web.Request, message_type: type[M]) -> M:
@@ -25,6 +33,8 @@ async def _request(request: web.Request, message_type: type[M]) -> M:
 
 
 def _require_ready(request: web.Request) -> None:
+    if not READINESS.active:
+        raise BBSError.unknown(STANDBY)
     if not request.app[VIEW].ready:
         raise BBSError.unknown(NOT_READY)
 
@@ -32,7 +42,7 @@ def _require_ready(request: web.Request) -> None:
 @routes.post("/v1/ping")
 @responds_with(models.PingResponse)
 async def ping(request: web.Request) -> web.Response:
-    return protobuf(ping_response(request.app[VIEW].ready))
+    return protobuf(ping_response(READINESS.active and request.app[VIEW].ready))
 
 
 async def _tasks(request: web.Request, v2: bool) -> web.Response:

@@ -1,7 +1,8 @@
 """Keeps a `TaskView` current: LIST, then WATCH from the list's resourceVersion, for ever.
 
 A 410 Gone (resourceVersion too old) lists again at once; other failures (API server down, broken
-connections) list again after an exponential backoff (0.5 s doubling to 30 s).
+connections) list again after an exponential backoff (0.5 s doubling to 30 s). Meanwhile the view
+is not ready (Ping false, readiness failing, reads refused): it may be stale.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ async def keep_current(kube: Kube, namespace: str, view: TaskView) -> None:
                     if type_ in ("ADDED", "MODIFIED", "DELETED"):
                         view.apply(type_, obj)
         except Gone:
+            view.ready = False  # until the next LIST: Ping and readiness say so
             log.info("task watch expired (410 Gone); listing again", extra={"namespace": namespace})
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            view.ready = False  # stale while the watch is broken: Ping and readiness say so
             log.warning(
                 "task watch failed; listing again in %.1fs: %s",
                 backoff,

@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from taskop.kube.client import GROUP, PLURAL, VERSION, Kube, load_api_client
+from taskop.readiness import READINESS
 from taskop.reconciler import peering
 from taskop.reconciler.controller import Controller
 from taskop.settings import Settings
@@ -56,7 +57,11 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
     controller = Controller(memo["kube"], taskop_settings, memo["kube"].create_event)
     if peering_ := memo.get("peering"):
         # kopf pauses only its own watches: the reconciler follows the same peering (peering.py).
-        controller.set_active(False)
+        def set_active(active: bool) -> None:
+            controller.set_active(active)
+            READINESS.active = active  # the BBS API and readiness follow the same verdict
+
+        set_active(False)
         memo["peering_task"] = asyncio.create_task(
             peering.follow(
                 memo["kube"],
@@ -64,7 +69,7 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
                 namespace=taskop_settings.namespace or None,
                 identity=peering_["identity"],
                 priority=peering_["priority"],
-                set_active=controller.set_active,
+                set_active=set_active,
             ),
             name="taskop-peering",
         )
