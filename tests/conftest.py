@@ -233,3 +233,13 @@ def real_node(k8s: object) -> str:
     if not name:
         pytest.skip("real node: `hack/cluster node up` succeeded but no Ready real node is listed")
     return name
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    proc = subprocess.run(
+        [str(ROOT / "hack" / "build-promtool")], capture_output=True, text=True, timeout=1800
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"hack/build-promtool failed:\n{proc.stderr[-5000:]}")
+    return Path(proc.stdout.strip())

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.kubeutil import kubectl
+
+CHART = ROOT / "charts" / "taskop"
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +24,25 @@ def bbsconformance() -> Path:
     binary = Path(proc.stdout.strip()) / "bbsconformance"
     assert binary.is_file(), f"no {binary}"
     return binary
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    out = subprocess.run(
+        [str(ROOT / "hack" / "build-helm")], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def chart_crds(kubeconfig: str, crds: None) -> None:
+    """The chart's CRDs (taskop's and kopf's peering CRDs), as `helm install` would create them."""
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    kubectl(
+        kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/clusterkopfpeerings.kopf.dev",
+        "crd/kopfpeerings.kopf.dev",
+    )

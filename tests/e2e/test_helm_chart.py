@@ -30,28 +30,6 @@ CHART = ROOT / "charts" / "taskop"
 CLUSTER_CA = Path.home() / ".cache" / "taskop" / "cluster" / "pki" / "ca.crt"
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    out = subprocess.run(
-        [str(ROOT / "hack" / "build-helm")], check=True, capture_output=True, text=True
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
-def chart_crds(kubeconfig: str, crds: None) -> None:
-    """The chart's CRDs (taskop's and kopf's peering CRDs), as `helm install` would create them."""
-    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
-    kubectl(
-        kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/clusterkopfpeerings.kopf.dev",
-        "crd/kopfpeerings.kopf.dev",
-    )
-
-
 def run_helm(helm: str, kubeconfig: str, *args: str) -> str:
     proc = subprocess.run(
         [helm, f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True

@@ -12,22 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from taskop.bbs import models
 from tests.bbsclient import free_port, post, wait_for_ping
-from tests.conftest import ROOT
 from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorFactory
 from tests.tasks import Tasks, task_manifest
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="session")
-def promtool() -> Path:
-    proc = subprocess.run(
-        [str(ROOT / "hack" / "build-promtool")], capture_output=True, text=True, timeout=1800
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"hack/build-promtool failed:\n{proc.stderr[-5000:]}")
-    return Path(proc.stdout.strip())
 
 
 def scrape(port: int) -> str:

@@ -45,9 +45,10 @@ from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
 from taskop.kube.client import AlreadyExists, Conflict, Kube, NotFound, Obj
+from taskop.readiness import READINESS
 from taskop.reconciler.cache import Cache, Key
 from taskop.reconciler.callbacks import CallbackPool
-from taskop.reconciler.informer import Stream, inform
+from taskop.reconciler.informer import SYNCED, Stream, inform
 from taskop.reconciler.queue import ShutDown, WorkQueue
 from taskop.settings import Settings
 
@@ -549,6 +550,10 @@ class Controller:
         metrics.LIVE.queue_depth = lambda: len(self.queue)
         if kube is not None:
             namespace = self.settings.namespace or None
+            READINESS.add(
+                "reconciler: its Jobs, pods and Events are not listed (yet, or a watch is broken)",
+                lambda: all(SYNCED.get(s.kind) for s in self.streams()),
+            )
             self._informers = [
                 asyncio.create_task(inform(kube, namespace, stream), name=f"taskop-{stream.kind}")
                 for stream in self.streams()

@@ -9,7 +9,9 @@ no finalizer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -40,8 +42,21 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 @kopf.on.login(registry=registry)
 def on_operator_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a pod: its service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In a pod: its service account; elsewhere: $KUBECONFIG or ~/.kube/config.
+
+    kopf's service-account login always dials https://kubernetes.default.svc (kopf
+    _core/intents/piggybacking.py); like client-go's in-cluster config (and kubernetes_asyncio,
+    which the rest of taskop uses), the API server is KUBERNETES_SERVICE_HOST:PORT when set.
+    """
+    info = kopf.login_with_service_account(**kwargs)
+    host, port = (
+        os.environ.get("KUBERNETES_SERVICE_HOST"),
+        os.environ.get("KUBERNETES_SERVICE_PORT"),
+    )
+    if info is not None and host and port:
+        host = f"[{host}]" if ":" in host else host
+        info = dataclasses.replace(info, server=f"https://{host}:{port}")
+    return info or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup(registry=registry)

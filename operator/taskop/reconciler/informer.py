@@ -38,10 +38,15 @@ class Stream:
     on_event: Callable[[str, Obj], None]  # ADDED, MODIFIED, DELETED
 
 
+SYNCED: dict[str, bool] = {}
+"""Kind → listed and watching (False before the first LIST and while a watch is broken)."""
+
+
 async def inform(kube: Kube, namespace: str | None, stream: Stream) -> None:
     """Run until cancelled."""
     backoff = BACKOFF_START
     where = {"kind": stream.kind, "namespace": namespace or "(all)"}
+    SYNCED[stream.kind] = False
     while True:
         try:
             rv, _ = await stream.replace(
@@ -49,6 +54,7 @@ async def inform(kube: Kube, namespace: str | None, stream: Stream) -> None:
                     stream.kind, namespace, stream.label_selector, stream.field_selector
                 )
             )
+            SYNCED[stream.kind] = True
             backoff = BACKOFF_START
             while True:
                 async for type_, obj in kube.watch(
@@ -63,11 +69,13 @@ async def inform(kube: Kube, namespace: str | None, stream: Stream) -> None:
                     if type_ in ("ADDED", "MODIFIED", "DELETED"):
                         stream.on_event(type_, obj)
         except Gone:
+            SYNCED[stream.kind] = False
             metrics.WATCH_RESTARTS.labels(stream.kind).inc()
             log.info("watch expired (410 Gone); listing again", extra=where)
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            SYNCED[stream.kind] = False
             metrics.WATCH_RESTARTS.labels(stream.kind).inc()
             log.warning(
                 "watch failed; listing again in %.1fs", backoff, extra={**where, "error": str(e)}

@@ -1,0 +1,139 @@
+"""`helm install` as the README shows (plus hack/local-values.yaml) runs the operator as a pod of
+its Deployment on the real node, from the image hack/build-image built; Tasks run in real
+containers; the Go BBS client talks to it over mutual TLS; /metrics passes promtool; `helm
+uninstall` leaves nothing but the CRDs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.bbscerts import make_certs
+from tests.conftest import ROOT
+from tests.e2e.conftest import CHART
+from tests.e2e.test_helm_chart import run_helm
+from tests.kubeutil import kubectl, wait_until
+from tests.tasks import Tasks
+
+pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
+
+LOCAL_VALUES = ROOT / "hack" / "local-values.yaml"
+BBS_PORT, METRICS_PORT = 18889, 19102  # hack/local-values.yaml: the pod is on the host network
+
+
+def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
+    helm: str,
+    kubeconfig: str,
+    namespace: str,
+    chart_crds: None,
+    k8s: client.ApiClient,
+    real_node: str,
+    operator_image: str,
+    bbsconformance: Path,
+    promtool: Path,
+    tmp_path: Path,
+) -> None:
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    release = f"taskop-{uuid.uuid4().hex[:6]}"
+
+    # Without a TLS Secret (and without bbs.insecure) the install fails, saying what to set.
+    refused = subprocess.run(
+        [helm, f"--kubeconfig={kubeconfig}", "install", release, str(CHART), "-n", namespace],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0
+    assert "the BBS API needs mutual TLS: set bbs.tls.secretName" in refused.stderr
+
+    certs = make_certs(tmp_path / "certs")
+    kubectl(
+        kubeconfig,
+        *("-n", namespace, "create", "secret", "generic", "taskop-bbs-tls"),
+        f"--from-file=tls.crt={certs.server_cert}",
+        f"--from-file=tls.key={certs.server_key}",
+        f"--from-file=ca.crt={certs.ca}",
+    )
+    run_helm(
+        helm,
+        kubeconfig,
+        *("install", release, str(CHART), "-n", namespace),
+        "--set=bbs.tls.secretName=taskop-bbs-tls",
+        f"-f={LOCAL_VALUES}",
+    )
+    try:
+        kubectl(
+            kubeconfig,
+            *("-n", namespace, "rollout", "status", f"deployment/{release}", "--timeout=180s"),
+        )
+        (pod,) = core.list_namespaced_pod(
+            namespace, label_selector=f"app.kubernetes.io/instance={release}"
+        ).items
+        assert pod.spec.node_name == real_node
+        assert pod.spec.containers[0].image == operator_image
+        assert all(c.ready for c in pod.status.container_statuses)
+
+        # kubectl apply of the example: its result comes from a real container on the real node.
+        kubectl(
+            kubeconfig, "-n", namespace, "apply", "-f", str(ROOT / "examples" / "hello-task.yaml")
+        )
+        status = Tasks(k8s, namespace).wait_state("hello", "Completed", timeout=180)
+        assert (status["failed"], status["result"]) == (False, "hello world\n"), status
+        ran_on = core.read_namespaced_pod(status["podName"], namespace).spec.node_name
+        assert ran_on == real_node
+
+        # The real Go BBS client over mutual TLS desires a task, reads it and sees it run.
+        result = subprocess.run(
+            [
+                str(bbsconformance),
+                *("-url", f"https://127.0.0.1:{BBS_PORT}", "-ca", str(certs.ca)),
+                *("-cert", str(certs.client_cert), "-key", str(certs.client_key)),
+                *("-domain", "taskop", "-scenario", "run-to-completion"),
+                *("-expect-result", "hello", "-timeout", "150s"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "GOTOOLCHAIN": "local"},
+        )
+        logs = kubectl(kubeconfig, "-n", namespace, "logs", f"deployment/{release}").stdout
+        assert result.returncode == 0, result.stdout + result.stderr + logs[-4000:]
+
+        # The running pod's /metrics passes promtool.
+        with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        check = subprocess.run(
+            [str(promtool), "check", "metrics"], input=text, capture_output=True, text=True
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert 'taskop_tasks{state="Completed"}' in text
+    finally:
+        run_helm(helm, kubeconfig, "uninstall", release, "-n", namespace, "--wait")
+
+    # Nothing of the release is left but the CRDs (and what the admin made: the TLS Secret).
+    selector = f"app.kubernetes.io/instance={release}"
+    rbac = client.RbacAuthorizationV1Api(k8s)
+    left = [
+        *apps.list_namespaced_deployment(namespace, label_selector=selector).items,
+        *apps.list_namespaced_replica_set(namespace, label_selector=selector).items,
+        *core.list_namespaced_service(namespace, label_selector=selector).items,
+        *core.list_namespaced_config_map(namespace, label_selector=selector).items,
+        *core.list_namespaced_service_account(namespace, label_selector=selector).items,
+        *rbac.list_cluster_role(label_selector=selector).items,
+        *rbac.list_cluster_role_binding(label_selector=selector).items,
+        *rbac.list_namespaced_role(namespace, label_selector=selector).items,
+        *rbac.list_namespaced_role_binding(namespace, label_selector=selector).items,
+    ]
+    assert [f"{type(o).__name__}/{o.metadata.name}" for o in left] == []
+    wait_until(
+        lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items,
+        timeout=60,
+        what="the operator pod to go",
+    )
+    assert client.ApiextensionsV1Api(k8s).read_custom_resource_definition("tasks.taskop.dev")
