@@ -42,6 +42,7 @@ def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
 ) -> None:
     core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
     release = f"taskop-{uuid.uuid4().hex[:6]}"
+    operator_pods = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
 
     # Without a TLS Secret (and without bbs.insecure) the install fails, saying what to set.
     refused = subprocess.run(
@@ -60,11 +61,18 @@ def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
         f"--from-file=tls.key={certs.server_key}",
         f"--from-file=ca.crt={certs.ca}",
     )
+    kubectl(  # the client certificate `helm test` presents
+        kubeconfig,
+        *("-n", namespace, "create", "secret", "tls", "taskop-bbs-client"),
+        f"--cert={certs.client_cert}",
+        f"--key={certs.client_key}",
+    )
     run_helm(
         helm,
         kubeconfig,
         *("install", release, str(CHART), "-n", namespace),
         "--set=bbs.tls.secretName=taskop-bbs-tls",
+        "--set=tests.tlsSecretName=taskop-bbs-client",
         f"-f={LOCAL_VALUES}",
     )
     try:
@@ -72,9 +80,7 @@ def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
             kubeconfig,
             *("-n", namespace, "rollout", "status", f"deployment/{release}", "--timeout=180s"),
         )
-        (pod,) = core.list_namespaced_pod(
-            namespace, label_selector=f"app.kubernetes.io/instance={release}"
-        ).items
+        (pod,) = core.list_namespaced_pod(namespace, label_selector=operator_pods).items
         assert pod.spec.node_name == real_node
         assert pod.spec.containers[0].image == operator_image
         assert all(c.ready for c in pod.status.container_statuses)
@@ -113,6 +119,33 @@ def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
         )
         assert check.returncode == 0, check.stdout + check.stderr
         assert 'taskop_tasks{state="Completed"}' in text
+
+        # `helm test` passes while the BBS API answers available=true, and fails when it is gone.
+        run_helm(helm, kubeconfig, "test", release, "-n", namespace, "--timeout=120s")
+        kubectl(kubeconfig, "-n", namespace, "scale", f"deployment/{release}", "--replicas=0")
+        wait_until(
+            lambda: (
+                not core.list_namespaced_pod(
+                    namespace, label_selector=f"app.kubernetes.io/instance={release}"
+                ).items
+            ),
+            timeout=60,
+            what="the operator pod to go",
+        )
+        failed = subprocess.run(
+            [
+                helm,
+                f"--kubeconfig={kubeconfig}",
+                "test",
+                release,
+                "-n",
+                namespace,
+                "--timeout=180s",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert failed.returncode != 0, failed.stdout + failed.stderr
     finally:
         run_helm(helm, kubeconfig, "uninstall", release, "-n", namespace, "--wait")
 
@@ -132,7 +165,7 @@ def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
     ]
     assert [f"{type(o).__name__}/{o.metadata.name}" for o in left] == []
     wait_until(
-        lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items,
+        lambda: not core.list_namespaced_pod(namespace, label_selector=operator_pods).items,
         timeout=60,
         what="the operator pod to go",
     )
