@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 from tests.e2e.conftest import CHART
 from tests.e2e.test_helm_chart import run_helm
 from tests.kubeutil import kubectl, wait_until
-from tests.tasks import Tasks
+from tests.tasks import Tasks, task_manifest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
 
@@ -170,3 +170,58 @@ def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
         what="the operator pod to go",
     )
     assert client.ApiextensionsV1Api(k8s).read_custom_resource_definition("tasks.taskop.dev")
+
+
+def test_helm_upgrade_rolls_the_operator_while_50_tasks_run_none_lost_none_run_twice(
+    helm: str,
+    kubeconfig: str,
+    namespace: str,
+    chart_crds: None,
+    k8s: client.ApiClient,
+    real_node: str,
+    operator_image: str,
+    tmp_path: Path,
+) -> None:
+    core = client.CoreV1Api(k8s)
+    release = f"taskop-{uuid.uuid4().hex[:6]}"
+    operator_pods = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
+    certs = make_certs(tmp_path / "certs")
+    kubectl(
+        kubeconfig,
+        *("-n", namespace, "create", "secret", "generic", "taskop-bbs-tls"),
+        f"--from-file=tls.crt={certs.server_cert}",
+        f"--from-file=tls.key={certs.server_key}",
+        f"--from-file=ca.crt={certs.ca}",
+    )
+    install = ("-n", namespace, "--set=bbs.tls.secretName=taskop-bbs-tls", f"-f={LOCAL_VALUES}")
+    run_helm(helm, kubeconfig, "install", release, str(CHART), *install)
+    try:
+        kubectl(kubeconfig, "-n", namespace, "rollout", "status", f"deployment/{release}")
+        (before,) = core.list_namespaced_pod(namespace, label_selector=operator_pods).items
+        tasks = Tasks(k8s, namespace)
+        names = [f"t{i:02}" for i in range(50)]
+        for name in names:  # on kwok nodes (their domain has no profile), 20 s each
+            manifest = task_manifest(name, kwok={"duration": "20s", "message": f"ran {name}"})
+            manifest["spec"]["domain"] = "kwok-tasks"
+            tasks.create(manifest)
+        wait_until(
+            lambda: sum(tasks.status(n).get("state") == "Running" for n in names) >= 25,
+            timeout=120,
+            what="half of the Tasks to run",
+        )
+
+        # A changed value rolls the operator's pod while the Tasks are in flight.
+        run_helm(
+            helm, kubeconfig, "upgrade", release, str(CHART), *install, "--set=config.workers=16"
+        )
+        kubectl(kubeconfig, "-n", namespace, "rollout", "status", f"deployment/{release}")
+        (after,) = core.list_namespaced_pod(namespace, label_selector=operator_pods).items
+        assert after.metadata.uid != before.metadata.uid
+
+        for name in names:
+            status = tasks.wait_state(name, "Completed", timeout=180)
+            assert (status["failed"], status["result"]) == (False, f"ran {name}"), (name, status)
+            pods = core.list_namespaced_pod(namespace, label_selector=f"taskop.dev/task={name}")
+            assert len(pods.items) == 1, (name, [p.metadata.name for p in pods.items])
+    finally:
+        run_helm(helm, kubeconfig, "uninstall", release, "-n", namespace, "--wait")
