@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> None:
         log_refkey="object",
     )
     logging.getLogger("taskop").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:
+        # kopf's per-handler and per-activity lines ("Handler 'x' succeeded.", "Activity 'y'
+        # succeeded.", authentication steps) for every event are noise, and cost CPU at scale:
+        # debug only. Its warnings and errors stay.
+        for name in ("kopf.objects", "kopf.activities", "kopf._core.engines.activities"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
     if args.command == "bbs":
         asyncio.run(run_bbs_only(settings, kubeconfig))
