@@ -59,9 +59,9 @@ BASE = task_manifest("bad")
             lambda m: {**m, "spec": {**m["spec"], "guid": "a b"}}, "spec.guid", id="guid-pattern"
         ),
         pytest.param(
-            lambda m: {**m, "spec": {**m["spec"], "rootfs": "preloaded:cflinuxfs4", "image": None}},
+            lambda m: {**m, "spec": {**m["spec"], "rootfs": "oci:///busybox", "image": None}},
             "spec.rootfs",
-            id="preloaded-rootfs",
+            id="unknown-rootfs-scheme",
         ),
     ],
 )
