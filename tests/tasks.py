@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -83,3 +84,12 @@ class Tasks:
 
     def jobs(self) -> list[client.V1Job]:
         return list(self.batch.list_namespaced_job(self.namespace).items)
+
+    def each_ran_once(self, names: list[str], result: Callable[[str], str]) -> None:
+        """Each Task completes, succeeded, with its own result, from exactly one pod."""
+        for name in names:
+            status = self.wait_state(name, "Completed", timeout=180)
+            assert (status["failed"], status["result"]) == (False, result(name)), (name, status)
+            selector = f"taskop.dev/task={name}"
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector)
+            assert len(pods.items) == 1, (name, [p.metadata.name for p in pods.items])

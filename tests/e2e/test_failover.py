@@ -122,12 +122,7 @@ def test_the_standby_takes_over_when_the_active_replica_is_killed_during_100_tas
         assert not read.HasField("error") and read.task.task_guid == guid
         assert tasks.get(task_name(guid)) is not None
 
-        core = client.CoreV1Api(k8s)
-        for name in names:
-            status = tasks.wait_state(name, "Completed", timeout=180)
-            assert (status["failed"], status["result"]) == (False, f"ran {name}"), (name, status)
-            pods = core.list_namespaced_pod(namespace, label_selector=f"taskop.dev/task={name}")
-            assert len(pods.items) == 1, (name, [p.metadata.name for p in pods.items])
+        tasks.each_ran_once(names, result=lambda name: f"ran {name}")
     finally:
         for proc in procs:
             proc.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.bbscerts import make_certs
+from tests.bbscerts import Certs, make_certs
 from tests.conftest import ROOT
 from tests.e2e.conftest import CHART
 from tests.e2e.test_helm_chart import run_helm
@@ -26,6 +26,19 @@ pytestmark = [pytest.mark.cluster, pytest.mark.realnode]
 
 LOCAL_VALUES = ROOT / "hack" / "local-values.yaml"
 BBS_PORT, METRICS_PORT = 18889, 19102  # hack/local-values.yaml: the pod is on the host network
+
+
+def tls_secret(kubeconfig: str, namespace: str, tmp_path: Path) -> Certs:
+    """The BBS API's TLS Secret, as the README has the admin create it."""
+    certs = make_certs(tmp_path / "certs")
+    kubectl(
+        kubeconfig,
+        *("-n", namespace, "create", "secret", "generic", "taskop-bbs-tls"),
+        f"--from-file=tls.crt={certs.server_cert}",
+        f"--from-file=tls.key={certs.server_key}",
+        f"--from-file=ca.crt={certs.ca}",
+    )
+    return certs
 
 
 def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
@@ -53,14 +66,7 @@ def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
     assert refused.returncode != 0
     assert "the BBS API needs mutual TLS: set bbs.tls.secretName" in refused.stderr
 
-    certs = make_certs(tmp_path / "certs")
-    kubectl(
-        kubeconfig,
-        *("-n", namespace, "create", "secret", "generic", "taskop-bbs-tls"),
-        f"--from-file=tls.crt={certs.server_cert}",
-        f"--from-file=tls.key={certs.server_key}",
-        f"--from-file=ca.crt={certs.ca}",
-    )
+    certs = tls_secret(kubeconfig, namespace, tmp_path)
     kubectl(  # the client certificate `helm test` presents
         kubeconfig,
         *("-n", namespace, "create", "secret", "tls", "taskop-bbs-client"),
@@ -185,14 +191,7 @@ def test_helm_upgrade_rolls_the_operator_while_50_tasks_run_none_lost_none_run_t
     core = client.CoreV1Api(k8s)
     release = f"taskop-{uuid.uuid4().hex[:6]}"
     operator_pods = f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
-    certs = make_certs(tmp_path / "certs")
-    kubectl(
-        kubeconfig,
-        *("-n", namespace, "create", "secret", "generic", "taskop-bbs-tls"),
-        f"--from-file=tls.crt={certs.server_cert}",
-        f"--from-file=tls.key={certs.server_key}",
-        f"--from-file=ca.crt={certs.ca}",
-    )
+    tls_secret(kubeconfig, namespace, tmp_path)
     install = ("-n", namespace, "--set=bbs.tls.secretName=taskop-bbs-tls", f"-f={LOCAL_VALUES}")
     run_helm(helm, kubeconfig, "install", release, str(CHART), *install)
     try:
@@ -218,10 +217,6 @@ def test_helm_upgrade_rolls_the_operator_while_50_tasks_run_none_lost_none_run_t
         (after,) = core.list_namespaced_pod(namespace, label_selector=operator_pods).items
         assert after.metadata.uid != before.metadata.uid
 
-        for name in names:
-            status = tasks.wait_state(name, "Completed", timeout=180)
-            assert (status["failed"], status["result"]) == (False, f"ran {name}"), (name, status)
-            pods = core.list_namespaced_pod(namespace, label_selector=f"taskop.dev/task={name}")
-            assert len(pods.items) == 1, (name, [p.metadata.name for p in pods.items])
+        tasks.each_ran_once(names, result=lambda name: f"ran {name}")
     finally:
         run_helm(helm, kubeconfig, "uninstall", release, "-n", namespace, "--wait")
