@@ -126,6 +126,15 @@ class Settings:
         default=0.05,
         metadata={"doc": "Wait this long after a watch event, so a burst of events is one pass."},
     )
+    ttl_seconds_after_finished: str = field(
+        default="",
+        metadata={
+            "doc": "Seconds after completion when Tasks without their own"
+            " spec.ttlSecondsAfterFinished are deleted with what they own (Tasks of the BBS API"
+            " and with a completion callback follow BBS's expiry instead). Empty: kept until"
+            " someone deletes them."
+        },
+    )
     events_enabled: bool = field(
         default=True,
         metadata={"doc": "Post Kubernetes Events on Tasks (completion, warnings)."},
@@ -270,6 +279,12 @@ class Settings:
                 f'{{"kwok.taskop.dev/complete": "never"}} (got {self.bbs_task_annotations!r})'
             )
         self.profiles  # noqa: B018 - read and validated at start, not on the first task
+        ttl = self.ttl_seconds_after_finished.strip()
+        if ttl and not (ttl.isdigit()):
+            raise SettingsError(
+                "TASKOP_TTL_SECONDS_AFTER_FINISHED must be a whole number of seconds, or empty to"
+                f" keep finished Tasks (got {self.ttl_seconds_after_finished!r})"
+            )
         if bool(self.callback_tls_cert_file) != bool(self.callback_tls_key_file):
             raise SettingsError(
                 "a callback client certificate needs both TASKOP_CALLBACK_TLS_CERT_FILE and"

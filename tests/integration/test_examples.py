@@ -17,6 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXPECTED = {
     "hello-task.yaml": {"failed": False, "result": "hello world", "failureReason": ""},
     "failing-task.yaml": {"failed": True, "result": "", "failureReason": "exit status 3"},
+    "ttl-task.yaml": {"failed": False, "result": "report done"},
 }
 
 

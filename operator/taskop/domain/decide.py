@@ -75,6 +75,9 @@ class DecideSettings:
     """Seconds a Job's pod may fail to be created (quota, limit range) before the Task fails."""
     conflict_recheck: float = 2.0
     """Seconds between looks while a previous same-named Task's Job is garbage-collected."""
+    ttl_seconds_after_finished: float | None = None
+    """Tasks without spec.ttlSecondsAfterFinished (and outside BBS's expiry): deleted this long
+    after completion; None: kept."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,7 +239,7 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         d.release_job_uid = str(our_job["metadata"]["uid"])
 
     rec = p.rec
-    convergence = _convergence_for(task, spec, settings.convergence)
+    convergence = _convergence_for(task, spec, settings)
     has_callback = bool(spec and spec.completion_callback_url)
     if rec.state is not TaskState.COMPLETED or rec == before:
         decision = lifecycle.converge(
@@ -333,14 +336,19 @@ def _recheck_in(
 
 
 def _convergence_for(
-    task: Obj, spec: TaskSpec | None, convergence: ConvergenceSettings
+    task: Obj, spec: TaskSpec | None, settings: DecideSettings
 ) -> ConvergenceSettings:
     """BBS expiry of completed tasks applies to tasks created through the BBS API and to tasks
-    with a completion callback; other Tasks stay until someone deletes them."""
+    with a completion callback; other Tasks are deleted after their TTL (spec, else the
+    operator's default), or stay until someone deletes them."""
+    convergence = settings.convergence
     labels = _get(task, "metadata", "labels") or {}
     if labels.get(API_LABEL) == "bbs" or bool(spec and spec.completion_callback_url):
         return convergence
-    return dataclasses.replace(convergence, expire_completed_task_duration=None)
+    ttl: float | None = settings.ttl_seconds_after_finished
+    if spec is not None and spec.ttl_seconds_after_finished is not None:
+        ttl = spec.ttl_seconds_after_finished
+    return dataclasses.replace(convergence, expire_completed_task_duration=ttl)
 
 
 def _fail(

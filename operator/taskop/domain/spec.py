@@ -352,6 +352,7 @@ class TaskSpec(_Model):
     log_guid: Str = ""
     metrics_guid: Str = ""
     timeout_seconds: Annotated[int, Field(ge=1)] | None = None
+    ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = None
     retries: Annotated[int, Field(ge=0, le=100)] = 0
     external: bool = False
     cancelled: bool = False

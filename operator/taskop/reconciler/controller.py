@@ -97,6 +97,11 @@ def decide_settings(settings: Settings) -> DecideSettings:
         jobs=settings.job_settings(),
         outcome=OutcomeSettings(image_pull_grace_period=settings.image_pull_grace_period),
         pod_create_grace_period=settings.pod_create_grace_period,
+        ttl_seconds_after_finished=(
+            float(settings.ttl_seconds_after_finished)
+            if settings.ttl_seconds_after_finished.strip()
+            else None
+        ),
     )
 
 

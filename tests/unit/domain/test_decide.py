@@ -310,3 +310,41 @@ def test_under_the_warn_policy_the_job_is_made_and_what_it_does_not_enforce_is_r
     refused = run(t)
     assert refused.create_job is None and refused.status is not None
     assert refused.status["failureReason"].endswith(message)
+
+
+COMPLETED = {
+    **PENDING,
+    "state": "Completed",
+    "failed": False,
+    "firstCompletedAt": "2027-01-15T08:00:00.000000000Z",
+    "updatedAt": "2027-01-15T08:00:00.000000000Z",
+}
+COMPLETED_AT = 1_800_000_000  # 2027-01-15T08:00:00Z
+
+
+def at(seconds_after_completion: float, t: dict[str, Any], **settings: Any) -> Decision:
+    now = (COMPLETED_AT + seconds_after_completion) * 10**9
+    return decide(
+        Observation(task=t, now=int(now), job=job("Complete")),
+        DecideSettings(pod_create_grace_period=30, **settings),
+    )
+
+
+def test_a_finished_task_goes_after_its_ttl_and_is_rechecked_then() -> None:
+    t = task(COMPLETED, ttlSecondsAfterFinished=60)
+    kept = at(59, t)
+    assert not kept.delete_task and kept.recheck_in == pytest.approx(1, abs=0.01)
+    assert at(61, t).delete_task
+
+
+def test_the_operators_default_ttl_applies_to_tasks_without_their_own() -> None:
+    assert at(3601, task(COMPLETED), ttl_seconds_after_finished=3600).delete_task
+    assert not at(10**6, task(COMPLETED)).delete_task  # no TTL anywhere: kept
+    own = task(COMPLETED, ttlSecondsAfterFinished=7200)
+    assert not at(3601, own, ttl_seconds_after_finished=3600).delete_task
+
+
+def test_bbs_tasks_keep_bbs_expiry_not_the_ttl() -> None:
+    t = task(COMPLETED, ttlSecondsAfterFinished=10**6)
+    t["metadata"]["labels"] = {"taskop.dev/api": "bbs"}
+    assert at(121, t).delete_task  # expire_completed_task_duration, 120 s
