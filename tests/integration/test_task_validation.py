@@ -63,6 +63,26 @@ BASE = task_manifest("bad")
             "spec.rootfs",
             id="unknown-rootfs-scheme",
         ),
+        pytest.param(
+            lambda m: {
+                **m,
+                "spec": {**m["spec"], "volumes": [{"name": "h", "hostPath": {"path": "/"}}]},
+            },
+            'unknown field "spec.volumes[0].hostPath"',
+            id="volume-type-not-allowed",
+        ),
+        pytest.param(
+            lambda m: {
+                **m,
+                "spec": {
+                    **m["spec"],
+                    "volumes": [{"name": "v", "emptyDir": {}}],
+                    "volumeMounts": [{"name": "v", "mountPath": "/taskop/bin"}],
+                },
+            },
+            "spec.volumeMounts[0].mountPath: Invalid value",
+            id="mount-over-taskops-own",
+        ),
     ],
 )
 def test_invalid_manifests_are_rejected_naming_the_field(

@@ -165,13 +165,20 @@ def _home(spec: TaskSpec, settings: JobSettings) -> str:
     return f"/home/{user}" if user in settings.user_ids else ""
 
 
-def _env(spec: TaskSpec, profile: DomainProfile, home: str = "") -> list[dict[str, str]]:
-    merged: dict[str, str] = {"HOME": home} if home else {}
-    for var in spec.env:
-        merged[var.name] = var.value  # later wins, first position kept
+def _env(spec: TaskSpec, profile: DomainProfile, home: str = "") -> list[dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {"HOME": {"value": home}} if home else {}
+    for var in spec.env:  # later wins, first position kept
+        if var.value_from is not None:  # Kubernetes fills it in (a Secret's, a ConfigMap's …)
+            merged[var.name] = {"valueFrom": var.value_from.model_dump(**_K8S)}
+        else:
+            merged[var.name] = {"value": _escape(var.value)}
     if spec.trusted_system_certificates_path and profile.trusted_certificates is not None:
-        merged["CF_SYSTEM_CERT_PATH"] = spec.trusted_system_certificates_path  # as Diego's
-    return [{"name": name, "value": _escape(value)} for name, value in merged.items()]
+        merged["CF_SYSTEM_CERT_PATH"] = {"value": spec.trusted_system_certificates_path}
+    return [{"name": name, **source} for name, source in merged.items()]
+
+
+_K8S: dict[str, Any] = {"by_alias": True, "exclude_defaults": True}
+"""How spec parts in Kubernetes' own shape become the pod's: as they are, defaults left out."""
 
 
 def executor_spec(spec: TaskSpec) -> dict[str, Any]:
@@ -232,6 +239,7 @@ def _container(spec: TaskSpec, settings: JobSettings, profile: DomainProfile) ->
         # A Diego rootfs gives a named user (vcap) a writable home where relative download
         # destinations and the run's default directory resolve; any image gets one here.
         mounts.append({"name": "taskop-home", "mountPath": home})
+    mounts.extend(m.model_dump(**_K8S) for m in spec.volume_mounts)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": spec.image_reference(profile.stacks),
@@ -243,6 +251,8 @@ def _container(spec: TaskSpec, settings: JobSettings, profile: DomainProfile) ->
     }
     if env := _env(spec, profile, home):
         container["env"] = env
+    if spec.env_from:
+        container["envFrom"] = [source.model_dump(**_K8S) for source in spec.env_from]
     if resources := _resources(spec, settings):
         container["resources"] = resources
     if security := _security_context(spec, settings):
@@ -380,7 +390,7 @@ def files_secret_key(index: int) -> str:
 def _task_volumes(
     task_name: str, spec: TaskSpec, settings: JobSettings, profile: DomainProfile
 ) -> list[Obj]:
-    volumes: list[Obj] = []
+    volumes: list[Obj] = [volume.model_dump(**_K8S) for volume in spec.volumes]
     if _home(spec, settings):
         volumes.append({"name": "taskop-home", "emptyDir": {}})
     bundle = profile.trusted_certificates

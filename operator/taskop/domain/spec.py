@@ -47,9 +47,168 @@ class _Model(pydantic.BaseModel):
     )
 
 
+ObjectName = Annotated[str, Field(min_length=1, max_length=253)]
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Mode = Annotated[int, Field(ge=0, le=0o777)]
+
+
+def _exactly_one(model: pydantic.BaseModel, fields: tuple[str, ...], what: str) -> None:
+    set_ = [f for f in fields if getattr(model, f) is not None]
+    if len(set_) != 1:
+        names = ", ".join(to_camel(f) for f in fields)
+        raise ValueError(f"{what} needs exactly one of {names}")
+
+
+class KeySelector(_Model):
+    """A key of a Secret or ConfigMap in the Task's namespace (Kubernetes' own shape)."""
+
+    name: ObjectName
+    key: Annotated[str, Field(min_length=1, max_length=253)]
+    optional: bool = False
+
+
+class FieldSelector(_Model):
+    field_path: Annotated[str, Field(min_length=1, max_length=256)]
+    api_version: Annotated[str, Field(max_length=64)] = ""
+
+
+class EnvVarSource(_Model):
+    secret_key_ref: KeySelector | None = None
+    config_map_key_ref: KeySelector | None = None
+    field_ref: FieldSelector | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, ("secret_key_ref", "config_map_key_ref", "field_ref"), "valueFrom")
+        return self
+
+
 class EnvVar(_Model):
     name: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^=]+$")]
     value: LongStr = ""
+
+
+class TaskEnvVar(EnvVar):
+    """A variable of the task's container: a value, or one Kubernetes fills in (valueFrom)."""
+
+    value_from: EnvVarSource | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _value_or_from(self) -> Self:
+        if self.value and self.value_from is not None:
+            raise ValueError("set value or valueFrom, not both")
+        return self
+
+
+class NameRef(_Model):
+    name: ObjectName
+    optional: bool = False
+
+
+class EnvFromSource(_Model):
+    prefix: Annotated[str, Field(max_length=253)] = ""
+    secret_ref: NameRef | None = None
+    config_map_ref: NameRef | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, ("secret_ref", "config_map_ref"), "envFrom")
+        return self
+
+
+class KeyToPath(_Model):
+    key: Annotated[str, Field(min_length=1, max_length=253)]
+    path: Annotated[str, Field(min_length=1, max_length=1024)]
+    mode: Mode | None = None
+
+
+class SecretVolume(_Model):
+    secret_name: ObjectName
+    items: Annotated[list[KeyToPath], Field(max_length=64)] = []
+    default_mode: Mode | None = None
+    optional: bool = False
+
+
+class ConfigMapVolume(_Model):
+    name: ObjectName
+    items: Annotated[list[KeyToPath], Field(max_length=64)] = []
+    default_mode: Mode | None = None
+    optional: bool = False
+
+
+class ClaimVolume(_Model):
+    claim_name: ObjectName
+    read_only: bool = False
+
+
+class EmptyDirVolume(_Model):
+    medium: Literal["", "Memory"] = ""
+    size_limit: Quantity | None = None
+
+
+class ProjectedRef(_Model):
+    name: ObjectName
+    items: Annotated[list[KeyToPath], Field(max_length=64)] = []
+    optional: bool = False
+
+
+class Projection(_Model):
+    secret: ProjectedRef | None = None
+    config_map: ProjectedRef | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, ("secret", "config_map"), "a projected source")
+        return self
+
+
+class ProjectedVolume(_Model):
+    sources: Annotated[list[Projection], Field(min_length=1, max_length=16)]
+    default_mode: Mode | None = None
+
+
+VOLUME_KINDS = ("secret", "config_map", "persistent_volume_claim", "empty_dir", "projected")
+
+
+class Volume(_Model):
+    """A volume of the task's pod: only the kinds whose meaning is clear for one task."""
+
+    name: Annotated[
+        str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    ]
+    secret: SecretVolume | None = None
+    config_map: ConfigMapVolume | None = None
+    persistent_volume_claim: ClaimVolume | None = None
+    empty_dir: EmptyDirVolume | None = None
+    projected: ProjectedVolume | None = None
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _not_taskops(cls, value: str) -> str:
+        if value.startswith("taskop-"):
+            raise ValueError("names starting with taskop- are taskop's own volumes")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _one(self) -> Self:
+        _exactly_one(self, VOLUME_KINDS, f"volume {self.name!r}")
+        return self
+
+
+class VolumeMount(_Model):
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    mount_path: Annotated[str, Field(min_length=1, max_length=1024)]
+    read_only: bool = False
+    sub_path: Annotated[str, Field(max_length=1024)] = ""
+
+    @pydantic.field_validator("mount_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        if value == "/taskop" or value.startswith("/taskop/"):
+            raise ValueError("/taskop is taskop's own (the executor, its spec and the result)")
+        return value
 
 
 class ResourceLimits(_Model):
@@ -336,7 +495,10 @@ class TaskSpec(_Model):
     legacy_download_user: Annotated[str, Field(max_length=256)] = ""
     trusted_system_certificates_path: Annotated[str, Field(max_length=4096)] = ""
     volume_mounted_files: Annotated[list[MountedFile], Field(max_length=64)] = []
-    env: Annotated[list[EnvVar], Field(max_length=256)] = []
+    env: Annotated[list[TaskEnvVar], Field(max_length=256)] = []
+    env_from: Annotated[list[EnvFromSource], Field(max_length=64)] = []
+    volumes: Annotated[list[Volume], Field(max_length=32)] = []
+    volume_mounts: Annotated[list[VolumeMount], Field(max_length=64)] = []
     memory_mb: Annotated[int, Field(ge=0)] = 0
     disk_mb: Annotated[int, Field(ge=0)] = 0
     cpu_weight: Annotated[int, Field(ge=0, le=100)] = 0
@@ -404,6 +566,18 @@ class TaskSpec(_Model):
         if value.depth() > MAX_ACTION_DEPTH:
             raise ValueError(f"the action tree is deeper than {MAX_ACTION_DEPTH} levels")
         return value
+
+    @pydantic.model_validator(mode="after")
+    def _mounts_name_volumes(self) -> Self:
+        names = [v.name for v in self.volumes]
+        if len(set(names)) != len(names):
+            raise ValueError("spec.volumes: each volume needs its own name")
+        for i, mount in enumerate(self.volume_mounts):
+            if mount.name not in names:
+                raise ValueError(
+                    f"spec.volumeMounts[{i}]: no volume named {mount.name!r} in spec.volumes"
+                )
+        return self
 
     @pydantic.model_validator(mode="after")
     def _image_or_rootfs(self) -> Self:
