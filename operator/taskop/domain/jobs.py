@@ -455,8 +455,15 @@ def build_job(
             pod_spec.setdefault("tolerations", []).extend(
                 t.model_dump(by_alias=True, exclude_defaults=True) for t in template.tolerations
             )
-        if template.service_account_name:
-            pod_spec["serviceAccountName"] = template.service_account_name
+        for key, value in (
+            ("serviceAccountName", template.service_account_name),
+            ("priorityClassName", template.priority_class_name),
+            ("runtimeClassName", template.runtime_class_name),
+        ):
+            if value is not None:
+                pod_spec[key] = value
+        if template.fs_group is not None:
+            pod_spec.setdefault("securityContext", {})["fsGroup"] = template.fs_group
         if template.image_pull_secrets:
             pod_spec["imagePullSecrets"] = [{"name": s.name} for s in template.image_pull_secrets]
     if "serviceAccountName" not in pod_spec:

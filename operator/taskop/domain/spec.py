@@ -473,6 +473,9 @@ class PodTemplate(_Model):
     node_selector: Annotated[dict[str, LabelValue], Field(max_length=64)] = {}
     tolerations: Annotated[list[Toleration], Field(max_length=64)] = []
     service_account_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    priority_class_name: ObjectName | None = None
+    runtime_class_name: ObjectName | None = None
+    fs_group: Annotated[int, Field(ge=0)] | None = None
     image_pull_secrets: Annotated[list[LocalObjectReference], Field(max_length=16)] = []
     resources: PodResources | None = None
 

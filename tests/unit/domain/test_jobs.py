@@ -622,3 +622,57 @@ def test_the_warn_policy_runs_what_refuse_would_refuse() -> None:
     )
     assert unsupported(spec, warn) == []
     assert build_job("t1", "ns", "uid-1", spec, warn)["kind"] == "Job"
+
+
+def test_the_tasks_pod_template_sets_priority_runtime_class_and_fs_group() -> None:
+    manifest = job(
+        podTemplate={
+            "priorityClassName": "batch-low",
+            "runtimeClassName": "gvisor",
+            "fsGroup": 2000,
+        }
+    )
+    pod = manifest["spec"]["template"]["spec"]
+    assert (pod["priorityClassName"], pod["runtimeClassName"]) == ("batch-low", "gvisor")
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}, "fsGroup": 2000}
+
+
+def test_secrets_and_config_reach_the_container_in_kubernetes_own_shape() -> None:
+    secret_ref = {"secretKeyRef": {"name": "db", "key": "password"}}
+    manifest = job(
+        env=[{"name": "PASSWORD", "valueFrom": secret_ref}, {"name": "MODE", "value": "$(x)"}],
+        envFrom=[{"configMapRef": {"name": "settings"}, "prefix": "APP_"}],
+        volumes=[{"name": "creds", "secret": {"secretName": "db", "defaultMode": 0o400}}],
+        volumeMounts=[{"name": "creds", "mountPath": "/etc/creds", "readOnly": True}],
+    )
+    c = container(manifest)
+    assert c["env"] == [
+        {"name": "PASSWORD", "valueFrom": secret_ref},
+        {"name": "MODE", "value": "$$(x)"},
+    ]
+    assert c["envFrom"] == [{"prefix": "APP_", "configMapRef": {"name": "settings"}}]
+    assert {"name": "creds", "mountPath": "/etc/creds", "readOnly": True} in c["volumeMounts"]
+    volumes = manifest["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "creds", "secret": {"secretName": "db", "defaultMode": 0o400}} in volumes
+
+
+def test_a_mount_must_name_a_volume_and_stay_out_of_taskops_own_paths() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(
+            {
+                "image": "b",
+                "action": {"run": {"path": "x"}},
+                "volumes": [{"name": "v", "emptyDir": {}}],
+                "volumeMounts": [{"name": "w", "mountPath": "/taskop/bin"}],
+            }
+        )
+    assert any("/taskop is taskop's own" in m for m in info.value.messages)
+    with pytest.raises(SpecError) as info:
+        parse_spec(
+            {
+                "image": "b",
+                "action": {"run": {"path": "x"}},
+                "volumes": [{"name": "v", "hostPath": {"path": "/"}}],
+            }
+        )
+    assert any("spec.volumes[0].hostPath" in m for m in info.value.messages)
