@@ -100,6 +100,8 @@ class Observation:
     """The result sidecar's log (after a `Decision.read_result_log`)."""
     result_log_gone: bool = False
     """The API server answered 404 for that pod or its log."""
+    create_refused: tuple[ConditionReason, str] | None = None
+    """Creating the Task's Job (or its NetworkPolicy) was just refused for good: why."""
     now: int = 0
 
 
@@ -379,6 +381,11 @@ def _follow_job(
     witnessed = (task.get("status") or {}).get("jobName") == jname
     job = obs.job
 
+    if job is None and obs.create_refused is not None and not witnessed:
+        reason, text = obs.create_refused  # never made: nothing ran, nothing to undo
+        prefix = REASON_INVALID_SPEC if reason is ConditionReason.INVALID_SPEC else ""
+        _fail(p, d, reason, prefix + text, now, event=text)
+        return
     if job is None:
         if witnessed:
             # Status names the Job, so it was created, and it may have run: never again.

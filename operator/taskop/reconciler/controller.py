@@ -44,7 +44,8 @@ from taskop.domain.jobs import MANAGED_BY, RESULT_CONTAINER_NAME
 from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
-from taskop.kube.client import AlreadyExists, Conflict, Kube, NotFound, Obj
+from taskop.domain.states import ConditionReason
+from taskop.kube.client import AlreadyExists, Conflict, Invalid, Kube, NotFound, Obj
 from taskop.readiness import READINESS
 from taskop.reconciler.cache import Cache, Key
 from taskop.reconciler.callbacks import CallbackPool
@@ -89,6 +90,14 @@ class KubeAPI(Protocol):
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> AsyncIterator[Obj]: ...
+
+
+class CreateRefused(Exception):
+    """Creating a Task's Job or NetworkPolicy was refused for good; ``reason`` classifies it."""
+
+    def __init__(self, reason: ConditionReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def decide_settings(settings: Settings) -> DecideSettings:
@@ -326,12 +335,19 @@ class Controller:
                 await self.kube.delete_task(namespace, name, uid=meta["uid"])
             return
         release = d.release_job_uid
-        if d.create_network_policy is not None:
-            await self._create_network_policy(d.create_network_policy, str(meta["uid"]))
-        if d.create_job is not None:
-            release = await self._create_job(key, d.create_job)
-            if release is None:
-                return  # found, not created: decide again on what is there
+        try:
+            if d.create_network_policy is not None:
+                await self._create_network_policy(d.create_network_policy, str(meta["uid"]))
+            if d.create_job is not None:
+                release = await self._create_job(key, d.create_job)
+                if release is None:
+                    return  # found, not created: decide again on what is there
+        except CreateRefused as refused:
+            # For good (invalid, or a name taken by what taskop does not own): the Task fails,
+            # saying why, instead of retrying for ever.
+            observed = self._observe(key, task, create_refused=(refused.reason, str(refused)))
+            await self._write(key, task, decide(observed, self.decide_settings, self._spec(task)))
+            return
         if d.status is not None:
             written = await self.kube.patch_task_status(
                 namespace, name, meta["resourceVersion"], d.status
@@ -371,17 +387,29 @@ class Controller:
             await self.kube.create_network_policy(meta["namespace"], manifest)
         except AlreadyExists:
             found = await self.kube.get_network_policy(meta["namespace"], meta["name"])
-            if found is None or not owned_by(found, task_uid):
-                raise Conflict(
-                    f"NetworkPolicy {meta['name']} exists and is not this Task's: taskop will not"
-                    " run the task without its own egress policy"
+            if found is None:
+                raise Conflict(f"NetworkPolicy {meta['name']} is being deleted") from None
+            if not owned_by(found, task_uid):
+                raise CreateRefused(
+                    ConditionReason.JOB_CONFLICT,
+                    f"NetworkPolicy {meta['name']} exists and is not owned by this Task; taskop"
+                    " never adopts or touches it, and runs no task without its own egress"
+                    " policy: delete or rename it, or create the Task under another name",
                 ) from None
+        except Invalid as e:
+            raise CreateRefused(
+                ConditionReason.INVALID_SPEC, f"Kubernetes refused its NetworkPolicy: {e}"
+            ) from None
 
     async def _create_job(self, key: Key, manifest: Obj) -> str | None:
         """Create the Job; its uid, or None when one of that name exists already (then cached)."""
         namespace, _ = key
         try:
             job = await self.kube.create_job(namespace, manifest)
+        except Invalid as e:
+            raise CreateRefused(
+                ConditionReason.INVALID_SPEC, f"Kubernetes refused its Job: {e}"
+            ) from None
         except AlreadyExists:
             # Ours from a create that timed out, or someone else's: the next pass decides.
             found = await self.kube.get_job(namespace, manifest["metadata"]["name"])

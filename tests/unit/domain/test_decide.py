@@ -348,3 +348,11 @@ def test_bbs_tasks_keep_bbs_expiry_not_the_ttl() -> None:
     t = task(COMPLETED, ttlSecondsAfterFinished=10**6)
     t["metadata"]["labels"] = {"taskop.dev/api": "bbs"}
     assert at(121, t).delete_task  # expire_completed_task_duration, 120 s
+
+
+def test_a_job_refused_for_good_fails_the_task_without_creating_anything() -> None:
+    refused = (ConditionReason.INVALID_SPEC, "Kubernetes refused its Job: bad selector")
+    d = decide(Observation(task=task(), now=NOW, create_refused=refused), SETTINGS)
+    assert d.create_job is None and d.create_network_policy is None
+    assert d.status is not None and d.status["failed"] is True
+    assert d.status["failureReason"] == "invalid spec: Kubernetes refused its Job: bad selector"
