@@ -19,12 +19,13 @@ def test_a_job_the_api_server_refuses_fails_the_task_with_its_message(
 ) -> None:
     operator.start()
     tasks = Tasks(k8s, namespace)
-    spec = {"podTemplate": {"nodeSelector": {"disk": "not a label value!"}}}
+    required = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}
+    spec = {"podTemplate": {"affinity": {"nodeAffinity": required}}}
     tasks.create(task_manifest("refused", spec=spec))
     status = tasks.wait_state("refused", "Completed")
     assert status["failed"] is True
     assert status["failureReason"].startswith("invalid spec: Kubernetes refused its Job: ")
-    assert "not a label value!" in status["failureReason"]
+    assert "nodeSelectorTerms" in status["failureReason"]
     assert not client.BatchV1Api(k8s).list_namespaced_job(namespace).items
 
 

@@ -255,7 +255,10 @@ def _container(spec: TaskSpec, settings: JobSettings, profile: DomainProfile) ->
         container["envFrom"] = [source.model_dump(**_K8S) for source in spec.env_from]
     if resources := _resources(spec, settings):
         container["resources"] = resources
-    if security := _security_context(spec, settings):
+    security = _security_context(spec, settings)
+    if spec.pod_template is not None and spec.pod_template.container_security_context:
+        security = {**security, **spec.pod_template.container_security_context}
+    if security:
         container["securityContext"] = security
     return container
 
@@ -464,6 +467,15 @@ def build_job(
                 pod_spec[key] = value
         if template.fs_group is not None:
             pod_spec.setdefault("securityContext", {})["fsGroup"] = template.fs_group
+        if template.security_context:
+            pod_spec["securityContext"] = {
+                **pod_spec.get("securityContext", {}),
+                **template.security_context,
+            }
+        if template.affinity:
+            pod_spec["affinity"] = template.affinity
+        if template.topology_spread_constraints:
+            pod_spec["topologySpreadConstraints"] = list(template.topology_spread_constraints)
         if template.image_pull_secrets:
             pod_spec["imagePullSecrets"] = [{"name": s.name} for s in template.image_pull_secrets]
     if "serviceAccountName" not in pod_spec:

@@ -475,6 +475,10 @@ class PodTemplate(_Model):
     service_account_name: Annotated[str, Field(min_length=1, max_length=253)] | None = None
     priority_class_name: ObjectName | None = None
     runtime_class_name: ObjectName | None = None
+    affinity: dict[str, Any] | None = None
+    topology_spread_constraints: Annotated[list[dict[str, Any]], Field(max_length=8)] = []
+    security_context: dict[str, Any] | None = None
+    container_security_context: dict[str, Any] | None = None
     fs_group: Annotated[int, Field(ge=0)] | None = None
     image_pull_secrets: Annotated[list[LocalObjectReference], Field(max_length=16)] = []
     resources: PodResources | None = None

@@ -676,3 +676,22 @@ def test_a_mount_must_name_a_volume_and_stay_out_of_taskops_own_paths() -> None:
             }
         )
     assert any("spec.volumes[0].hostPath" in m for m in info.value.messages)
+
+
+def test_affinity_spread_and_security_contexts_pass_through_over_taskops_defaults() -> None:
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
+    spread = {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}
+    manifest = job(
+        action={"run": {"path": "x", "user": "1000"}},
+        podTemplate={
+            "affinity": affinity,
+            "topologySpreadConstraints": [spread],
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "Localhost"}},
+            "containerSecurityContext": {"readOnlyRootFilesystem": True},
+        },
+    )
+    pod = manifest["spec"]["template"]["spec"]
+    assert (pod["affinity"], pod["topologySpreadConstraints"]) == (affinity, [spread])
+    assert pod["securityContext"] == {"seccompProfile": {"type": "Localhost"}, "runAsNonRoot": True}
+    security = container(manifest)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True and security["runAsUser"] == 1000
