@@ -26,7 +26,7 @@ The profile of a domain applies to every Task of that domain, created through BB
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, Self
 
 import pydantic
@@ -149,14 +149,3 @@ def parse_profiles(data: Any, external_domains: Iterable[str] = ()) -> DomainPro
             )
         domains[domain] = known or DomainProfile(run="external")
     return DomainProfiles(domains=domains)
-
-
-def preloaded_stack(rootfs: str | None) -> str | None:
-    """``preloaded:cflinuxfs4`` → ``cflinuxfs4``; anything else → None."""
-    if rootfs is not None and rootfs.startswith("preloaded:"):
-        return rootfs.removeprefix("preloaded:")
-    return None
-
-
-def as_dict(profiles: DomainProfiles) -> Mapping[str, Any]:
-    return profiles.model_dump(by_alias=True, exclude_defaults=True)
