@@ -353,6 +353,8 @@ def test_every_setting_is_a_chart_value(helm: str) -> None:
     }
     assert set(env) == {f"TASKOP_{f.name.upper()}" for f in fields(Settings)}
     settings = Settings.from_env(env)  # every value parses as the operator reads it
+    # An empty value stays empty ("not set"), never "0": a TTL of 0 would delete every Task.
+    assert env["TASKOP_TTL_SECONDS_AFTER_FINISHED"] == ""
     assert (settings.bbs_listen_address, settings.bbs_namespace) == ("0.0.0.0", "taskop-system")
     assert settings.bbs_max_body_bytes == 1 << 20
 

@@ -66,9 +66,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if gt (int .Values.replicaCount) 1 }}{{ default (include "taskop.fullname" .) .Values.peering.name }}{{ end }}
 {{- end }}
 
-{{/* A number as the operator parses it: whole numbers without exponent (YAML numbers are floats). */}}
+{{/* A number as the operator parses it: whole numbers without exponent (YAML numbers are floats);
+booleans and strings as they are ("" must stay empty: it means "not set"). */}}
 {{- define "taskop.number" -}}
-{{- if kindIs "bool" . }}{{ . }}{{ else if eq (float64 .) (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- if or (kindIs "bool" .) (kindIs "string" .) }}{{ . }}{{ else if eq (float64 .) (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
 {{- end }}
 
 {{/* The Secret holding the BBS API's TLS material; empty when it serves plain HTTP. */}}
