@@ -12,8 +12,8 @@ from typing import Any
 from taskop.domain.egress import unenforceable
 from taskop.domain.names import files_secret_name, guid_label_value, job_name, label_value
 from taskop.domain.owner import task_owner
-from taskop.domain.profiles import DomainProfile, DomainProfiles, Policy
-from taskop.domain.spec import Action, SpecError, TaskSpec
+from taskop.domain.profiles import DomainProfile, DomainProfiles, Policy, ProfilePodTemplate
+from taskop.domain.spec import Action, PodTemplate, SpecError, TaskSpec
 
 CONTAINER_NAME = "task"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -366,19 +366,19 @@ def _executor_pod_parts(spec: TaskSpec, settings: JobSettings) -> tuple[list[Obj
     return init, volumes
 
 
-def _apply_profile(pod_spec: Obj, node_selector: dict[str, str], profile: DomainProfile) -> None:
-    """The domain profile's pod template: where its tasks run (the Task's own template, applied
-    after, adds to it and wins on the same keys)."""
-    template = profile.pod_template
+def _place(
+    pod_spec: Obj, node_selector: dict[str, str], template: ProfilePodTemplate | PodTemplate
+) -> None:
+    """Where the pod runs, from a pod template: the domain profile's, then the Task's own, which
+    adds to it and wins on the same keys."""
     node_selector.update(template.node_selector)
-    if template.tolerations:
-        pod_spec["tolerations"] = [
-            t.model_dump(by_alias=True, exclude_defaults=True) for t in template.tolerations
-        ]
+    pod_spec.setdefault("tolerations", []).extend(
+        t.model_dump(by_alias=True, exclude_defaults=True) for t in template.tolerations
+    )
     for key, value in (
         ("serviceAccountName", template.service_account_name),
-        ("runtimeClassName", template.runtime_class_name),
         ("priorityClassName", template.priority_class_name),
+        ("runtimeClassName", template.runtime_class_name),
     ):
         if value is not None:
             pod_spec[key] = value
@@ -450,21 +450,10 @@ def build_job(
     if not spec.privileged:
         pod_spec["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
     node_selector = {f"{PLACEMENT_LABEL_PREFIX}{tag}": "true" for tag in spec.placement_tags}
-    _apply_profile(pod_spec, node_selector, profile)
+    _place(pod_spec, node_selector, profile.pod_template)
     template = spec.pod_template
     if template is not None:
-        node_selector.update(template.node_selector)
-        if template.tolerations:
-            pod_spec.setdefault("tolerations", []).extend(
-                t.model_dump(by_alias=True, exclude_defaults=True) for t in template.tolerations
-            )
-        for key, value in (
-            ("serviceAccountName", template.service_account_name),
-            ("priorityClassName", template.priority_class_name),
-            ("runtimeClassName", template.runtime_class_name),
-        ):
-            if value is not None:
-                pod_spec[key] = value
+        _place(pod_spec, node_selector, template)
         if template.fs_group is not None:
             pod_spec.setdefault("securityContext", {})["fsGroup"] = template.fs_group
         if template.security_context:
@@ -478,6 +467,8 @@ def build_job(
             pod_spec["topologySpreadConstraints"] = list(template.topology_spread_constraints)
         if template.image_pull_secrets:
             pod_spec["imagePullSecrets"] = [{"name": s.name} for s in template.image_pull_secrets]
+    if not pod_spec["tolerations"]:
+        del pod_spec["tolerations"]
     if "serviceAccountName" not in pod_spec:
         pod_spec["automountServiceAccountToken"] = False
     if node_selector:
