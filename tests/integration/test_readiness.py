@@ -52,7 +52,25 @@ def test_ping_and_readiness_are_false_while_the_task_watch_is_broken(tmp_path: P
     try:
         kubeconfig = cluster_tool("kubeconfig", env=env).strip()
         kubectl(kubeconfig, "apply", "--server-side", "-f", str(ROOT / "crds"))
-        kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/tasks.taskop.dev")
+        # Right after the apply the CRD may have no conditions at all, which `kubectl wait`
+        # reports as an error rather than waiting: ask again until it is Established.
+        wait_until(
+            lambda: (
+                kubectl(
+                    kubeconfig,
+                    *(
+                        "wait",
+                        "--for=condition=Established",
+                        "--timeout=10s",
+                        "crd/tasks.taskop.dev",
+                    ),
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            timeout=60,
+            what="the CRD to be established",
+        )
         bbs_port, metrics_port = free_port(), free_port()
         proc = OperatorProcess(
             kubeconfig,
