@@ -356,7 +356,7 @@ class Kube:
             self.core.replace_namespaced_config_map(name, namespace, body, _preload_content=False)  # type: ignore[arg-type]
         )
 
-    # --- Secrets (a BBS task's image credentials; BBS namespace only)
+    # --- Secrets (a BBS task's image credentials and mounted files; BBS namespace only)
     async def create_secret(self, namespace: str, body: Obj) -> Obj:
         return await _json(
             self.core.create_namespaced_secret(
