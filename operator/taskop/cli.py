@@ -1,6 +1,6 @@
 """``taskop run``: the operator (and the BBS compatible API) against the current kubeconfig.
 
-``taskop bbs`` serves the BBS compatible API alone, without the reconciler (Job-run tasks are
+``taskop bbs`` serves the APIs (BBS, Glance) alone, without the reconciler (Job-run tasks are
 then created but not run until an operator runs somewhere).
 """
 
@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         "or KopfPeering with --namespace); only the highest (random) priority runs. "
         "Default: standalone",
     )
-    bbs = sub.add_parser("bbs", help="serve only the BBS compatible Tasks API (no reconciler)")
+    bbs = sub.add_parser(
+        "bbs", help="serve only the APIs (BBS, and Glance unless disabled), no reconciler"
+    )
     bbs.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     bbs.add_argument("--namespace", help="namespace of the BBS tasks (TASKOP_BBS_NAMESPACE)")
     bbs.add_argument("--verbose", action="store_true", help="debug logging")
@@ -45,29 +47,44 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve_bbs(settings: Settings, kubeconfig: str | None) -> None:
-    """The BBS compatible API until cancelled, with its own Kubernetes client."""
-    from taskop.bbs.app import serve
+async def serve_doors(settings: Settings, kubeconfig: str | None) -> None:
+    """The enabled APIs (BBS, Glance) until cancelled, with their own Kubernetes client; when
+    one stops (e.g. its port is taken), the others are stopped and its error raised."""
     from taskop.kube.client import Kube, load_api_client
 
+    servers = []
     kube = Kube(await load_api_client(kubeconfig))
     try:
-        await serve(settings, kube)
+        if settings.bbs_enabled:
+            from taskop.bbs.app import serve as serve_bbs
+
+            servers.append(asyncio.create_task(serve_bbs(settings, kube), name="taskop-bbs"))
+        if settings.glance_enabled:
+            from taskop.glance.app import serve as serve_glance
+
+            servers.append(asyncio.create_task(serve_glance(settings, kube), name="taskop-glance"))
+        if servers:
+            done, _ = await asyncio.wait(servers, return_when=asyncio.FIRST_COMPLETED)
+            for server in done:
+                server.result()
     finally:
+        for server in servers:
+            server.cancel()
+        await asyncio.gather(*servers, return_exceptions=True)
         await kube.close()
 
 
 async def run_bbs_only(settings: Settings, kubeconfig: str | None) -> None:
-    """`serve_bbs` until SIGINT or SIGTERM."""
+    """`serve_doors` until SIGINT or SIGTERM."""
     main_task = asyncio.current_task()
     assert main_task is not None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, main_task.cancel)
     try:
-        await serve_bbs(settings, kubeconfig)
+        await serve_doors(settings, kubeconfig)
     except asyncio.CancelledError:
-        logging.getLogger("taskop.bbs").info("BBS API stopped")
+        logging.getLogger("taskop.bbs").info("APIs stopped")
 
 
 async def run(settings: Settings, kubeconfig: str | None, peering: str | None = None) -> None:
@@ -100,33 +117,33 @@ async def run(settings: Settings, kubeconfig: str | None, peering: str | None = 
         if settings.metrics_port
         else None
     )
-    bbs: asyncio.Task[None] | None = None
-    if settings.bbs_enabled:
-        bbs = asyncio.create_task(serve_bbs(settings, kubeconfig), name="taskop-bbs")
+    apis: asyncio.Task[None] | None = None
+    if settings.bbs_enabled or settings.glance_enabled:
+        apis = asyncio.create_task(serve_doors(settings, kubeconfig), name="taskop-apis")
 
-        async def stop_bbs_api(**_: object) -> None:
+        async def stop_apis(**_: object) -> None:
             # In kopf's cleanup, so that kopf does not wait for the server's tasks as hung ones.
-            if bbs is not None:
-                bbs.cancel()
-                await asyncio.gather(bbs, return_exceptions=True)
+            if apis is not None:
+                apis.cancel()
+                await asyncio.gather(apis, return_exceptions=True)
 
-        kopf.on.cleanup(registry=registry, id="stop_bbs_api")(stop_bbs_api)
-        # kopf returns when signalled (its cleanup stops the BBS API); the BBS API ends by itself
+        kopf.on.cleanup(registry=registry, id="stop_apis")(stop_apis)
+        # kopf returns when signalled (its cleanup stops the APIs); the BBS API ends by itself
         # only by failing (e.g. its port is taken): then the operator is stopped and it raises.
-        await asyncio.wait({operator, bbs}, return_when=asyncio.FIRST_COMPLETED)
-        if bbs.done() and not bbs.cancelled() and not operator.done():
+        await asyncio.wait({operator, apis}, return_when=asyncio.FIRST_COMPLETED)
+        if apis.done() and not apis.cancelled() and not operator.done():
             operator.cancel()
             await asyncio.gather(operator, return_exceptions=True)
-            bbs.result()
-            raise RuntimeError("the BBS API stopped unexpectedly")
+            apis.result()
+            raise RuntimeError("the APIs stopped unexpectedly")
     try:
         await operator
     finally:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
-        if bbs is not None and not bbs.done():
-            bbs.cancel()
-            await asyncio.gather(bbs, return_exceptions=True)
+        if apis is not None and not apis.done():
+            apis.cancel()
+            await asyncio.gather(apis, return_exceptions=True)
 
 
 def main(argv: list[str] | None = None) -> None:

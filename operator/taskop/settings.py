@@ -180,6 +180,32 @@ class Settings:
         },
     )
 
+    # --- the Glance v2 Tasks API (taskop.glance): the Tasks of bbs_namespace with a TaskType
+    glance_enabled: bool = field(
+        default=True,
+        metadata={"doc": "Serve the Glance v2 Tasks API (every request needs a Kubernetes token)."},
+    )
+    glance_listen_address: str = field(default="127.0.0.1", metadata={"doc": "Glance API address."})
+    glance_listen_port: int = field(default=9292, metadata={"doc": "Glance API port."})
+    glance_tls_cert_file: str = field(
+        default="", metadata={"doc": "Glance API server certificate (with its key: HTTPS)."}
+    )
+    glance_tls_key_file: str = field(default="", metadata={"doc": "Its private key."})
+    glance_domain: str = field(
+        default="glance", metadata={"doc": "BBS domain of the Tasks the Glance API creates."}
+    )
+    glance_task_ttl_seconds: int = field(
+        default=48 * 3600,
+        metadata={
+            "doc": "How long a finished Glance task is kept (expires_at = completion + this;"
+            " Glance's task_time_to_live): it then answers 404 and its Task is deleted."
+        },
+    )
+    glance_max_body_bytes: int = field(
+        default=64 * 1024,
+        metadata={"doc": "Largest POST /v2/tasks body (413 above); the input is kept on the Task."},
+    )
+
     # --- operator process
     health_port: int = field(
         default=8080, metadata={"doc": "kopf liveness endpoint port (0 = disabled)."}
@@ -289,6 +315,11 @@ class Settings:
             raise SettingsError(
                 "a callback client certificate needs both TASKOP_CALLBACK_TLS_CERT_FILE and"
                 " TASKOP_CALLBACK_TLS_KEY_FILE; set both, or neither"
+            )
+        if bool(self.glance_tls_cert_file) != bool(self.glance_tls_key_file):
+            raise SettingsError(
+                "HTTPS for the Glance API needs both TASKOP_GLANCE_TLS_CERT_FILE and"
+                " TASKOP_GLANCE_TLS_KEY_FILE; set both, or neither for plain HTTP"
             )
         tls = [self.bbs_tls_cert_file, self.bbs_tls_key_file, self.bbs_tls_ca_file]
         if any(tls) and not all(tls):

@@ -107,6 +107,10 @@ OPERATOR_RULES = {
     ("networking.k8s.io", "networkpolicies"): {"get", "create"},
     ("", "events"): {"create", "list", "watch"},
 }
+GLANCE_AUTH_RULES = {
+    ("authentication.k8s.io", "tokenreviews"): {"create"},
+    ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
+}
 CLUSTER_RULES = {
     ("", "nodes"): {"list", "watch"},  # node watch (handlers.py)
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},  # kopf
@@ -128,13 +132,19 @@ def roles(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
 
 def test_cluster_wide_rbac_grants_exactly_what_taskop_calls(helm: str) -> None:
     got = roles(render(helm, show_only="templates/rbac.yaml"))
-    assert set(got) == {("ClusterRole", "taskop"), ("Role", "taskop-bbs")}
+    assert set(got) == {
+        ("ClusterRole", "taskop"),
+        ("Role", "taskop-bbs"),
+        ("ClusterRole", "taskop-glance-auth"),
+    }
     assert grants(got["ClusterRole", "taskop"]) == OPERATOR_RULES | CLUSTER_RULES
     assert grants(got["Role", "taskop-bbs"]) == {
         ("taskop.dev", "tasks"): {"create"},
+        ("taskop.dev", "tasktypes"): {"list", "watch"},
         ("", "configmaps"): {"create", "get", "update"},
         ("", "secrets"): {"create"},
     }
+    assert grants(got["ClusterRole", "taskop-glance-auth"]) == GLANCE_AUTH_RULES
     named = [r for r in got["Role", "taskop-bbs"]["rules"] if "get" in r["verbs"]]
     assert named == [
         {
@@ -153,6 +163,7 @@ def test_one_namespace_rbac_is_a_role_there(helm: str) -> None:
         ("Role", "taskop"),
         ("ClusterRole", "taskop-cluster"),
         ("Role", "taskop-bbs"),
+        ("ClusterRole", "taskop-glance-auth"),
     }
     assert got["Role", "taskop"]["metadata"]["namespace"] == "team-a"
     assert grants(got["Role", "taskop"]) == OPERATOR_RULES
@@ -284,9 +295,10 @@ BBS_ONLY = {
 }
 KUBE_CALLS = {
     "get_task": ("taskop.dev", "tasks", "get"),
-    "list_tasks": ("taskop.dev", "tasks", "list"),
-    "watch_tasks": ("taskop.dev", "tasks", "watch"),
-    "watch": ("batch", "jobs", "watch"),  # and pods, events: the informers, checked below
+    "list_objects": ("taskop.dev", "tasks", "list"),  # and tasktypes (taskop-bbs), checked below
+    "watch": ("batch", "jobs", "watch"),  # and tasks, pods, events: the informers, checked below
+    "review_token": ("authentication.k8s.io", "tokenreviews", "create"),  # taskop-glance-auth
+    "review_access": ("authorization.k8s.io", "subjectaccessreviews", "create"),
     "create_task": ("taskop.dev", "tasks", "create"),  # BBS namespace only (Role taskop-bbs)
     "get_config_map": ("", "configmaps", "get"),  # the BBS domains' one ConfigMap (taskop-bbs)
     "create_config_map": ("", "configmaps", "create"),
@@ -317,8 +329,12 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
     docs = render(helm, show_only="templates/rbac.yaml")
     granted = grants(next(d for d in docs if d["kind"] == "ClusterRole"))
     granted_bbs = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-bbs"))
+    granted_auth = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-glance-auth"))
+    assert {"list", "watch"} <= granted_bbs[("taskop.dev", "tasktypes")], "the Glance API's types"
+    assert {"list", "watch"} <= granted[("taskop.dev", "tasks")], "the APIs' views of the tasks"
     for method, (group, resource, verb) in KUBE_CALLS.items():
         where = granted_bbs if method in BBS_ONLY else granted
+        where = granted_auth if method in ("review_token", "review_access") else where
         assert verb in where.get((group, resource), set()), f"Kube.{method}: {verb} {resource}"
 
     handlers = (ROOT / "operator" / "taskop" / "reconciler" / "handlers.py").read_text()
@@ -437,17 +453,22 @@ def test_tasks_roles_aggregate_into_the_clusters_view_edit_and_admin(helm: str) 
     assert view["rules"] == [
         {
             "apiGroups": ["taskop.dev"],
-            "resources": ["tasks", "tasks/status"],
+            "resources": ["tasks", "tasks/status", "tasktypes"],
             "verbs": ["get", "list", "watch"],
         }
     ]
-    assert set(edit["rules"][0]["verbs"]) == {
-        "create",
-        "update",
-        "patch",
-        "delete",
-        "deletecollection",
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    assert [{**r, "verbs": set(r["verbs"])} for r in edit["rules"]] == [
+        {"apiGroups": ["taskop.dev"], "resources": ["tasks"], "verbs": writes}
+    ]
+    # What Glance tasks run (image, command, pod template) is the namespace admins' to define.
+    types = roles["taskop-tasktypes-admin"]
+    assert {k for k in types["metadata"]["labels"] if k.startswith(aggregate)} == {
+        f"{aggregate}admin"
     }
+    assert [{**r, "verbs": set(r["verbs"])} for r in types["rules"]] == [
+        {"apiGroups": ["taskop.dev"], "resources": ["tasktypes"], "verbs": writes}
+    ]
 
 
 def test_metrics_are_served_annotated_and_monitored_when_asked(helm: str) -> None:

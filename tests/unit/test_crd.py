@@ -158,3 +158,43 @@ def test_cancelled_only_goes_false_to_true() -> None:
 def test_validation_rules_name_the_field(where: str, rule: str, message: str) -> None:
     schema = SPEC["properties"][where] if where else SPEC
     assert any(rule in r["rule"] and r["message"].startswith(message) for r in _rules(schema))
+
+
+TASKTYPE_CRD = yaml.safe_load(
+    (CRD_PATH.parent / "taskop.dev_tasktypes.yaml").read_text().split("---\n", 1)[1]
+)
+TASKTYPE_SPEC = TASKTYPE_CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+    "spec"
+]
+
+
+def _mutable(schema: Any) -> Any:
+    """``schema`` without the Task's immutability rules and descriptions."""
+    if isinstance(schema, dict):
+        out = {}
+        for key, value in schema.items():
+            if key == "description":
+                continue
+            if key == "x-kubernetes-validations":
+                value = [rule for rule in value if rule["rule"] != "self == oldSelf"]
+                if not value:
+                    continue
+            out[key] = _mutable(value)
+        return out
+    if isinstance(schema, list):
+        return [_mutable(item) for item in schema]
+    return schema
+
+
+@pytest.mark.parametrize("field", ["image", "env", "resultFile", "timeoutSeconds", "podTemplate"])
+def test_a_tasktype_field_is_the_tasks_own_schema(field: str) -> None:
+    """What a TaskType passes on to its Tasks is validated at kubectl apply exactly as in a Task."""
+    assert _mutable(TASKTYPE_SPEC["properties"][field]) == _mutable(SPEC["properties"][field])
+
+
+def test_the_tasktype_crd_and_model_have_the_same_fields() -> None:
+    from pydantic.alias_generators import to_camel
+
+    from taskop.glance.tasktypes import TaskTypeSpec
+
+    assert set(TASKTYPE_SPEC["properties"]) == {to_camel(f) for f in TaskTypeSpec.model_fields}

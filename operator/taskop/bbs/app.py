@@ -20,8 +20,8 @@ from taskop.bbs.middleware import bbs_errors
 from taskop.bbs.service import TaskService
 from taskop.bbs.tls import server_context
 from taskop.bbs.view import TaskView
-from taskop.bbs.watch import keep_current
 from taskop.kube.client import Kube
+from taskop.kube.watch import keep_current
 from taskop.metrics import bbs_request_metrics
 from taskop.readiness import READINESS
 from taskop.settings import Settings

@@ -15,7 +15,6 @@ like CancelTask with the given reason: the task completes failed and its Job is 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
@@ -32,11 +31,11 @@ from taskop.domain import lifecycle
 from taskop.domain.errors import BBSError, ErrorType
 from taskop.domain.lifecycle import TaskRecord
 from taskop.domain.names import task_name
-from taskop.domain.owner import task_owner
 from taskop.domain.states import TaskState
 from taskop.domain.status import derive_conditions, record_from_status, record_to_status
 from taskop.domain.timefmt import parse_ns
 from taskop.kube.client import AlreadyExists, Conflict, Invalid, Kube, NotFound, Obj
+from taskop.kube.owned import SecretNotCreated, create_owned_secret
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.bbs")
@@ -129,20 +128,12 @@ class TaskService:
         self.view.observe(obj)
 
     async def _create_owned_secret(self, task: Obj, secret: Obj) -> None:
-        """Create a Secret owned by ``task`` (the garbage collector deletes it with the Task);
-        when that fails the Task is deleted again: a refused request leaves nothing behind."""
-        meta = task["metadata"]
-        secret["metadata"]["ownerReferences"] = [task_owner(meta["name"], meta["uid"])]
         try:
-            await self.kube.create_secret(self.namespace, secret)
-        except Exception as e:
-            with contextlib.suppress(NotFound, Conflict):
-                await self.kube.delete_task(self.namespace, meta["name"], uid=meta["uid"])
+            await create_owned_secret(self.kube, self.namespace, task, secret)
+        except SecretNotCreated as e:
+            meta = task["metadata"]
             self.view.forget(meta["name"], meta["uid"], meta["resourceVersion"])
-            raise BBSError.unknown(
-                f"the task's Secret {secret['metadata']['name']} could not be created ({e});"
-                " the task was not kept"
-            ) from None
+            raise BBSError.unknown(str(e)) from None
 
     # --- cell operations (external tasks)
     async def start(self, guid: str, cell_id: str) -> bool:

@@ -146,27 +146,15 @@ class Kube:
         except NotFound:
             return None
 
-    async def list_tasks(
-        self, namespace: str | None = None, label_selector: str | None = None
+    async def list_objects(
+        self, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> Obj:
-        """The list object (``items`` and ``metadata.resourceVersion`` to watch from)."""
+        """One LIST of ``kind`` (tasks, tasktypes, …; see `watch`): the list object, with
+        ``items`` and the ``metadata.resourceVersion`` to watch from."""
         kwargs: dict[str, Any] = {"_preload_content": False}
         if label_selector:
             kwargs["label_selector"] = label_selector
-        if namespace:
-            return await _json(
-                self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, **kwargs
-                )
-            )
-        return await _json(self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs))
-
-    async def watch_tasks(
-        self, namespace: str, resource_version: str, timeout_seconds: int = 300
-    ) -> AsyncIterator[tuple[str, Obj]]:
-        """Watch the Tasks of ``namespace`` after ``resource_version`` (see `watch`)."""
-        async for event in self.watch("tasks", namespace, resource_version, timeout_seconds):
-            yield event
+        return await _json(self._list_call(kind, namespace, kwargs))
 
     async def watch(
         self,
@@ -220,6 +208,10 @@ class Kube:
                     GROUP, VERSION, namespace, PLURAL, **kwargs
                 )
             return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+        if kind == "tasktypes" and namespace:  # the Glance door's task types (taskop.glance)
+            return self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "tasktypes", **kwargs
+            )
         if kind == "jobs":
             if namespace:
                 return self.batch.list_namespaced_job(namespace, **kwargs)
@@ -333,7 +325,6 @@ class Kube:
             self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)  # type: ignore[arg-type]
         )
 
-    # --- Jobs and Pods
     # --- the BBS domains' ConfigMap (taskop.bbs.domains)
     async def get_config_map(self, namespace: str, name: str) -> Obj | None:
         try:
@@ -386,6 +377,7 @@ class Kube:
         except NotFound:
             return None
 
+    # --- Jobs and Pods
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         try:
             return await _json(
@@ -452,6 +444,35 @@ class Kube:
         except NotFound:
             return None
         return raw.decode("utf-8", "replace")
+
+    # --- the Glance door's authentication and authorization (taskop.glance.auth)
+    async def review_token(self, token: str) -> Obj:
+        """A TokenReview of ``token``: its ``status`` (authenticated, user, error)."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token},
+        }
+        return await _json(
+            client.AuthenticationV1Api(self.api).create_token_review(
+                body,  # type: ignore[arg-type]
+                _preload_content=False,
+            )
+        )
+
+    async def review_access(self, spec: Obj) -> Obj:
+        """A SubjectAccessReview of ``spec`` (user, groups, resourceAttributes): its ``status``."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": spec,
+        }
+        return await _json(
+            client.AuthorizationV1Api(self.api).create_subject_access_review(
+                body,  # type: ignore[arg-type]
+                _preload_content=False,
+            )
+        )
 
     async def list_pages(
         self,

@@ -1,4 +1,6 @@
-"""Keeps a `TaskView` current: LIST, then WATCH from the list's resourceVersion, for ever.
+"""Keeps an in-memory view current: LIST, then WATCH from the list's resourceVersion, for ever.
+
+The BBS API's `TaskView`, the Glance door's view of its Tasks and its TaskTypes are each fed so.
 
 A 410 Gone (resourceVersion too old) lists again at once; other failures (API server down, broken
 connections) list again after an exponential backoff (0.5 s doubling to 30 s). Meanwhile the view
@@ -9,41 +11,61 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Protocol
 
-from taskop.bbs.view import TaskView
 from taskop.kube.client import Gone, Kube
 
-log = logging.getLogger("taskop.bbs")
+log = logging.getLogger("taskop.watch")
 
 WATCH_TIMEOUT_SECONDS = 300
 BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 
 
-async def keep_current(kube: Kube, namespace: str, view: TaskView) -> None:
-    """Run until cancelled."""
+class View(Protocol):
+    ready: bool
+
+    def replace_all(self, items: list[dict[str, Any]]) -> None: ...
+
+    def apply(self, type_: str, obj: dict[str, Any]) -> None: ...
+
+
+async def keep_current(
+    kube: Kube,
+    namespace: str,
+    view: View,
+    kind: str = "tasks",
+    label_selector: str | None = None,
+) -> None:
+    """Keep ``view`` equal to the ``kind`` objects of ``namespace`` (matching ``label_selector``)
+    until cancelled."""
     backoff = BACKOFF_START
     while True:
         try:
-            listed = await kube.list_tasks(namespace)
+            listed = await kube.list_objects(kind, namespace, label_selector)
             view.replace_all(listed.get("items") or [])
             rv = str(listed["metadata"]["resourceVersion"])
-            log.debug("listed tasks", extra={"namespace": namespace, "tasks": len(view)})
+            log.debug("listed %s", kind, extra={"namespace": namespace})
             backoff = BACKOFF_START
             while True:
-                async for type_, obj in kube.watch_tasks(namespace, rv, WATCH_TIMEOUT_SECONDS):
+                async for type_, obj in kube.watch(
+                    kind, namespace, rv, WATCH_TIMEOUT_SECONDS, label_selector=label_selector
+                ):
                     rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
                     if type_ in ("ADDED", "MODIFIED", "DELETED"):
                         view.apply(type_, obj)
         except Gone:
             view.ready = False  # until the next LIST: Ping and readiness say so
-            log.info("task watch expired (410 Gone); listing again", extra={"namespace": namespace})
+            log.info(
+                "%s watch expired (410 Gone); listing again", kind, extra={"namespace": namespace}
+            )
         except asyncio.CancelledError:
             raise
         except Exception as e:
             view.ready = False  # stale while the watch is broken: Ping and readiness say so
             log.warning(
-                "task watch failed; listing again in %.1fs: %s",
+                "%s watch failed; listing again in %.1fs: %s",
+                kind,
                 backoff,
                 e,
                 extra={"namespace": namespace, "error": str(e)},

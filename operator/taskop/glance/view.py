@@ -1,0 +1,114 @@
+"""What the Glance door serves reads from: its Tasks and the TaskTypes, kept current by a LIST +
+WATCH each (`taskop.kube.watch.keep_current`), never one API call per request.
+
+`GlanceView` holds each Glance task (a Task with the type label) as a `GlanceTask`, by id; the
+create path adds its own writes at once (`observe`), so a client reads what it just created. An
+object is taken only when its resourceVersion is newer than the one held. The ascending order of
+each sort key is computed once per change of the view and reused by every listing until the next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskop.glance.listing import Sorted
+from taskop.glance.model import GlanceTask, from_task
+from taskop.glance.tasktypes import TaskTypeError, TaskTypeSpec, parse_task_type
+
+Obj = dict[str, Any]
+
+
+def _rv(obj: Obj) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+class GlanceView:
+    def __init__(self) -> None:
+        self._tasks: dict[str, tuple[int, GlanceTask]] = {}  # id → (resourceVersion, task)
+        self._ids: dict[str, str] = {}  # Task name → id
+        self._sorted: dict[str, Sorted] = {}
+        self.ready = False
+
+    def get(self, task_id: str) -> GlanceTask | None:
+        held = self._tasks.get(task_id)
+        return held[1] if held else None
+
+    def ordered(self, sort_key: str) -> Sorted:
+        cached = self._sorted.get(sort_key)
+        if cached is None:
+            cached = self._sorted[sort_key] = Sorted.of(
+                [t for _, t in self._tasks.values()], sort_key
+            )
+        return cached
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def types(self) -> set[str]:
+        """The types of the tasks held (a type filter naming one of them is valid)."""
+        return {t.type for _, t in self._tasks.values()}
+
+    # --- writes
+    def observe(self, obj: Obj) -> None:
+        self.apply("MODIFIED", obj)
+
+    def replace_all(self, items: list[Obj]) -> None:
+        self._tasks.clear()
+        self._ids.clear()
+        self._sorted.clear()
+        for item in items:
+            self.apply("ADDED", item)
+        self.ready = True
+
+    def apply(self, type_: str, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        name = meta.get("name", "")
+        if type_ == "DELETED" or meta.get("deletionTimestamp"):
+            task_id = self._ids.pop(name, None)
+            if task_id is not None:
+                self._tasks.pop(task_id, None)
+                self._sorted.clear()
+            return
+        task = from_task(obj)
+        if task is None:
+            return
+        rv = _rv(obj)
+        held = self._tasks.get(task.id)
+        if held is not None and held[0] >= rv:
+            return
+        self._tasks[task.id] = (rv, task)
+        self._ids[name] = task.id
+        self._sorted.clear()
+
+
+class TaskTypes:
+    """The TaskTypes of the door's namespace, by name (each parsed, or the reason it cannot be)."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, TaskTypeSpec | TaskTypeError] = {}
+        self.ready = False
+
+    def get(self, name: str) -> TaskTypeSpec | TaskTypeError | None:
+        return self._types.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def replace_all(self, items: list[Obj]) -> None:
+        self._types.clear()
+        for item in items:
+            self.apply("ADDED", item)
+        self.ready = True
+
+    def apply(self, type_: str, obj: Obj) -> None:
+        name = (obj.get("metadata") or {}).get("name", "")
+        if type_ == "DELETED":
+            self._types.pop(name, None)
+            return
+        try:
+            self._types[name] = parse_task_type(obj)
+        except TaskTypeError as e:
+            self._types[name] = e
