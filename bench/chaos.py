@@ -127,7 +127,12 @@ class Operator:
     def start(self) -> None:
         self.starts += 1
         logf = open(self.log_dir / "operator.log", "ab")
-        env = {**os.environ, "TASKOP_HEALTH_PORT": "0", "TASKOP_BBS_ENABLED": "false"}
+        env = {
+            **os.environ,
+            "TASKOP_HEALTH_PORT": "0",
+            "TASKOP_BBS_ENABLED": "false",
+            "TASKOP_GLANCE_ENABLED": "false",
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "taskop", "run", f"--kubeconfig={self.kubeconfig}",
              f"--namespace={self.namespace}"],

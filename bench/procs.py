@@ -95,11 +95,14 @@ RUNNING: set[Operator] = set()  # stopped by bench's main even when the run is i
 class Operator:
     """``python -m taskop run`` for one namespace, sampled from /proc while it runs."""
 
-    def __init__(
-        self, kubeconfig: str, namespace: str, log_path: Path, bbs_port: int = 0
-    ) -> None:
+    def __init__(self, kubeconfig: str, namespace: str, log_path: Path, bbs_port: int = 0) -> None:
         """``bbs_port``: also serve the BBS API (its view of the namespace's Tasks) there."""
-        env = {**os.environ, "TASKOP_HEALTH_PORT": "0", "TASKOP_BBS_ENABLED": "false"}
+        env = {
+            **os.environ,
+            "TASKOP_HEALTH_PORT": "0",
+            "TASKOP_BBS_ENABLED": "false",
+            "TASKOP_GLANCE_ENABLED": "false",
+        }
         if bbs_port:
             env.update(
                 TASKOP_BBS_ENABLED="true",

@@ -102,12 +102,15 @@ def crds(k8s: object, kubeconfig: str) -> None:
     ext = client.ApiextensionsV1Api(k8s)
 
     def established() -> bool:
-        crd = ext.read_custom_resource_definition("tasks.taskop.dev")
-        return any(
-            c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
+        return all(
+            any(
+                c.type == "Established" and c.status == "True"
+                for c in ext.read_custom_resource_definition(name).status.conditions or []
+            )
+            for name in ("tasks.taskop.dev", "tasktypes.taskop.dev")
         )
 
-    wait_until(established, timeout=30, what="the tasks.taskop.dev CRD to be established")
+    wait_until(established, timeout=30, what="taskop's CRDs to be established")
 
 
 @pytest.fixture

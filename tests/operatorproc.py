@@ -25,6 +25,7 @@ class OperatorProcess:
             "TASKOP_HEALTH_PORT": "0",
             "TASKOP_METRICS_PORT": "0",  # tests that read metrics give a port
             "TASKOP_BBS_ENABLED": "false",
+            "TASKOP_GLANCE_ENABLED": "false",  # tests of the Glance API give a port
             **{f"TASKOP_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.log_path = log_path

@@ -70,6 +70,7 @@ def start_taskop(args: argparse.Namespace, out: Path) -> subprocess.Popen[bytes]
         "TASKOP_BBS_NAMESPACE": args.namespace,
         "TASKOP_BBS_EXTERNAL_DOMAINS": DOMAIN,
         "TASKOP_HEALTH_PORT": "0",
+        "TASKOP_GLANCE_ENABLED": "false",
     }
     cmd = [sys.executable, "-m", "taskop", args.mode, "--kubeconfig", args.kubeconfig,
            "--namespace", args.namespace]  # fmt: skip

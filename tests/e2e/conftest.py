@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,23 @@ def bbsconformance() -> Path:
         pytest.fail(f"hack/build-bbs-tools failed:\n{proc.stderr[-5000:]}")
     binary = Path(proc.stdout.strip()) / "bbsconformance"
     assert binary.is_file(), f"no {binary}"
+    return binary
+
+
+@pytest.fixture(scope="session")
+def glanceclient(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gophercloud test client (tests/glanceclient), built from its pinned go.mod."""
+    binary = tmp_path_factory.mktemp("glanceclient") / "glanceclient"
+    proc = subprocess.run(
+        ["go", "build", "-o", str(binary), "."],
+        cwd=ROOT / "tests" / "glanceclient",
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"},
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"building tests/glanceclient failed:\n{proc.stderr[-5000:]}")
     return binary
 
 

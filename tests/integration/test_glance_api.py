@@ -1,0 +1,235 @@
+"""The Glance door on the real cluster: Kubernetes tokens and RBAC decide who may do what, bad
+requests say why and create nothing, its tasks are the same Tasks kubectl and the BBS API see,
+and finished tasks expire.
+
+gophercloud's view of the same door (paging, sorting, filters, real containers) is
+tests/e2e/test_glance_gophercloud.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from taskop.bbs import models
+from tests.bbsclient import free_port, post, wait_for_ping
+from tests.glance import (
+    GlanceClient,
+    create_task_type,
+    service_account_token,
+    wait_for_glance,
+)
+from tests.kubeutil import wait_until
+from tests.operatorproc import OperatorFactory, OperatorProcess
+from tests.tasks import Tasks
+
+pytestmark = pytest.mark.cluster
+
+QUICK = {
+    "image": "busybox",
+    "command": ["sh", "-c", "cp /input/task.json /tmp/result.json"],
+    "input": {"path": "/input/task.json"},
+    "resultFile": "/tmp/result.json",
+}
+
+
+@dataclass
+class Door:
+    port: int
+    bbs_port: int
+    proc: OperatorProcess
+    writer: GlanceClient
+    tasks: Tasks
+    namespace: str
+
+    def client(self, token: str | None) -> GlanceClient:
+        return GlanceClient(self.port, token)
+
+
+def open_door(
+    operator: OperatorFactory, k8s: Any, namespace: str, kwok: dict[str, str], **settings: Any
+) -> Door:
+    port, bbs_port = free_port(), free_port()
+    create_task_type(k8s, namespace, "quick", QUICK)
+    token = service_account_token(k8s, namespace, "writer", ["create", "list", "get"])
+    proc = operator.start(
+        glance_enabled="true",
+        glance_listen_port=port,
+        bbs_enabled="true",
+        bbs_listen_port=bbs_port,
+        bbs_namespace=namespace,
+        bbs_task_annotations=json.dumps({f"kwok.taskop.dev/{k}": v for k, v in kwok.items()}),
+        **settings,
+    )
+    wait_for_ping(bbs_port)
+    wait_for_glance(port, token)
+    return Door(port, bbs_port, proc, GlanceClient(port, token), Tasks(k8s, namespace), namespace)
+
+
+@pytest.fixture
+def door(operator: OperatorFactory, k8s: Any, namespace: str) -> Iterator[Door]:
+    opened = open_door(operator, k8s, namespace, {"complete": "never"})
+    yield opened
+    assert "Traceback" not in opened.proc.logs(), opened.proc.logs()[-5000:]
+
+
+def nothing_created(k8s: Any, namespace: str) -> None:
+    assert not Tasks(k8s, namespace).custom.list_namespaced_custom_object(
+        "taskop.dev", "v1alpha1", namespace, "tasks"
+    )["items"]
+    secrets = client.CoreV1Api(k8s).list_namespaced_secret(namespace).items
+    assert not [s.metadata.name for s in secrets if s.metadata.name.endswith("-input")]
+
+
+def test_tokens_and_rbac_decide_who_may_do_what(door: Door, k8s: Any) -> None:
+    reader = door.client(service_account_token(k8s, door.namespace, "reader", ["list", "get"]))
+    nobody = door.client(service_account_token(k8s, door.namespace, "nobody", None))
+    created = door.writer.create("quick", {"n": 1})
+
+    for glance in (door.client(None), door.client("not-a-token")):
+        for method, path in [
+            ("GET", "/v2/tasks"),
+            ("GET", f"/v2/tasks/{created['id']}"),
+            ("POST", "/v2/tasks"),
+            ("GET", "/v2/schemas/task"),
+        ]:
+            answer = glance.call(method, path, {"type": "quick", "input": {}})
+            assert answer.status == 401, (method, path, answer)
+            assert answer.body["code"] == "401 Unauthorized" and "token" in answer.message
+
+    who = f"system:serviceaccount:{door.namespace}:nobody"
+    for method, path, verb in [
+        ("GET", "/v2/tasks", "list"),
+        ("GET", f"/v2/tasks/{created['id']}", "get"),
+        ("POST", "/v2/tasks", "create"),
+    ]:
+        answer = nobody.call(method, path, {"type": "quick", "input": {}})
+        assert answer.status == 403, (method, path, answer)
+        assert answer.message.startswith(f"{who} may not {verb} tasks.taskop.dev in namespace")
+
+    assert reader.call("POST", "/v2/tasks", {"type": "quick", "input": {}}).status == 403
+    assert (
+        reader.get(created["id"]).body["owner"] == f"system:serviceaccount:{door.namespace}:writer"
+    )
+    assert [t["id"] for t in reader.call("GET", "/v2/tasks").body["tasks"]] == [created["id"]]
+    assert nobody.call("GET", "/v2/schemas/tasks").status == 200  # schemas: any identity
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "the body is not JSON"),
+        (b"[1, 2]", 400, "the body must be a JSON object"),
+        (b'{"input": {}}', 400, "'type' is a required property"),
+        (b'{"type": "quick"}', 400, "'input' is a required property"),
+        (b'{"type": 7, "input": {}}', 400, "'type' must be a non-empty string"),
+        (b'{"type": "quick", "input": [1]}', 400, "'input' must be a JSON object (got list)"),
+        (b'{"type": "quick", "input": {}, "colour": "red"}', 400, "unknown field 'colour'"),
+        (b'{"type": "quick", "input": {}, "status": "success"}', 400, "'status' is read-only"),
+        (
+            b'{"type": "import", "input": {}}',
+            400,
+            "unknown task type 'import'; known types: quick",
+        ),
+        (b'{"type": "quick", "input": {"x": "' + b"a" * 70_000 + b'"}}', 413, "at most 65536"),
+    ],
+)
+def test_bad_creates_say_why_and_create_nothing(
+    door: Door, k8s: Any, body: bytes, status: int, message: str
+) -> None:
+    answer = door.writer.call("POST", "/v2/tasks", raw=body)
+    assert answer.status == status, answer
+    assert message in answer.message, answer
+    assert answer.headers["Content-Type"].startswith("application/json")
+    nothing_created(k8s, door.namespace)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("marker=7f0e1a3c-0000-4000-8000-000000000000", "marker '7f0e1a3c-"),
+        ("sort_key=id", "sort_key must be one of"),
+        ("sort_dir=sideways", "sort_dir must be asc or desc"),
+        ("status=done", "status must be one of pending, processing, success, failure"),
+        ("type=import", "type 'import' is not a task type (known types: quick)"),
+        ("limit=-3", "limit must be a whole number"),
+    ],
+)
+def test_bad_listings_are_400_with_a_reason(door: Door, query: str, message: str) -> None:
+    answer = door.writer.call("GET", f"/v2/tasks?{query}")
+    assert answer.status == 400 and message in answer.message, answer
+
+
+def test_tasks_are_not_deleted_and_unknown_ones_are_404(door: Door) -> None:
+    created = door.writer.create("quick", {})
+    answer = door.writer.call("DELETE", f"/v2/tasks/{created['id']}")
+    assert (answer.status, answer.headers["Allow"]) == (405, "GET")
+    assert door.writer.call("PUT", "/v2/tasks").headers["Allow"] == "GET, POST"
+    assert door.writer.get(created["id"]).status == 200
+    missing = door.writer.get("7f0e1a3c-0000-4000-8000-000000000000")
+    assert missing.status == 404 and missing.body["title"] == "Not Found"
+
+
+def bbs_task(door: Door, guid: str) -> models.Task | None:
+    response = post(
+        door.bbs_port, "/v1/tasks/get_by_task_guid.r3", models.TaskByGuidRequest(task_guid=guid)
+    ).decode(models.TaskResponse)
+    return response.task if response.HasField("task") else None
+
+
+def test_one_task_through_three_doors(door: Door, k8s: Any) -> None:
+    """Created here, it is a Task for kubectl and a BBS task; a BBS cancel is a failure here."""
+    created = door.writer.create("quick", {"url": "http://example.invalid/a"})
+    assert created["status"] == "pending" and created["result"] is None
+    task_id = created["id"]
+
+    obj = door.tasks.get(task_id)
+    assert obj is not None and obj["spec"]["guid"] == task_id
+    assert obj["metadata"]["labels"]["taskop.dev/glance-type"] == "quick"
+    secret = client.CoreV1Api(k8s).read_namespaced_secret(f"{task_id}-input", door.namespace)
+    assert [o.name for o in secret.metadata.owner_references] == [task_id]
+
+    running = door.writer.wait_status(task_id, "processing")
+    seen_by_bbs = wait_until(
+        lambda: (t := bbs_task(door, task_id)) and t.state == models.Task.Running and t,
+        timeout=30,
+        what="the BBS API to see the task Running",
+    )
+    assert seen_by_bbs.domain == "glance"
+
+    response = post(door.bbs_port, "/v1/tasks/cancel", models.TaskGuidRequest(task_guid=task_id))
+    assert not response.decode(models.TaskLifecycleResponse).HasField("error")
+    failed = door.writer.wait_status(task_id, "failure")
+    assert failed["message"] == "task was cancelled" and failed["result"] is None
+    assert failed["updated_at"] >= running["updated_at"] and "expires_at" in failed
+    assert door.tasks.status(task_id)["failureReason"] == "task was cancelled"
+
+
+def test_a_finished_task_expires(operator: OperatorFactory, k8s: Any, namespace: str) -> None:
+    """expires_at = completion + the TTL; then 404, left out of lists, and the Task is gone."""
+    door = open_door(
+        operator,
+        k8s,
+        namespace,
+        {"message": '{"sha256": "ab12"}'},
+        glance_task_ttl_seconds=4,
+    )
+    created = door.writer.create("quick", {"file": "a"})
+    done = door.writer.wait_status(created["id"], "success")
+    assert done["result"] == {"sha256": "ab12"} and done["message"] == ""
+    completed = door.tasks.status(created["id"])["firstCompletedAt"]
+    assert done["expires_at"][:19] > completed[:19]
+    listed = door.writer.call("GET", "/v2/tasks").body["tasks"]
+    assert [t["id"] for t in listed] == [created["id"]] and "result" not in listed[0]
+
+    wait_until(
+        lambda: door.writer.get(created["id"]).status == 404, timeout=30, what="the task expiring"
+    )
+    assert door.writer.call("GET", "/v2/tasks").body["tasks"] == []
+    wait_until(lambda: door.tasks.get(created["id"]) is None, timeout=60, what="the Task deleted")
+    assert "Traceback" not in door.proc.logs()
