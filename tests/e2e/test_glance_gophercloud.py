@@ -7,6 +7,7 @@ Every task it made is then the same Task for kubectl and the same task for the B
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -14,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from taskop.bbs import models
 from tests.bbsclient import free_port, post, wait_for_ping
-from tests.conftest import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
-from tests.glance import create_task_type, service_account_token, wait_for_glance
+from tests.conftest import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, ROOT
+from tests.glance import GlanceClient, create_task_type, service_account_token, wait_for_glance
 from tests.operatorproc import OperatorFactory
 from tests.tasks import Tasks
 
@@ -120,3 +122,32 @@ def test_gophercloud_drives_the_glance_door(
     secret = client.CoreV1Api(k8s).read_namespaced_secret(f"{ids['real']}-input", namespace)
     assert secret.metadata.owner_references[0].uid == real["metadata"]["uid"]
     assert "Traceback" not in proc.logs()
+
+
+def test_the_example_task_type_checksums_its_input(
+    operator: OperatorFactory, operator_image: str, k8s: Any, namespace: str, tmp_path: Path
+) -> None:
+    """examples/glance-tasktype.yaml as the README shows it, its pods placed on the real node by
+    the domain profile of ``glance`` (a TaskType gets its domain's profile like any Task)."""
+    example = yaml.safe_load((ROOT / "examples" / "glance-tasktype.yaml").read_text())
+    create_task_type(k8s, namespace, example["metadata"]["name"], example["spec"])
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(yaml.safe_dump({"domains": {"glance": {"podTemplate": REAL_NODE}}}))
+    token = service_account_token(k8s, namespace, "ci", ["create", "get", "list"])
+    port = free_port()
+    proc = operator.start(
+        glance_enabled="true",
+        glance_listen_port=port,
+        bbs_namespace=namespace,
+        domain_profiles_file=profiles,
+    )
+    wait_for_glance(port, token)
+    glance = GlanceClient(port, token)
+
+    created = glance.create("checksum", {"text": "hello"})
+    done = glance.wait_status(created["id"], "success", "failure", timeout=180)
+
+    expected = hashlib.sha256(b'{"text":"hello"}').hexdigest()
+    assert (done["status"], done["result"]) == ("success", {"sha256": expected}), proc.logs()[
+        -3000:
+    ]

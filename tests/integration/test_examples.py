@@ -25,8 +25,14 @@ REAL_NODE = {"secret-config-task.yaml", "pvc-tasks.yaml"}
 """Examples that need real containers: tests/integration/test_task_inputs.py."""
 
 
+GLANCE = {"glance-tasktype.yaml"}
+"""A TaskType, run through the Glance API: tests/e2e/test_glance_gophercloud.py."""
+
+
 def test_every_example_is_covered() -> None:
-    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == sorted({*EXPECTED, *REAL_NODE})
+    assert sorted(p.name for p in EXAMPLES.glob("*.yaml")) == sorted(
+        {*EXPECTED, *REAL_NODE, *GLANCE}
+    )
 
 
 @pytest.mark.parametrize("example", sorted(EXPECTED))
