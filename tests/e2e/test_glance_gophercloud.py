@@ -76,7 +76,7 @@ def test_gophercloud_drives_the_glance_door(
             *("-endpoint", f"http://127.0.0.1:{port}/", "-token", token, "-denied-token", denied),
             *("-real-type", "echo", "-failing-type", "fail", "-fast-type", "quick"),
             *("-expect-owner", f"system:serviceaccount:{namespace}:ci"),
-            *("-expect-message", "exit status 3", "-count", "60", "-timeout", "240s"),
+            *("-expect-message", "Exited with status 3", "-count", "60", "-timeout", "240s"),
         ],
         capture_output=True,
         text=True,
