@@ -233,3 +233,34 @@ def test_a_finished_task_expires(operator: OperatorFactory, k8s: Any, namespace:
     assert door.writer.call("GET", "/v2/tasks").body["tasks"] == []
     wait_until(lambda: door.tasks.get(created["id"]) is None, timeout=60, what="the Task deleted")
     assert "Traceback" not in door.proc.logs()
+
+
+def test_paging_survives_a_restart_of_taskop_and_new_tasks(
+    operator: OperatorFactory, k8s: Any, namespace: str
+) -> None:
+    """The marker is an id, not server state: kill taskop (SIGKILL) between two pages, create
+    more tasks meanwhile, and the walk still returns each task that existed once."""
+    door = open_door(operator, k8s, namespace, {"complete": "never"})
+    before = {door.writer.create("quick", {"i": i})["id"] for i in range(30)}
+    first = door.writer.call("GET", "/v2/tasks?limit=10").body
+    assert len(first["tasks"]) == 10 and first["next"].startswith("/v2/tasks?limit=10&marker=")
+
+    door.proc.kill()
+    proc = operator.start(
+        glance_enabled="true",
+        glance_listen_port=door.port,
+        bbs_namespace=namespace,
+    )
+    wait_for_glance(door.port, door.writer.token or "")
+    for i in range(5):
+        door.writer.create("quick", {"late": i})
+
+    seen = [t["id"] for t in first["tasks"]]
+    link = first.get("next")
+    while link:
+        page = door.writer.call("GET", link).body
+        seen += [t["id"] for t in page["tasks"]]
+        link = page.get("next")
+    assert len(seen) == len(set(seen)), "a task was listed twice"
+    assert before <= set(seen)
+    assert "Traceback" not in proc.logs()

@@ -9,7 +9,13 @@
   TaskType (or the type of a task that exists).
 
 Paging is by key, not offset: the page after a marker holds the tasks ordered after the marker's
-sort key, so tasks created or finished between two pages never make one appear twice.
+current sort key. Sorted by created_at (the default) or type, which never change, a walk returns
+no task twice and misses none that existed throughout, whatever is created, finishes or expires
+between pages, and across restarts of taskop (the marker is an id, not a cursor). Sorted by a key
+that changes as a task runs (status, updated_at, expires_at), the order moves under the walk: a
+task whose key changed meanwhile may be seen twice or not at all — as in Glance, whose marker is
+also looked up by id with its current values. (tests/unit/glance/test_listing.py explores every
+interleaving with Hypothesis.)
 """
 
 from __future__ import annotations

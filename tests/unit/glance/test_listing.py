@@ -129,3 +129,72 @@ def test_expired_tasks_are_left_out() -> None:
 def test_links_keep_the_query() -> None:
     query = parse_query({"limit": "2", "status": "success", "sort_key": "type"}, TYPES)
     assert query.params("abc") == "limit=2&marker=abc&sort_key=type&sort_dir=desc&status=success"
+
+
+# --- the paging invariant under every interleaving of changes (Hypothesis explores them)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CHANGE = st.one_of(
+    st.tuples(st.just("create"), st.integers(0, 9)),
+    st.tuples(st.just("finish"), st.integers(0, 200)),
+    st.tuples(st.just("expire"), st.integers(0, 200)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    initial=st.integers(0, 60),
+    limit=st.integers(1, 30),
+    sort_key=st.sampled_from(["created_at", "expires_at", "status", "type", "updated_at"]),
+    sort_dir=st.sampled_from(["asc", "desc"]),
+    changes=st.lists(st.lists(CHANGE, max_size=4), max_size=12),
+)
+def test_paging_never_repeats_a_task_and_misses_none_that_stayed_put(
+    initial: int,
+    limit: int,
+    sort_key: str,
+    sort_dir: str,
+    changes: list[list[tuple[str, int]]],
+) -> None:
+    """Between any two pages tasks are created, finish (their status, updated_at and expires_at
+    change) or expire. A walk never returns a task twice and returns every task that existed
+    throughout and did not expire — for any change when sorting by an immutable key (created_at,
+    the default, and type), and for creates and expiries when sorting by one that changes as a
+    task runs: then the order itself moves under the walk, as in Glance, whose marker is also
+    looked up by id with its current values. (An expired marker is a 400 in the app.)"""
+    immutable = sort_key in ("created_at", "type")
+    tasks = {i: glance(i, status="pending", second=i % 10) for i in range(initial)}
+    changed: set[str] = set()
+    query = Query(limit=limit, sort_key=sort_key, sort_dir=sort_dir)
+    seen: list[str] = []
+    marker: GlanceTask | None = None
+    now = 0
+    for step in range(len(changes) + 200):
+        found, full = page(Sorted.of(list(tasks.values()), sort_key), query, marker, now_ns=now)
+        seen += [t.id for t in found]
+        if not full:
+            break
+        marker = found[-1]
+        for kind, n in changes[step] if step < len(changes) else []:
+            if kind == "create":
+                i = len(tasks) + 1000
+                tasks[i] = glance(i, status="pending", second=n)
+                changed.add(tasks[i].id)
+            elif not immutable:
+                continue
+            elif tasks and kind == "finish":
+                i = sorted(tasks)[n % len(tasks)]
+                tasks[i] = glance(i, status="success", second=int(tasks[i].created_at[-3:-1]))
+                changed.add(tasks[i].id)
+            elif tasks and kind == "expire":
+                i = sorted(tasks)[n % len(tasks)]
+                if tasks[i].id == marker.id:
+                    continue
+                tasks[i] = dataclasses.replace(tasks[i], expires_ns=now + 1)
+                changed.add(tasks[i].id)
+        now += 1
+        marker = next((t for t in tasks.values() if t.id == marker.id), marker)
+    assert len(seen) == len(set(seen)), "a task was listed twice"
+    stayed = {t.id for t in tasks.values() if t.id not in changed}
+    assert stayed <= set(seen), "a task that never changed was missed"
