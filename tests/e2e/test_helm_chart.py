@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.glance import GlanceClient, create_task_type, service_account_token, wait_for_glance
 from tests.kubeutil import kubectl, wait_until
 from tests.operatorproc import OperatorProcess
 from tests.tasks import Tasks, task_manifest
@@ -205,14 +206,26 @@ def test_installed_chart_service_account_runs_a_task_and_nothing_more(
     # The operator as a process, logged in with nothing but the chart's ServiceAccount. It serves
     # the BBS API too (the chart's default), which lists and watches the Tasks of its namespace.
     sa_kubeconfig = token_kubeconfig(kubeconfig, namespace, sa, tmp_path / "sa.kubeconfig")
-    bbs_port = free_port()
+    bbs_port, glance_port = free_port(), free_port()
+    create_task_type(k8s, namespace, "hello", {"image": "busybox", "command": ["true"]})
     proc = OperatorProcess(
         str(sa_kubeconfig),
         namespace,
         tmp_path / "operator.log",
-        {"bbs_enabled": "true", "bbs_listen_port": str(bbs_port), "bbs_namespace": namespace},
+        {
+            "bbs_enabled": "true",
+            "bbs_listen_port": str(bbs_port),
+            "bbs_namespace": namespace,
+            "glance_enabled": "true",  # and the Glance API, with its reviews and TaskTypes
+            "glance_listen_port": str(glance_port),
+        },
     )
     try:
+        token = service_account_token(k8s, namespace, "user", ["create", "get", "list"])
+        wait_for_glance(glance_port, token)
+        glance = GlanceClient(glance_port, token)
+        glance.wait_status(glance.create("hello", {})["id"], "success", timeout=90)
+
         tasks = Tasks(k8s, namespace)
         tasks.create(task_manifest("hello", kwok={"message": "hello from the chart"}))
         status = tasks.wait_state("hello", "Completed", timeout=90)
@@ -268,6 +281,9 @@ def test_installed_chart_service_account_runs_a_task_and_nothing_more(
         ("create", "networkpolicies.networking.k8s.io"),  # a Task's egress rules
         ("create", "configmaps"),  # the BBS domains' ConfigMap (get/update: that name only)
         ("create", "secrets"),  # a BBS task's image pull Secret; never read
+        ("list", "tasktypes.taskop.dev"),  # the Glance API's task types
+        ("create", "tokenreviews.authentication.k8s.io"),  # who a Glance request is
+        ("create", "subjectaccessreviews.authorization.k8s.io"),  # may they do it
     ]
     denied = [
         ("get", "secrets"),
@@ -287,6 +303,7 @@ def test_installed_chart_service_account_runs_a_task_and_nothing_more(
         ("patch", "events"),
         ("delete", "events"),
         ("create", "pods:exec"),
+        ("create", "tasktypes.taskop.dev"),  # the admin's; taskop only reads them
     ]
     for verb, resource in allowed:
         assert can_i(kubeconfig, subject, verb, resource, namespace), f"cannot {verb} {resource}"
