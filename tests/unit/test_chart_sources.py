@@ -431,6 +431,7 @@ def test_cert_manager_issues_the_bbs_certificate_when_asked(helm: str) -> None:
     assert certificate["spec"]["secretName"] == "taskop-bbs-tls"
     assert certificate["spec"]["issuerRef"] == {"name": "ca", "kind": "ClusterIssuer"}
     assert "taskop-bbs.taskop-system.svc" in certificate["spec"]["dnsNames"]
+    assert "taskop-glance.taskop-system.svc" in certificate["spec"]["dnsNames"]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes["bbs-tls"]["secret"]["secretName"] == "taskop-bbs-tls"
