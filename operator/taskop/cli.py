@@ -63,6 +63,12 @@ async def serve_doors(settings: Settings, kubeconfig: str | None) -> None:
             from taskop.glance.app import serve as serve_glance
 
             servers.append(asyncio.create_task(serve_glance(settings, kube), name="taskop-glance"))
+        if settings.taskstore_enabled and settings.profiles.taskstore_domain():
+            from taskop.taskstore.app import serve as serve_taskstore
+
+            servers.append(
+                asyncio.create_task(serve_taskstore(settings, kube), name="taskop-taskstore")
+            )
         if servers:
             done, _ = await asyncio.wait(servers, return_when=asyncio.FIRST_COMPLETED)
             for server in done:
@@ -118,7 +124,7 @@ async def run(settings: Settings, kubeconfig: str | None, peering: str | None = 
         else None
     )
     apis: asyncio.Task[None] | None = None
-    if settings.bbs_enabled or settings.glance_enabled:
+    if settings.bbs_enabled or settings.glance_enabled or settings.profiles.taskstore_domain():
         apis = asyncio.create_task(serve_doors(settings, kubeconfig), name="taskop-apis")
 
         async def stop_apis(**_: object) -> None:

@@ -206,6 +206,23 @@ class Settings:
         metadata={"doc": "Largest POST /v2/tasks body (413 above); the input is kept on the Task."},
     )
 
+    # --- the taskstore API (taskop.taskstore): the domain whose profile says run: taskstore
+    taskstore_enabled: bool = field(
+        default=True,
+        metadata={
+            "doc": "Serve the taskstore API when a domain profile says run: taskstore (the"
+            " protocol has no authentication: keep it on loopback or behind a NetworkPolicy)."
+        },
+    )
+    taskstore_listen_address: str = field(
+        default="127.0.0.1", metadata={"doc": "taskstore API address."}
+    )
+    taskstore_listen_port: int = field(default=8890, metadata={"doc": "taskstore API port."})
+    taskstore_max_body_bytes: int = field(
+        default=1 << 20,
+        metadata={"doc": "Largest /update or /claim body (an update is one ConfigMap: < 1 MiB)."},
+    )
+
     # --- operator process
     health_port: int = field(
         default=8080, metadata={"doc": "kopf liveness endpoint port (0 = disabled)."}

@@ -93,6 +93,13 @@ class TaskService:
         guid = req.task_guid
         if self.view.get(guid) is not None:
             raise BBSError.resource_exists()
+        if self.profiles.profile(req.domain).taskstore:
+            raise BBSError.invalid_request(
+                [
+                    f"domain {req.domain!r} is served by the taskstore API: add its tasks there"
+                    " (POST /update); BBS clients may read them"
+                ]
+            )
         external = self.profiles.external(req.domain)
         body = build_task(
             req,

@@ -190,6 +190,8 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         return d
 
     raw_spec = task.get("spec") or {}
+    if settings.jobs.profiles.profile(str(raw_spec.get("domain") or "")).taskstore:
+        return d  # the taskstore API's own: leased by workers, never run, converged or expired
     spec_error = ""
     if spec is None:
         try:

@@ -80,7 +80,9 @@ class CertificateBundle(_Model):
 
 
 class DomainProfile(_Model):
-    run: Literal["job", "external"] = "job"
+    run: Literal["job", "external", "taskstore"] = "job"
+    """job: taskop runs its tasks as Jobs; external: BBS cells do (StartTask/CompleteTask);
+    taskstore: workers lease them through the taskstore API (taskop.taskstore), never a Job."""
     pod_template: ProfilePodTemplate = ProfilePodTemplate()
     stacks: Annotated[
         dict[Annotated[str, Field(pattern=PLACEMENT_TAG_PATTERN)], Name], Field(max_length=64)
@@ -111,6 +113,10 @@ class DomainProfile(_Model):
     def external(self) -> bool:
         return self.run == "external"
 
+    @property
+    def taskstore(self) -> bool:
+        return self.run == "taskstore"
+
 
 JOB_RUN = DomainProfile()
 """The profile of a domain nobody described."""
@@ -124,6 +130,10 @@ class DomainProfiles(_Model):
 
     def external(self, domain: str) -> bool:
         return self.profile(domain).external
+
+    def taskstore_domain(self) -> str | None:
+        """The domain whose tasks the taskstore API serves (at most one is marked)."""
+        return next((d for d, p in sorted(self.domains.items()) if p.taskstore), None)
 
 
 class ProfileError(ValueError):
@@ -148,4 +158,10 @@ def parse_profiles(data: Any, external_domains: Iterable[str] = ()) -> DomainPro
                 " says run: job; say it in one place"
             )
         domains[domain] = known or DomainProfile(run="external")
+    marked = sorted(d for d, p in domains.items() if p.taskstore)
+    if len(marked) > 1:
+        raise ProfileError(
+            f"domains {', '.join(marked)}: at most one domain is run: taskstore (the taskstore"
+            " API serves one set of groups); mark one"
+        )
     return DomainProfiles(domains=domains)

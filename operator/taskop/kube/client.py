@@ -212,6 +212,8 @@ class Kube:
             return self.custom.list_namespaced_custom_object(
                 GROUP, VERSION, namespace, "tasktypes", **kwargs
             )
+        if kind == "configmaps" and namespace:  # the taskstore API's intents (taskop.taskstore)
+            return self.core.list_namespaced_config_map(namespace, **kwargs)
         if kind == "jobs":
             if namespace:
                 return self.batch.list_namespaced_job(namespace, **kwargs)
@@ -346,6 +348,15 @@ class Kube:
         return await _json(
             self.core.replace_namespaced_config_map(name, namespace, body, _preload_content=False)  # type: ignore[arg-type]
         )
+
+    async def delete_config_map(self, namespace: str, name: str) -> None:
+        """Delete the ConfigMap ``name``; gone already is fine."""
+        try:
+            await _json(
+                self.core.delete_namespaced_config_map(name, namespace, _preload_content=False)
+            )
+        except NotFound:
+            pass
 
     # --- Secrets (a BBS task's image credentials and mounted files; BBS namespace only)
     async def create_secret(self, namespace: str, body: Obj) -> Obj:
