@@ -66,7 +66,10 @@ class TaskstoreClient:
         return self._tasks("/update", body)
 
     def claim(
-        self, group: str, duration: int, depends: list[int] = ()  # type: ignore[assignment]
+        self,
+        group: str,
+        duration: int,
+        depends: list[int] = (),  # type: ignore[assignment]
     ) -> dict[str, Any] | None:
         body = {"clientid": self.id, "group": group, "duration": duration,
                 "depends": list(depends)}  # fmt: skip

@@ -356,3 +356,19 @@ def test_a_job_refused_for_good_fails_the_task_without_creating_anything() -> No
     assert d.create_job is None and d.create_network_policy is None
     assert d.status is not None and d.status["failed"] is True
     assert d.status["failureReason"] == "invalid spec: Kubernetes refused its Job: bad selector"
+
+
+def test_a_taskstore_task_is_never_touched_not_even_expired() -> None:
+    """Its resourceVersion is its taskstore id: a write by the reconciler would change the id a
+    worker holds. So no status, no Job, no convergence (expiry), however old."""
+    from taskop.domain.jobs import JobSettings
+    from taskop.domain.profiles import parse_profiles
+
+    settings = DecideSettings(
+        pod_create_grace_period=30,
+        jobs=JobSettings(profiles=parse_profiles({"domains": {"work": {"run": "taskstore"}}})),
+    )
+    leased = task(domain="work", external=True)
+    for later in (0, 10**9 * 3600 * 24 * 365):
+        decided = decide(Observation(task=leased, now=NOW + later), settings)
+        assert decided == Decision()

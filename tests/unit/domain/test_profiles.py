@@ -59,7 +59,7 @@ def test_the_short_form_cannot_contradict_a_profile() -> None:
 @pytest.mark.parametrize(
     ("profile", "message"),
     [
-        ({"run": "cells"}, "domains.d.run: Input should be 'job' or 'external'"),
+        ({"run": "cells"}, "domains.d.run: Input should be 'job', 'external' or 'taskstore'"),
         (
             {"unenforceable": "ignore"},
             "domains.d.unenforceable: Input should be 'refuse' or 'warn'",
@@ -82,3 +82,11 @@ def test_a_wrong_field_is_named(profile: dict[str, object], message: str) -> Non
 def test_a_wrong_egress_destination_is_named() -> None:
     with pytest.raises(ProfileError, match=r"^domains\.d\.allowEgressTo: Value error, '10\.0\.0'"):
         parse_profiles({"domains": {"d": {"allowEgressTo": ["10.0.0"]}}})
+
+
+def test_one_domain_at_most_is_the_taskstore_apis() -> None:
+    profiles = parse_profiles({"domains": {"work": {"run": "taskstore"}, "cf": {}}})
+    assert profiles.taskstore_domain() == "work" and profiles.profile("work").taskstore
+    assert not profiles.external("work")
+    with pytest.raises(ProfileError, match="at most one domain is run: taskstore"):
+        parse_profiles({"domains": {"a": {"run": "taskstore"}, "b": {"run": "taskstore"}}})

@@ -12,7 +12,9 @@ Invariants checked after every schedule:
 - a Task that Completed successfully holds exactly the result its pod wrote; a failed one says why;
 - every Task ends Completed (or Resolving, or deleted after its callback or expiry);
 - every callback is delivered, or the Task expired as BBS's do;
-- a Job taskop does not own is never deleted.
+- a Job taskop does not own is never deleted;
+- a task of the taskstore API's domain is never written, deleted or given a Job (its
+  resourceVersion is the id a worker holds).
 
 A failing seed is printed; ``SIM_SEED=<n> pytest tests/unit/reconciler/test_simulation.py``
 replays it.
@@ -40,7 +42,7 @@ NS = "sim"
 EPOCH = 1_800_000_000 * 10**9
 SCHEDULES = int(os.environ.get("SIM_SCHEDULES", "2000"))
 _PROFILES = Path(tempfile.mkdtemp(prefix="taskop-sim-")) / "profiles.yaml"
-_PROFILES.write_text("domains:\n  lenient: {unenforceable: warn}\n")
+_PROFILES.write_text("domains:\n  lenient: {unenforceable: warn}\n  work: {run: taskstore}\n")
 ICMP = {"protocol": "icmp", "destinations": ["0.0.0.0/0"], "icmpInfo": {"type": 8, "code": 0}}
 SETTINGS = Settings(
     domain_profiles_file=str(_PROFILES),
@@ -124,6 +126,7 @@ class Simulation:
         self.foreign_jobs: list[str] = []
         self.cancelled: set[str] = set()  # Task names a user cancelled
         self.jobs_deleted: set[str] = set()  # Task names whose Job a user deleted
+        self.leased: dict[str, str] = {}  # taskstore Task name → its resourceVersion (its id)
         self.controller = self._new_controller()
         self.restarts = 0
 
@@ -184,6 +187,10 @@ class Simulation:
                 self.cluster.user_create_job(NS, job_name(name))
                 self.foreign_jobs.append(job_name(name))
             self.cluster.create_task(NS, name, spec, labels)
+        if self.rng.random() < 0.3:  # a task a taskstore worker leases: taskop must not touch it
+            leased = {"image": "taskstore", "action": {"run": {"path": "x"}}, "domain": "work"}
+            created = self.cluster.create_task(NS, "leased", {**leased, "external": True})
+            self.leased[created["metadata"]["name"]] = created["metadata"]["resourceVersion"]
 
     def deliver(self, kind: str, event: str | None, obj: Obj) -> None:
         c = self.controller
@@ -288,7 +295,7 @@ class Simulation:
                 cluster.user_delete("jobs", key)  # kubectl delete job
                 self.jobs_deleted.add(key[1])
         elif r < 0.905:
-            tasks = sorted(cluster.objects["tasks"])
+            tasks = sorted(k for k in cluster.objects["tasks"] if k[1] not in self.leased)
             if tasks:
                 key = self.rng.choice(tasks)
                 cluster.user_patch_spec(key, {"cancelled": True})
@@ -337,6 +344,7 @@ class Simulation:
             (t.get("status") or {}).get("state") in ("Completed", "Resolving")
             and not (t["spec"].get("completionCallbackUrl"))
             for t in tasks
+            if t["metadata"]["name"] not in self.leased
         ) and not any(self.cursor[k] < len(self.cluster.streams[k]) for k in self.cluster.streams)
 
     def _explained(self, name: str, reason: str) -> bool:
@@ -363,9 +371,16 @@ class Simulation:
         assert not cluster.unguarded_jobs, (
             f"Jobs created before their egress policy: {cluster.unguarded_jobs}"
         )
+        for name, rv in self.leased.items():
+            leased = cluster.objects["tasks"].get((NS, name))
+            assert leased is not None, f"taskstore task {name} was deleted"
+            assert leased["metadata"]["resourceVersion"] == rv, f"taskstore task {name} written"
+            assert not cluster.jobs_created.get(leased["metadata"]["uid"]), f"{name} got a Job"
         for task in cluster.objects["tasks"].values():
             status: dict[str, Any] = task.get("status") or {}
             name = task["metadata"]["name"]
+            if name in self.leased:
+                continue
             if cluster.jobs_created.get(task["metadata"]["uid"]) and ICMP in (
                 task["spec"].get("egressRules") or []
             ):
