@@ -288,6 +288,7 @@ def test_deploy_equals_the_chart_defaults(helm: str) -> None:
 # until it is added here and to templates/rbac.yaml.
 BBS_ONLY = {
     "create_task",
+    "delete_config_map",
     "get_config_map",
     "create_config_map",
     "replace_config_map",
@@ -297,6 +298,7 @@ KUBE_CALLS = {
     "get_task": ("taskop.dev", "tasks", "get"),
     "list_objects": ("taskop.dev", "tasks", "list"),  # and tasktypes (taskop-bbs), checked below
     "watch": ("batch", "jobs", "watch"),  # and tasks, pods, events: the informers, checked below
+    "delete_config_map": ("", "configmaps", "delete"),  # taskstore intents (taskop-bbs)
     "review_token": ("authentication.k8s.io", "tokenreviews", "create"),  # taskop-glance-auth
     "review_access": ("authorization.k8s.io", "subjectaccessreviews", "create"),
     "create_task": ("taskop.dev", "tasks", "create"),  # BBS namespace only (Role taskop-bbs)
@@ -326,7 +328,7 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
     kube_class = source[source.index("class Kube:") :]
     methods = set(re.findall(r"^    async def ([a-z][a-z_]*)\(", kube_class, re.MULTILINE))
     assert methods - {"close"} == set(KUBE_CALLS), "new Kube method: grant it, then list it here"
-    docs = render(helm, show_only="templates/rbac.yaml")
+    docs = render(helm, "taskstore.enabled=true", show_only="templates/rbac.yaml")
     granted = grants(next(d for d in docs if d["kind"] == "ClusterRole"))
     granted_bbs = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-bbs"))
     granted_auth = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-glance-auth"))
@@ -361,7 +363,7 @@ def test_every_setting_is_a_chart_value(helm: str) -> None:
 
     from taskop.settings import Settings
 
-    docs = render(helm, "bbs.tls.secretName=tls")
+    docs = render(helm, "bbs.tls.secretName=tls", "taskstore.enabled=true")
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     env = {
         e["name"]: e["value"]
