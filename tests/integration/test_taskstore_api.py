@@ -243,7 +243,8 @@ def test_a_worker_and_a_bbs_client_see_the_same_tasks(store: Store, k8s: Any) ->
 
     # BBS cannot desire into the taskstore API's domain.
     definition = models.TaskDefinition(
-        root_fs="docker:///busybox", action=models.Action(run_action=models.RunAction(path="true"))
+        root_fs="docker:///busybox",
+        action=models.Action(run_action=models.RunAction(path="true", user="root")),
     )
     request = models.DesireTaskRequest(task_guid="bbs-1", domain=DOMAIN, task_definition=definition)
     desired = post(store.bbs_port, "/v1/tasks/desire.r2", request)
