@@ -75,12 +75,33 @@ BBS_REQUEST_SECONDS = Histogram(
 )
 
 
+TASKSTORE_CLAIMS = Counter(
+    "taskop_taskstore_claims",
+    "taskstore claims, by outcome (claimed, empty: nothing available, refused).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+TASKSTORE_UPDATES = Counter(
+    "taskop_taskstore_updates",
+    "taskstore updates, by outcome (applied, refused) and whether an intent was written.",
+    ["outcome", "intent"],
+    registry=REGISTRY,
+)
+TASKSTORE_REPLAYS = Counter(
+    "taskop_taskstore_replays",
+    "taskstore updates interrupted by a restart and applied again on start.",
+    registry=REGISTRY,
+)
+
+
 class Live(Collector):
-    """Gauges read at scrape time: Tasks by state (the reconciler's cache) and queue depth."""
+    """Gauges read at scrape time: Tasks by state (the reconciler's cache), queue depth, and the
+    taskstore groups' statistics (groups are queues an admin's workers use: few, by design)."""
 
     def __init__(self) -> None:
         self.tasks: Callable[[], Iterable[Mapping[str, Any]]] = list
         self.queue_depth: Callable[[], int] = lambda: 0
+        self.taskstore_groups: Callable[[], Mapping[str, Mapping[str, int]]] = dict
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         counts = dict.fromkeys((s.value for s in TaskState), 0)
@@ -94,6 +115,15 @@ class Live(Collector):
         yield GaugeMetricFamily(
             "taskop_queue_depth", "Tasks waiting for a reconcile pass.", value=self.queue_depth()
         )
+        groups = GaugeMetricFamily(
+            "taskop_taskstore_tasks",
+            "taskstore tasks by group and kind: claimed (leased), available, future (not yet).",
+            labels=["group", "kind"],
+        )
+        for group, stats in self.taskstore_groups().items():
+            for kind in ("claimed", "available", "future"):
+                groups.add_metric([group, kind], stats[kind])
+        yield groups
 
 
 LIVE = Live()

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def store(operator: OperatorFactory, namespace: str, tmp_path: Path) -> Iterator
     port, bbs_port = free_port(), free_port()
     settings: dict[str, Any] = {
         "taskstore_listen_port": port,
+        "metrics_port": free_port(),
         "bbs_enabled": "true",
         "bbs_listen_port": bbs_port,
         "bbs_namespace": namespace,
@@ -132,6 +134,11 @@ def test_twenty_workers_claim_five_hundred_tasks_each_held_by_one(store: Store, 
     assert owners == held
     stats = store.client().stats()["jobs"]
     assert stats == {"total": 500, "claimed": 500, "available": 0, "future": 0}
+    port = store.settings["metrics_port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        scraped = response.read().decode()
+    assert 'taskop_taskstore_tasks{group="jobs",kind="claimed"} 500.0' in scraped
+    assert 'taskop_taskstore_claims_total{outcome="claimed"} 500.0' in scraped
     assert store.client().claim("jobs", SECOND) is None  # nothing left: no error, no task
 
 

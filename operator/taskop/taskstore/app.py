@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from taskop import metrics
 from taskop.kube.client import Conflict, Kube, NotFound
 from taskop.kube.watch import keep_current
 from taskop.readiness import READINESS
@@ -107,15 +108,18 @@ class Door:
         if not isinstance(duration, int) or isinstance(duration, bool) or duration <= 0:
             bugs.append("duration must be a positive number of nanoseconds")
         if bugs:
+            metrics.TASKSTORE_CLAIMS.labels("refused").inc()
             return answer([], plan.Refusal(bugs=bugs))
         async with self.lock.shared():
             for _ in range(CLAIM_ATTEMPTS):
                 now = time.time_ns()
                 missing = [i for i in depends if self.view.get(i) is None]
                 if missing:
+                    metrics.TASKSTORE_CLAIMS.labels("refused").inc()
                     return answer([], plan.Refusal(depends=missing))
                 free = [t for t in self.view.group(str(group)) if t.available(now)]
                 if not free:
+                    metrics.TASKSTORE_CLAIMS.labels("empty").inc()
                     return answer([], None)
                 task = plan.pick(free)
                 patch = change(task, task.group, task.data, now + duration, client)
@@ -125,7 +129,9 @@ class Door:
                     continue  # another claim (or writer) took that version first: pick again
                 self.view.observe(obj)
                 claimed = from_task(obj)
+                metrics.TASKSTORE_CLAIMS.labels("claimed").inc()
                 return answer([claimed.info()] if claimed else [], None)
+        metrics.TASKSTORE_CLAIMS.labels("empty").inc()
         return answer([], None)
 
     # --- update: all or nothing
@@ -134,6 +140,7 @@ class Door:
             try:
                 _, planned = plan.plan_update(request, self.view.by_id(), time.time_ns())
             except plan.Refusal as refusal:
+                metrics.TASKSTORE_UPDATES.labels("refused", "false").inc()
                 return answer([], refusal)
             record = intent_record(planned, self.domain)
             if len(record["data"]["writes"]) > MAX_INTENT_BYTES:
@@ -156,11 +163,12 @@ class Door:
                 ids = [c.task.id for c in planned.changes]
                 return answer([], plan.Refusal(changes=ids))
             tasks = [from_task(obj) for obj in written if obj is not None]
+            metrics.TASKSTORE_UPDATES.labels("applied", str(committed).lower()).inc()
             return answer([t.info() for t in tasks if t is not None], None)
 
     async def replay(self) -> None:
         async with self.lock.exclusive():
-            await self.intents.replay()
+            metrics.TASKSTORE_REPLAYS.inc(await self.intents.replay())
             self.replayed = True
 
 
@@ -307,9 +315,11 @@ async def _view(app: web.Application) -> AsyncIterator[None]:
         name="taskop-taskstore-watch",
     )
     READINESS.add(NOT_READY, lambda: door.ready)
+    metrics.LIVE.taskstore_groups = lambda: group_stats(door.view, time.time_ns())
     replay = asyncio.create_task(_replay(door), name="taskop-taskstore-replay")
     yield
     READINESS.remove(NOT_READY)
+    metrics.LIVE.taskstore_groups = dict
     for job in (watcher, replay):
         job.cancel()
         with contextlib.suppress(asyncio.CancelledError):
