@@ -125,8 +125,15 @@ class Door:
                 patch = change(task, task.group, task.data, now + duration, client)
                 try:
                     obj = await self.kube.patch_task(self.namespace, task.name, None, patch)
-                except (Conflict, NotFound):
-                    continue  # another claim (or writer) took that version first: pick again
+                except NotFound:
+                    self.view.forget(task.name, task.id)
+                    continue
+                except Conflict:
+                    # Another claim (or writer) changed it first, and the watch has not shown
+                    # that yet: read it, so the view is current, and pick again.
+                    if (fresh := await self.kube.get_task(self.namespace, task.name)) is not None:
+                        self.view.observe(fresh)
+                    continue
                 self.view.observe(obj)
                 claimed = from_task(obj)
                 metrics.TASKSTORE_CLAIMS.labels("claimed").inc()
