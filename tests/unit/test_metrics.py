@@ -43,7 +43,21 @@ def test_a_task_running_then_failing_is_timed_and_counted_by_reason() -> None:
 def test_tasks_by_state_are_counted_at_scrape_time() -> None:
     live = metrics.Live()
     live.tasks = lambda: [{"status": {"state": "Running"}}, {"status": {}}, {}]
-    (tasks, depth) = list(live.collect())
+    (tasks, depth, groups) = list(live.collect())
     counts = {s.labels["state"]: s.value for s in tasks.samples}
     assert counts == {"Pending": 2, "Running": 1, "Completed": 0, "Resolving": 0}
     assert depth.samples[0].value == 0
+    assert groups.samples == []  # no taskstore API running
+
+
+def test_taskstore_groups_are_counted_at_scrape_time() -> None:
+    live = metrics.Live()
+    live.taskstore_groups = lambda: {
+        "jobs": {"total": 5, "claimed": 2, "available": 3, "future": 0}
+    }
+    groups = list(live.collect())[2]
+    assert {(s.labels["group"], s.labels["kind"]): s.value for s in groups.samples} == {
+        ("jobs", "claimed"): 2,
+        ("jobs", "available"): 3,
+        ("jobs", "future"): 0,
+    }

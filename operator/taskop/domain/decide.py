@@ -190,8 +190,12 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         return d
 
     raw_spec = task.get("spec") or {}
-    if settings.jobs.profiles.profile(str(raw_spec.get("domain") or "")).taskstore:
-        return d  # the taskstore API's own: leased by workers, never run, converged or expired
+    live = ((task.get("status") or {}).get("state") or "Pending") in ("Pending", "Running")
+    if live and settings.jobs.profiles.profile(str(raw_spec.get("domain") or "")).taskstore:
+        # The taskstore API's own: leased by workers, never run, converged or expired (a write
+        # would change the resourceVersion, its id). Once BBS completed it (a cancel), it is
+        # BBS's again, and expires like any completed task.
+        return d
     spec_error = ""
     if spec is None:
         try:
@@ -342,12 +346,13 @@ def _recheck_in(
 def _convergence_for(
     task: Obj, spec: TaskSpec | None, settings: DecideSettings
 ) -> ConvergenceSettings:
-    """BBS expiry of completed tasks applies to tasks created through the BBS API and to tasks
-    with a completion callback; other Tasks are deleted after their TTL (spec, else the
+    """BBS expiry of completed tasks applies to tasks created through the BBS API (or the
+    taskstore API, once BBS completed one) and to tasks with a completion callback; other Tasks
+    are deleted after their TTL (spec, else the
     operator's default), or stay until someone deletes them."""
     convergence = settings.convergence
     labels = _get(task, "metadata", "labels") or {}
-    if labels.get(API_LABEL) == "bbs" or bool(spec and spec.completion_callback_url):
+    if labels.get(API_LABEL) in ("bbs", "taskstore") or bool(spec and spec.completion_callback_url):
         return convergence
     ttl: float | None = settings.ttl_seconds_after_finished
     if spec is not None and spec.ttl_seconds_after_finished is not None:

@@ -10,7 +10,9 @@ A Glance task is a Task with the label `TYPE_LABEL` (its TaskType), made by the 
   it is, anything else (other JSON, text, nothing) wrapped as ``{"output": "<the text>"}``;
 - ``owner`` is the identity that created it (annotation `OWNER_ANNOTATION`), ``input`` the
   object it was created with (annotation `INPUT_ANNOTATION`);
-- ``created_at``/``updated_at`` are the Task's (status, else its creationTimestamp);
+- ``created_at`` is the Task's creationTimestamp (it never changes: the reconciler initialising
+  ``status.createdAt`` later must not move a task in a created_at listing); ``updated_at`` is
+  ``status.updatedAt``, else the creationTimestamp;
   ``expires_at`` = ``status.firstCompletedAt`` + ``spec.ttlSecondsAfterFinished`` once final
   (the reconciler deletes the Task then); an expired task is not served (404, left out of lists).
 
@@ -124,7 +126,7 @@ def from_task(obj: Obj) -> GlanceTask | None:
         type=str(type_),
         status=state,
         owner=str(annotations.get(OWNER_ANNOTATION, "")),
-        created_at=_seconds(status.get("createdAt") or created) or "",
+        created_at=_seconds(created) or "",
         updated_at=_seconds(status.get("updatedAt") or created) or "",
         expires_at=format_seconds(expires_ns) if expires_ns is not None else None,
         expires_ns=expires_ns,

@@ -372,3 +372,13 @@ def test_a_taskstore_task_is_never_touched_not_even_expired() -> None:
     for later in (0, 10**9 * 3600 * 24 * 365):
         decided = decide(Observation(task=leased, now=NOW + later), settings)
         assert decided == Decision()
+    # Cancelled through BBS, it is a completed BBS task: deleted once it expires.
+    cancelled = task(
+        {"state": "Completed", "failed": True, "failureReason": "task was cancelled",
+         "firstCompletedAt": "2026-01-01T00:00:00Z", "createdAt": "2026-01-01T00:00:00Z",
+         "updatedAt": "2026-01-01T00:00:00Z"},
+        domain="work",
+        external=True,
+    )  # fmt: skip
+    cancelled["metadata"]["labels"] = {"taskop.dev/api": "taskstore"}
+    assert decide(Observation(task=cancelled, now=NOW), settings).delete_task

@@ -102,7 +102,7 @@ def test_the_full_task_has_glance_fields_in_whole_seconds() -> None:
         task(
             {
                 "state": "Running",
-                "createdAt": "2026-12-02T05:00:00.900000000Z",
+                "createdAt": "2026-12-02T05:00:01.900000000Z",
                 "updatedAt": "2026-12-02T05:00:03.100000000Z",
             }
         )
@@ -113,7 +113,7 @@ def test_the_full_task_has_glance_fields_in_whole_seconds() -> None:
         "type": "checksum",
         "status": "processing",
         "owner": "system:serviceaccount:apps:ci",
-        "created_at": "2026-12-02T05:00:00Z",
+        "created_at": "2026-12-02T05:00:00Z",  # the Task's creationTimestamp, not status'
         "updated_at": "2026-12-02T05:00:03Z",
         "self": "/v2/tasks/2f1c0b7e-0000-4000-8000-000000000001",
         "schema": "/v2/schemas/task",
