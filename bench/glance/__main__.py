@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.bbs.__main__ import cluster_pids
 from bench.bbs.clients import TASKS, HttpError, Raw, _session
 from bench.bbs.measure import Series, interleaved, loadavg, run
 from bench.bbs.report import _ms, _rate
@@ -193,15 +194,6 @@ def operations(glance: Glance, raw: Raw, ns: str) -> dict[str, Any]:
     return {"glance_25": glance_25, "raw_25": raw_list("?limit=25"),
             "glance_1000": glance_1000, "raw_1000": raw_list("?limit=1000"),
             "glance_all": glance_all, "raw_all": raw_list("")}  # fmt: skip
-
-
-def cluster_pids(cluster_dir: str | None) -> dict[str, int]:
-    pids: dict[str, int] = {}
-    for name in ("kube-apiserver", "etcd"):
-        path = Path(cluster_dir or "/nonexistent") / "run" / f"{name}.pid"
-        if path.exists():
-            pids[name] = int(path.read_text())
-    return pids
 
 
 def write(out: Path, data: dict[str, Any]) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 
 import aiohttp
 
+from bench.bbs.__main__ import cluster_pids
 from bench.bbs.clients import TASKS, Raw, _session
 from bench.bbs.measure import interleaved, loadavg
 from bench.bbs.report import _ms, _rate
-from bench.glance.__main__ import cluster_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"

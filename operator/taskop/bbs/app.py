@@ -24,6 +24,7 @@ from taskop.kube.client import Kube
 from taskop.kube.watch import keep_current
 from taskop.metrics import bbs_request_metrics
 from taskop.readiness import READINESS
+from taskop.serving import serve_app
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.bbs")
@@ -82,22 +83,11 @@ async def _end_streams(app: web.Application) -> None:
 
 async def serve(settings: Settings, kube: Kube) -> None:
     """Serve the API until cancelled."""
-    app = create_app(settings, kube)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    try:
-        ssl_context = server_context(settings)
-        site = web.TCPSite(
-            runner, settings.bbs_listen_address, settings.bbs_listen_port, ssl_context=ssl_context
-        )
-        await site.start()
-        log.info(
-            "BBS API listening on %s://%s:%d",
-            "https" if ssl_context else "http",
-            settings.bbs_listen_address,
-            settings.bbs_listen_port,
-            extra={"namespace": settings.bbs_namespace, "tls": ssl_context is not None},
-        )
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_app(
+        create_app(settings, kube),
+        "BBS API",
+        settings.bbs_listen_address,
+        settings.bbs_listen_port,
+        server_context(settings),
+        namespace=settings.bbs_namespace,
+    )

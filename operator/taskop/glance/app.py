@@ -39,6 +39,7 @@ from taskop.kube.client import AlreadyExists, Invalid, Kube
 from taskop.kube.owned import SecretNotCreated, create_owned_secret
 from taskop.kube.watch import keep_current
 from taskop.readiness import READINESS
+from taskop.serving import serve_app
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.glance")
@@ -326,21 +327,11 @@ def server_context(settings: Settings) -> ssl.SSLContext | None:
 
 async def serve(settings: Settings, kube: Kube) -> None:
     """Serve the Glance API until cancelled."""
-    runner = web.AppRunner(create_app(settings, kube), access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    try:
-        context = server_context(settings)
-        site = web.TCPSite(
-            runner, settings.glance_listen_address, settings.glance_listen_port, ssl_context=context
-        )
-        await site.start()
-        log.info(
-            "Glance API listening on %s://%s:%d",
-            "https" if context else "http",
-            settings.glance_listen_address,
-            settings.glance_listen_port,
-            extra={"namespace": settings.bbs_namespace},
-        )
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_app(
+        create_app(settings, kube),
+        "Glance API",
+        settings.glance_listen_address,
+        settings.glance_listen_port,
+        server_context(settings),
+        namespace=settings.bbs_namespace,
+    )

@@ -33,6 +33,7 @@ from taskop import metrics
 from taskop.kube.client import Conflict, Kube, NotFound
 from taskop.kube.watch import keep_current
 from taskop.readiness import READINESS
+from taskop.serving import serve_app
 from taskop.settings import Settings
 from taskop.taskstore import plan
 from taskop.taskstore.intents import MAX_INTENT_BYTES, Intents, intent_record
@@ -352,19 +353,11 @@ async def serve(settings: Settings, kube: Kube) -> None:
     """Serve the taskstore API until cancelled (only with a domain marked run: taskstore)."""
     domain = settings.profiles.taskstore_domain()
     assert domain is not None, "serve only with a domain profile that says run: taskstore"
-    runner = web.AppRunner(create_app(settings, kube, domain), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(
-            runner, settings.taskstore_listen_address, settings.taskstore_listen_port
-        )
-        await site.start()
-        log.info(
-            "taskstore API listening on http://%s:%d",
-            settings.taskstore_listen_address,
-            settings.taskstore_listen_port,
-            extra={"namespace": settings.bbs_namespace, "domain": domain},
-        )
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_app(
+        create_app(settings, kube, domain),
+        "taskstore API",
+        settings.taskstore_listen_address,
+        settings.taskstore_listen_port,
+        namespace=settings.bbs_namespace,
+        domain=domain,
+    )
