@@ -160,11 +160,7 @@ class Door:
             if committed:
                 await self.intents.commit(record)
             results = await self.intents.apply(record, committed=committed)
-            for obj, deleted in zip(results, _deletes(record), strict=True):
-                if obj is not None:
-                    self.view.observe(obj)
-                elif deleted is not None:
-                    self.view.forget(*deleted)
+            self._observe(record, results)
             written = results[: len(planned.adds) + len(planned.changes)]
             if not committed and written and written[0] is None:
                 # The one write lost its precondition: someone outside the door changed it.
@@ -174,9 +170,22 @@ class Door:
             metrics.TASKSTORE_UPDATES.labels("applied", str(committed).lower()).inc()
             return answer([t.info() for t in tasks if t is not None], None)
 
+    def _observe(self, record: dict[str, Any], results: list[dict[str, Any] | None]) -> None:
+        """An update's writes, in the view at once: no read after it sees the state before."""
+        for obj, deleted in zip(results, _deletes(record), strict=True):
+            if obj is not None:
+                self.view.observe(obj)
+            elif deleted is not None:
+                self.view.forget(*deleted)
+
     async def replay(self) -> None:
+        """The updates a crash interrupted, applied whole before anything is served (after the
+        view's first LIST, so that their writes land in the view too)."""
         async with self.lock.exclusive():
-            metrics.TASKSTORE_REPLAYS.inc(await self.intents.replay())
+            replayed = await self.intents.replay()
+            for record, results in replayed:
+                self._observe(record, results)
+            metrics.TASKSTORE_REPLAYS.inc(len(replayed))
             self.replayed = True
 
 
@@ -335,18 +344,20 @@ async def _view(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _replay(door: Door) -> None:
-    """Interrupted updates are applied before anything is served (retried until it works)."""
-    delay = 0.5
+    """Interrupted updates are applied before anything is served, once the view has listed
+    (retried until it works)."""
+    delay = 0.05
     while True:
-        try:
-            await door.replay()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.warning("replaying interrupted updates failed; retrying: %s", e)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30)
+        if door.view.ready:
+            try:
+                await door.replay()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("replaying interrupted updates failed; retrying: %s", e)
+                delay = min(max(delay, 0.25) * 2, 30)
+        await asyncio.sleep(delay)
 
 
 async def serve(settings: Settings, kube: Kube) -> None:

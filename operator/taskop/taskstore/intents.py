@@ -80,16 +80,17 @@ class Intents:
             await self.kube.delete_config_map(self.namespace, record["metadata"]["name"])
         return results
 
-    async def replay(self) -> int:
-        """Apply every intent a crash left; how many there were."""
+    async def replay(self) -> list[tuple[Obj, list[Obj | None]]]:
+        """Apply every intent a crash left: each, with the Tasks after its writes."""
         listed = await self.kube.list_objects("configmaps", self.namespace, INTENT_LABEL)
+        replayed = []
         for record in listed.get("items") or []:
             log.warning(
                 "replaying an update interrupted by a restart",
                 extra={"intent": record["metadata"]["labels"][INTENT_LABEL]},
             )
-            await self.apply(record)
-        return len(listed.get("items") or [])
+            replayed.append((record, await self.apply(record)))
+        return replayed
 
     async def _write(self, intent: str, write: Obj) -> Obj | None:
         ns = self.namespace
