@@ -1,6 +1,7 @@
-"""``taskop run``: the operator (and the BBS compatible API) against the current kubeconfig.
+"""``taskop run``: the operator (and its APIs: BBS, Glance, taskstore) against the current
+kubeconfig.
 
-``taskop bbs`` serves the APIs (BBS, Glance) alone, without the reconciler (Job-run tasks are
+``taskop bbs`` serves the APIs alone, without the reconciler (Job-run tasks are
 then created but not run until an operator runs somewhere).
 """
 
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         "Default: standalone",
     )
     bbs = sub.add_parser(
-        "bbs", help="serve only the APIs (BBS, and Glance unless disabled), no reconciler"
+        "bbs", help="serve only the APIs (BBS, Glance, taskstore, as enabled), no reconciler"
     )
     bbs.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     bbs.add_argument("--namespace", help="namespace of the BBS tasks (TASKOP_BBS_NAMESPACE)")
@@ -48,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def serve_doors(settings: Settings, kubeconfig: str | None) -> None:
-    """The enabled APIs (BBS, Glance) until cancelled, with their own Kubernetes client; when
-    one stops (e.g. its port is taken), the others are stopped and its error raised."""
+    """The enabled APIs (BBS, Glance, taskstore) until cancelled, with their own Kubernetes
+    client; when one stops (e.g. its port is taken), the others are stopped and its error
+    raised."""
     from taskop.kube.client import Kube, load_api_client
 
     servers = []
@@ -134,7 +136,7 @@ async def run(settings: Settings, kubeconfig: str | None, peering: str | None = 
                 await asyncio.gather(apis, return_exceptions=True)
 
         kopf.on.cleanup(registry=registry, id="stop_apis")(stop_apis)
-        # kopf returns when signalled (its cleanup stops the APIs); the BBS API ends by itself
+        # kopf returns when signalled (its cleanup stops the APIs); the APIs end by themselves
         # only by failing (e.g. its port is taken): then the operator is stopped and it raises.
         await asyncio.wait({operator, apis}, return_when=asyncio.FIRST_COMPLETED)
         if apis.done() and not apis.cancelled() and not operator.done():
