@@ -243,17 +243,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         info["load_end"] = loadavg()
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_taskop(proc)
         if not args.keep:
             for ns in (args.namespace, args.namespace + "-raw"):
                 await raw.delete_namespace(ns)
         await raw.close()
         await bbs.close()
     return info
+
+
+def stop_taskop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def cluster_pids(cluster_dir: str | None) -> dict[str, int]:

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.bbs.__main__ import cluster_pids
+from bench.bbs.__main__ import cluster_pids, stop_taskop
 from bench.bbs.clients import TASKS, HttpError, Raw, _session
 from bench.bbs.measure import Series, interleaved, loadavg, run
 from bench.bbs.report import _ms, _rate
@@ -161,11 +160,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         info["load_end"] = loadavg()
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_taskop(proc)
         if glance is not None:
             await glance.close()
         if not args.keep:

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.bbs.__main__ import cluster_pids
+from bench.bbs.__main__ import cluster_pids, stop_taskop
 from bench.bbs.clients import TASKS, Raw, _session
 from bench.bbs.measure import interleaved, loadavg
 from bench.bbs.report import _ms, _rate
@@ -111,11 +110,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         info["load_end"] = loadavg()
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_taskop(proc)
         await store.close()
         if not args.keep:
             await raw.delete_namespace(args.namespace)
