@@ -1,3 +1,3 @@
 module taskop.dev/executor
 
-go 1.22
+go 1.25

@@ -24,6 +24,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from taskop.domain.jobs import CONTAINER_NAME
+from taskop.domain.urls import redact_url, redact_urls
 
 GROUP, VERSION, PLURAL = "taskop.dev", "v1alpha1", "tasks"
 EXIT_FAILED = 1
@@ -185,11 +186,11 @@ async def describe(api: client.ApiClient, namespace: str, args: argparse.Namespa
         print(f"{key + ':':<{width}}{value}")
     callback = status.get("callback") or {}
     if spec.get("completionCallbackUrl"):
-        print(f"{'Callback:':<{width}}{spec['completionCallbackUrl']}")
+        print(f"{'Callback:':<{width}}{redact_url(spec['completionCallbackUrl'])}")
         attempts = callback.get("attempts", 0)
         print(f"  {'Attempts:':<{width - 2}}{attempts}")
         if callback.get("lastError"):
-            print(f"  {'Last error:':<{width - 2}}{callback['lastError']}")
+            print(f"  {'Last error:':<{width - 2}}{redact_urls(callback['lastError'])}")
     print("Conditions:")
     print(f"  {'Type':<10} {'Status':<7} {'Reason':<18} {'Since':<21} Message")
     for c in status.get("conditions") or ():

@@ -3,10 +3,10 @@ package actions
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 
 	"taskop.dev/executor/internal/download"
+	"taskop.dev/executor/internal/redact"
 )
 
 // Download is a download action, a cached dependency or an image layer.
@@ -23,8 +23,8 @@ type Download struct {
 // failure writes "Downloading X failed" to stderr, an extraction failure
 // "Copying X into the container failed: <err>"; success writes
 // "Downloaded X (size)" to stdout. The returned error adds the cause to
-// Diego's text, and names the URL (without credentials or query) when no
-// artifact is named.
+// Diego's text, and names the URL (redact.URL: without userinfo, query or
+// fragment) when no artifact is named.
 func (e *Env) DownloadStep(d Download) Step {
 	return func(ctx context.Context) error {
 		if ctx.Err() != nil {
@@ -39,7 +39,7 @@ func (e *Env) DownloadStep(d Download) Step {
 				return &CancelledError{}
 			}
 			short := "Downloading failed"
-			name := safeURL(d.From)
+			name := redact.URL(d.From)
 			if d.Artifact != "" {
 				short = fmt.Sprintf("Downloading %s failed", d.Artifact)
 				name = d.Artifact
@@ -72,14 +72,4 @@ func truncate(s string, n int) string {
 	}
 	const tail = " (error truncated)"
 	return s[:n-len(tail)] + tail
-}
-
-// safeURL drops credentials and the query (signed URLs carry secrets there).
-func safeURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "the artifact"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }

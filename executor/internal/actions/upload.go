@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 
 	"taskop.dev/executor/internal/download"
+	"taskop.dev/executor/internal/redact"
 	"taskop.dev/executor/internal/spec"
 )
 
@@ -40,6 +41,7 @@ func (e *Env) upload(ctx context.Context, a *spec.UploadAction) error {
 		if a.Artifact != "" {
 			e.Logs.Err(forArtifact(reason))
 		}
+		err = redact.Error(err) // net/http's errors name the URL, query and all
 		return &Emittable{Msg: forArtifact(reason) + ": " + err.Error(), Wrapped: err}
 	}
 	if a.Artifact != "" {

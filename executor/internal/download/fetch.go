@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"taskop.dev/executor/internal/redact"
 )
 
 // ChecksumError follows cacheddownloader's ChecksumFailedError text.
@@ -44,14 +46,15 @@ func newHash(alg string) (hash.Hash, error) {
 // checksum when alg is set, and returns the open file rewound to the start
 // and its size. The caller closes and removes the file. tmpDir falls back
 // to the directory near "to" when the image has no usable $TMPDIR or /tmp.
+// Errors name URLs only as redact.URL prints them.
 func Fetch(ctx context.Context, url, alg, want, near string) (*os.File, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, redact.Error(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, redact.Error(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -76,7 +79,7 @@ func Fetch(ctx context.Context, url, alg, want, near string) (*os.File, int64, e
 	}
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
-		return fail(err)
+		return fail(redact.Error(err))
 	}
 	if h != nil {
 		got := hex.EncodeToString(h.Sum(nil))

@@ -247,3 +247,46 @@ func TestUploadOfAFileAndADirectory(t *testing.T) {
 	r = runSpec(t, `{"action":{"upload":{"artifact":"logs","from":`+quote(dir+"/file.bin")+`,"to":`+quote(srv.URL+"/fail")+`}}}`)
 	r.wantFailure(t, "Failed to upload payload for logs: Upload failed: Status code 500", 1)
 }
+
+// A signed URL's secrets (userinfo, query, fragment) never reach the failure
+// reason, the logs or the termination message of a failed download or
+// upload, including a download redirected to a signed URL.
+func TestTransferFailuresNeverShowUserinfoQueryOrFragment(t *testing.T) {
+	drop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close() // no answer: net/http fails with a url.Error naming the URL
+		}
+	}))
+	defer drop.Close()
+	const secret = "?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=0123abcd#frag"
+	signed := strings.Replace(drop.URL, "http://", "http://user:pa55word@", 1) + "/blob" + secret
+	redirect := httptest.NewServer(http.RedirectHandler(signed, http.StatusFound))
+	defer redirect.Close()
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, []byte("body"), 0o644)
+	to := quote(t.TempDir())
+	for name, c := range map[string]struct{ spec, want string }{
+		"download": {`{"download":{"artifact":"droplet","from":` + quote(signed) + `,"to":` + to + `}}`,
+			`Downloading droplet failed: Get "` + drop.URL + `/blob": `},
+		"download without artifact": {`{"download":{"from":` + quote(signed) + `,"to":` + to + `}}`,
+			`Downloading ` + drop.URL + `/blob failed: Get "` + drop.URL + `/blob": `},
+		"download redirected": {`{"download":{"artifact":"droplet","from":` + quote(redirect.URL+"/app.tgz") + `,"to":` + to + `}}`,
+			`Downloading droplet failed: Get "` + drop.URL + `/blob": `},
+		"upload": {`{"upload":{"artifact":"logs","from":` + quote(file) + `,"to":` + quote(signed) + `}}`,
+			`Failed to upload payload for logs: Post "` + drop.URL + `/blob": `},
+		"upload without artifact": {`{"upload":{"from":` + quote(file) + `,"to":` + quote(signed) + `}}`,
+			`Failed to upload payload: Post "` + drop.URL + `/blob": `},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := runSpec(t, `{"action":`+c.spec+`}`)
+			r.wantFailure(t, c.want, 1)
+			for _, shown := range []string{r.reason(), string(r.outcome.Message), r.out.String(), r.err.String()} {
+				for _, s := range []string{"user", "pa55word", "AKIAEXAMPLE", "X-Amz", "0123abcd", "frag"} {
+					if strings.Contains(shown, s) {
+						t.Errorf("%q shows %q", shown, s)
+					}
+				}
+			}
+		})
+	}
+}

@@ -28,6 +28,7 @@ from taskop.domain.errors import BBSError
 from taskop.domain.spec import SpecError, parse_spec
 from taskop.domain.states import TaskState
 from taskop.domain.status import record_from_status, record_to_status
+from taskop.domain.urls import redact_url, redact_urls
 from taskop.kube.client import Conflict, NotFound, Obj
 from taskop.settings import Settings
 
@@ -69,9 +70,15 @@ async def post_callback(
         verdict = classify_callback(status, error)
         if verdict is CallbackVerdict.DELIVERED:
             return True, "", attempt
-        last_error = f"HTTP {status}" if status is not None else f"{type(error).__name__}: {error}"
+        # aiohttp's errors may name the URL (InvalidURL, TooManyRedirects): never its secrets
+        last_error = (
+            f"HTTP {status}"
+            if status is not None
+            else f"{type(error).__name__}: {redact_urls(str(error))}"
+        )
         log.info(
-            "callback attempt failed", extra={"url": url, "attempt": attempt, "error": last_error}
+            "callback attempt failed",
+            extra={"url": redact_url(url), "attempt": attempt, "error": last_error},
         )
         if verdict is CallbackVerdict.GIVE_UP:
             return False, last_error, attempt
@@ -108,7 +115,10 @@ async def deliver(kube: TaskWriter, post: Poster, task: Obj, now: int) -> bool:
             await kube.delete_task(ns, name, uid=meta["uid"])
         except NotFound:
             pass
-        log.info("callback delivered; task deleted", extra={"task": f"{ns}/{name}", "url": url})
+        log.info(
+            "callback delivered; task deleted",
+            extra={"task": f"{ns}/{name}", "url": redact_url(url)},
+        )
         return True
     callback_status["lastError"] = error
     try:
