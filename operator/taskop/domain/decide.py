@@ -47,6 +47,7 @@ from taskop.domain.status import (
     record_to_status,
     set_condition,
 )
+from taskop.domain.timefmt import parse_ns
 
 Obj = Mapping[str, Any]
 
@@ -208,7 +209,10 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
     now = obs.now
     rec = record_from_status(guid, domain, status)
     if not status.get("state"):
-        rec = TaskRecord(guid=guid, domain=domain, created_at=now, updated_at=now)
+        # Never written yet (or every write refused): the clocks start when the Task was
+        # created, not at this pass, so the pending expiry runs even if no write ever lands.
+        created = _created_ns(meta, now)
+        rec = TaskRecord(guid=guid, domain=domain, created_at=created, updated_at=now)
     before = rec
     p = _Pass(rec)
     job = obs.job
@@ -255,6 +259,14 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         )
         if decision.action is ConvergeAction.DELETE:
             return Decision(delete_task=True)
+        if decision.action is ConvergeAction.EXPIRE_PENDING and our_job is not None:
+            # "Not started" is a claim about the Job's pods: confirm it with the API server (a
+            # Job or pod event may still be on its way), never with the caches alone. A Job gone
+            # meanwhile is a deleted Job (it may have run); one whose pods ended already ran.
+            if not obs.pods_read:
+                return Decision(read_job=True, read_pods=True)
+            if _a_pod_ended(our_job):
+                decision = lifecycle.NOTHING
         if decision.record is not None:
             rec = decision.record
             if decision.action is ConvergeAction.EXPIRE_PENDING:
@@ -263,6 +275,10 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
                 p.reason = ConditionReason.CELL_DISAPPEARED
                 p.message = f"node {before.cell_id} was deleted while the task ran on it"
                 d.events.append(("Warning", "CellDisappeared", p.message))
+            if decision.action is ConvergeAction.EXPIRE_PENDING:
+                # Past its time with no Job yet (e.g. every create refused by RBAC): expired,
+                # not started now.
+                d.create_job = d.create_network_policy = None
             if decision.action in (ConvergeAction.EXPIRE_PENDING, ConvergeAction.CELL_DISAPPEARED):
                 if our_job is not None and not _finished(our_job):
                     d.delete_job_uid = str(our_job["metadata"]["uid"])
@@ -315,6 +331,19 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         d.status = new_status
     d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
     return d
+
+
+def _a_pod_ended(job: Obj) -> bool:
+    """Whether the Job controller counted a pod of ``job`` as succeeded or failed: one ran."""
+    return bool(_get(job, "status", "succeeded") or _get(job, "status", "failed"))
+
+
+def _created_ns(meta: Obj, now: int) -> int:
+    """The Task's creationTimestamp in Unix nanoseconds (``now`` if it has none, or a later one)."""
+    try:
+        return min(parse_ns(str(meta["creationTimestamp"])), now)
+    except (KeyError, ValueError):
+        return now
 
 
 def _unenforced(spec: TaskSpec, jobs: JobSettings) -> str:

@@ -45,6 +45,20 @@ class Invalid(Refused):
     """The API server refused the object as invalid (422); the message says why."""
 
 
+class Forbidden(Refused):
+    """403: refused by admission (a quota, a validating webhook, a ValidatingAdmissionPolicy, Pod
+    Security) — for good, the same object would be refused again — or by something that passes:
+    a namespace being terminated, or RBAC (taskop's own permissions, which an admin fixes)."""
+
+    def __init__(self, message: str, *, passing: bool) -> None:
+        super().__init__(message)
+        self.passing = passing
+
+    @property
+    def permanent(self) -> bool:
+        return not self.passing
+
+
 class Gone(Exception):
     """A watch's resourceVersion is too old (410 Gone): list again, then watch from there."""
 
@@ -85,9 +99,24 @@ def _raise(status: int, body: str, reason: str) -> None:
         raise Invalid(_status_message(body) or reason)
     if status == 410:
         raise Gone(body or reason)
+    if status == 403:
+        message = _status_message(body)
+        raise Forbidden(f"{status} {reason}: {message}", passing=_forbidden_passes(body, message))
     if 400 <= status < 500 and status != 429:
         raise Refused(f"{status} {reason}: {_status_message(body)}")
     raise ApiException(status=status, reason=f"{reason}: {body[:2000]}")
+
+
+def _forbidden_passes(body: str, message: str) -> bool:
+    """Whether a 403 says something that passes: the namespace is being terminated (its Tasks go
+    too), or RBAC refused taskop itself ("User ... cannot create resource ...")."""
+    try:
+        causes = (json.loads(body).get("details") or {}).get("causes") or ()
+    except (ValueError, AttributeError):
+        causes = ()
+    if any(isinstance(c, dict) and c.get("reason") == "NamespaceTerminating" for c in causes):
+        return True
+    return "because it is being terminated" in message or "cannot create resource" in message
 
 
 def _status_message(body: str) -> str:

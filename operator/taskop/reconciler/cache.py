@@ -44,10 +44,13 @@ def _meta(body: Mapping[str, Any], *, labels: bool = False) -> Obj:
 
 
 def slim_task(body: Mapping[str, Any]) -> Obj:
+    meta = _meta(body, labels=True)
+    if created := (body.get("metadata") or {}).get("creationTimestamp"):
+        meta["creationTimestamp"] = created  # the pending expiry's clock before any status
     return {
         "apiVersion": body.get("apiVersion", "taskop.dev/v1alpha1"),
         "kind": body.get("kind", "Task"),
-        "metadata": _meta(body, labels=True),
+        "metadata": meta,
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
     }
@@ -61,7 +64,15 @@ def slim_job(body: Mapping[str, Any]) -> Obj:
         meta["finalizers"] = list(finalizers)
     out: Obj = {
         "metadata": meta,
-        "status": {"conditions": status.get("conditions") or []} if status else {},
+        "status": (
+            {
+                "conditions": status.get("conditions") or [],
+                # pods the Job controller counted as ended: one ran (the pending expiry's check)
+                **{k: status[k] for k in ("succeeded", "failed") if status.get(k)},
+            }
+            if status
+            else {}
+        ),
     }
     if "activeDeadlineSeconds" in spec:
         out["spec"] = {"activeDeadlineSeconds": spec["activeDeadlineSeconds"]}

@@ -16,6 +16,14 @@ on the local cluster by ``tests/integration/test_reconcile_core.py`` and ``bench
    missed; callbacks run on their own bounded pool (`CallbackPool`).
 5. **Any restart is harmless** — nothing here is needed across restarts: the cluster holds the
    truth, and a new process rebuilds the caches from the watches' initial lists.
+6. **No pass before the caches are whole** — `sync_task` does nothing until Tasks, Jobs, pods and
+   FailedCreate Events have each been listed since this process started (`caches_synced`), and
+   again after each activation (a standby's Task cache stopped while a peer worked: it is listed
+   anew first). A pass on half-filled caches would see a running Task without its pod (and expire
+   it), or a witnessed Job's Task without its witness (and create a second Job).
+7. **A permanent refusal fails the Task, saying why** — a create refused for good (422, or a 403
+   from a quota, a webhook or an admission policy) is the Task's failure with the API server's
+   message; only refusals that pass (a namespace being terminated, RBAC) are retried.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
 from taskop.domain.states import ConditionReason
-from taskop.kube.client import AlreadyExists, Conflict, Invalid, Kube, NotFound, Obj
+from taskop.kube.client import AlreadyExists, Conflict, Forbidden, Invalid, Kube, NotFound, Obj
 from taskop.readiness import READINESS
 from taskop.reconciler.cache import Cache, Key
 from taskop.reconciler.callbacks import CallbackPool
@@ -59,6 +67,9 @@ SPEC_CACHE_SIZE = 1024
 FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 EventSink = Callable[[Obj, str, str, str], Awaitable[None]]  # (task, type, reason, message)
+LISTED_KINDS = frozenset({"tasks", "jobs", "pods", "events"})
+"""What must have been listed before any pass (invariant 6)."""
+LIST_RETRY_MAX = 30.0
 
 
 class KubeAPI(Protocol):
@@ -120,8 +131,12 @@ def _key(body: Obj) -> Key:
 
 
 def _owner_task(body: Obj) -> str | None:
-    for ref in (body.get("metadata") or {}).get("ownerReferences") or ():
-        if ref.get("kind") == "Task":
+    """The Task whose Job this is: its owner Task, if the Job has that Task's Job name. Another
+    Job owned by the Task (made by someone else) is not its Job, and never takes its place in the
+    cache (its outcome would be read as the Task's)."""
+    meta = body.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == "Task" and meta.get("name") == job_name(str(ref.get("name"))):
             return str(ref["name"])
     return None
 
@@ -174,6 +189,33 @@ class Controller:
         self._active = asyncio.Event()  # cleared while a peer reconciles (reconciler/peering.py)
         self._active.set()
         self._catch_up: asyncio.Task[None] | None = None
+        self._listed: set[str] = set()  # kinds listed since start, or since the last activation
+        self._tasks_list_rv = ""  # the resourceVersion of the last Task list
+        self.list_tasks_on_activation = True  # the simulation lists when its schedule says
+
+    @property
+    def listed(self) -> frozenset[str]:
+        """The kinds listed since start, or since the last activation."""
+        return frozenset(self._listed)
+
+    @property
+    def caches_synced(self) -> bool:
+        """Every cache a pass reads has been listed (invariant 6)."""
+        return self._listed >= LISTED_KINDS
+
+    def _mark_listed(self, kind: str) -> None:
+        was = self.caches_synced
+        self._listed.add(kind)
+        if was or not self.caches_synced:
+            return
+        log.info("caches synced: reconciling")
+        for key, held in list(self.cache.jobs.items()):
+            if self.cache.task(key) is None and not _created_after(held.rv, self._tasks_list_rv):
+                # Its Task was deleted while no replica watched (or no Task is left in scope):
+                # the Job's witness finalizer is released by the pass (invariant 3 holds: uid).
+                self._deleted.add(key)
+        for key in self.cache.keys():
+            self.queue.add(key)
 
     # --- watch events (kopf handlers call these)
     def _enqueue_coalesced(self, key: Key) -> None:
@@ -271,6 +313,8 @@ class Controller:
     async def sync_task(self, key: Key) -> None:
         """One pass: read the cache → decide → write. Raises on API errors (the caller
         re-queues with backoff)."""
+        if not self.caches_synced:
+            return  # every key is queued again once they are (`_mark_listed`)
         self.passes += 1
         metrics.RECONCILE_PASSES.inc()
         task = self.cache.task(key)
@@ -400,6 +444,12 @@ class Controller:
             raise CreateRefused(
                 ConditionReason.INVALID_SPEC, f"Kubernetes refused its NetworkPolicy: {e}"
             ) from None
+        except Forbidden as e:
+            if e.passing:
+                raise
+            raise CreateRefused(
+                ConditionReason.CREATE_REFUSED, f"Kubernetes refused its NetworkPolicy: {e}"
+            ) from None
 
     async def _create_job(self, key: Key, manifest: Obj) -> str | None:
         """Create the Job; its uid, or None when one of that name exists already (then cached)."""
@@ -409,6 +459,12 @@ class Controller:
         except Invalid as e:
             raise CreateRefused(
                 ConditionReason.INVALID_SPEC, f"Kubernetes refused its Job: {e}"
+            ) from None
+        except Forbidden as e:
+            if e.passing:
+                raise
+            raise CreateRefused(
+                ConditionReason.CREATE_REFUSED, f"Kubernetes refused its Job: {e}"
             ) from None
         except AlreadyExists:
             # Ours from a create that timed out, or someone else's: the next pass decides.
@@ -443,8 +499,13 @@ class Controller:
             return
         if active:
             log.info("reconciling: this replica is the active one")
+            # Its Task cache stopped while a peer worked: no pass until it is listed anew.
+            self._listed.discard("tasks")
             self._active.set()
-            self._catch_up = asyncio.create_task(self.resync(), name="taskop-catch-up")
+            if self.list_tasks_on_activation:
+                self._catch_up = asyncio.create_task(
+                    self._until_listed(self.resync), name="taskop-catch-up"
+                )
         else:
             log.info("standing by: a peer with a higher priority reconciles")
             self._active.clear()
@@ -478,6 +539,21 @@ class Controller:
             finally:
                 self.queue.done(key)
 
+    async def list_tasks(self) -> None:
+        """The controller's own Task list: kopf delivers its list as events, with no end mark."""
+        await self.replace_tasks(self.kube.list_pages("tasks", self.settings.namespace or None))
+
+    async def _until_listed(self, list_: Callable[[], Awaitable[None]]) -> None:
+        delay = self.settings.retry_base_delay
+        while True:
+            try:
+                await list_()
+                return
+            except Exception as e:
+                log.warning("listing failed; retrying", extra={"error": repr(e)[:500], "in": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LIST_RETRY_MAX)
+
     async def resync(self) -> None:
         """Re-list taskop's Tasks, Jobs and pods; replace the caches (deletions a watch missed
         included) and look at every Task. One paginated LIST per kind, not a read per Task."""
@@ -506,6 +582,8 @@ class Controller:
                 self.cache.drop_task(key)
                 self._deleted.add(key)
                 self.enqueue(key)
+        self._tasks_list_rv = rv
+        self._mark_listed("tasks")
         return rv, listed
 
     async def replace_jobs(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
@@ -522,6 +600,7 @@ class Controller:
             if key not in listed and not _created_after(held.rv, rv):
                 self.cache.drop_job(key)
                 self.enqueue(key)
+        self._mark_listed("jobs")
         return rv, listed
 
     async def replace_pods(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
@@ -540,6 +619,7 @@ class Controller:
                 if (key, name) not in seen and not _created_after(held.rv, rv):
                     self.cache.drop_pod(key, name)
                     self.enqueue(key)
+        self._mark_listed("pods")
         return rv, {key for key, _ in seen}
 
     async def replace_failed_creates(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
@@ -548,6 +628,7 @@ class Controller:
             rv = rv or str(page["metadata"]["resourceVersion"])
             for body in page.get("items") or ():
                 self.failed_create_event(body)
+        self._mark_listed("events")
         return rv, set()
 
     def streams(self) -> list[Stream]:
@@ -568,10 +649,8 @@ class Controller:
         period = self.settings.resync_period
         while True:
             await asyncio.sleep(period * self.rng.uniform(0.9, 1.1))
-            if not self.events_seen:
-                # No Task event ever: a kopf peering standby (its watches paused), or nothing to
-                # do. A standby must not act; an active operator gets its initial list at once.
-                continue
+            if not self._active.is_set():
+                continue  # a standby does not act; it lists anew when it becomes active
             try:
                 await self.resync()
             except Exception as e:
@@ -584,13 +663,18 @@ class Controller:
         if kube is not None:
             namespace = self.settings.namespace or None
             READINESS.add(
-                "reconciler: its Jobs, pods and Events are not listed (yet, or a watch is broken)",
-                lambda: all(SYNCED.get(s.kind) for s in self.streams()),
+                "reconciler: its Tasks, Jobs, pods and Events are not listed (yet, or a watch is"
+                " broken)",
+                lambda: self.caches_synced and all(SYNCED.get(s.kind) for s in self.streams()),
             )
             self._informers = [
                 asyncio.create_task(inform(kube, namespace, stream), name=f"taskop-{stream.kind}")
                 for stream in self.streams()
             ]
+        if self._active.is_set():  # a standby lists its Tasks when it becomes active
+            self._catch_up = asyncio.create_task(
+                self._until_listed(self.list_tasks), name="taskop-list-tasks"
+            )
         self._workers = [
             asyncio.create_task(self._worker(), name=f"taskop-worker-{i}")
             for i in range(self.settings.workers)

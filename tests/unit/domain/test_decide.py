@@ -382,3 +382,32 @@ def test_a_taskstore_task_is_never_touched_not_even_expired() -> None:
     )  # fmt: skip
     cancelled["metadata"]["labels"] = {"taskop.dev/api": "taskstore"}
     assert decide(Observation(task=cancelled, now=NOW), settings).delete_task
+
+
+def test_a_task_never_written_expires_by_its_creation_time_without_a_job() -> None:
+    """Every create refused by something that passes (RBAC) leaves no status: the pending expiry
+    still counts from the Task's creation, and an expired Task gets no Job."""
+    never_written = task()
+    never_written["metadata"]["creationTimestamp"] = "2027-01-15T08:00:00Z"
+    created = 1_800_000_000 * 10**9  # 2027-01-15T08:00:00Z
+
+    d = decide(Observation(task=never_written, now=created + 31 * 60 * 10**9), SETTINGS)
+
+    assert d.create_job is None
+    assert d.status is not None and d.status["failureReason"] == "not started within time limit"
+    assert d.status["createdAt"].startswith("2027-01-15T08:00:00")
+
+
+def test_pending_expiry_with_a_job_confirms_with_the_api_server_first() -> None:
+    late = NOW + 31 * 60 * 10**9
+    asked = decide(Observation(task=task(PENDING), job=job(), now=late), SETTINGS)
+    assert asked.read_job and asked.read_pods and asked.status is None
+
+    ran = job()
+    ran["status"]["failed"] = 1  # the Job controller counted a pod that ended: it ran
+    kept = decide(Observation(task=task(PENDING), job=ran, pods_read=True, now=late), SETTINGS)
+    assert kept.status is None or kept.status.get("state") != "Completed"
+
+    expired = decide(Observation(task=task(PENDING), job=job(), pods_read=True, now=late), SETTINGS)
+    assert expired.status is not None and expired.status["state"] == "Completed"
+    assert expired.delete_job_uid == JOB_UID

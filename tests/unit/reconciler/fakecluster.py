@@ -17,7 +17,8 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from taskop.kube.client import AlreadyExists, Conflict, NotFound, Refused
+from taskop.domain.timefmt import format_seconds
+from taskop.kube.client import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, Refused
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -62,6 +63,9 @@ class FakeCluster:
         self.logs: dict[Key, str] = {}  # pod → its result sidecar's log
         self.network_policies: dict[Key, Obj] = {}
         self.unguarded_jobs: list[str] = []  # Jobs created for a Task with egress rules, no policy
+        self.refuse_create: dict[str, str] = {}  # Task name → why its Job is refused for good
+        self.started_at: dict[str, int] = {}  # Task uid → commit at which a pod of it first ran
+        self.expired_at: dict[str, int] = {}  # Task uid → commit that expired it "not started"
 
     # --- storage
     def _commit(self, kind: str, event: str, obj: Obj) -> Obj:
@@ -104,6 +108,7 @@ class FakeCluster:
                 "uid": self.new_uid(),
                 "generation": 1,
                 "labels": labels or {},
+                "creationTimestamp": format_seconds(self.clock()),
             },
             "spec": spec,
         }
@@ -157,8 +162,12 @@ class FakeCluster:
         task = copy.deepcopy(self._get("tasks", namespace, name))
         if task["metadata"]["resourceVersion"] != resource_version:
             raise Conflict("the object has been modified")
+        before = str((task.get("status") or {}).get("failureReason") or "")
         task["status"] = merge_patch(task.get("status") or {}, status)
         written = self._commit("tasks", "MODIFIED", task)
+        after = str(task["status"].get("failureReason") or "")
+        if after.startswith("not started") and not before.startswith("not started"):
+            self.expired_at[task["metadata"]["uid"]] = int(written["metadata"]["resourceVersion"])
         if fault == "timeout":
             raise ClientTimeout
         return written
@@ -209,6 +218,11 @@ class FakeCluster:
         name = body["metadata"]["name"]
         if (namespace, name) in self.objects["jobs"]:
             raise AlreadyExists(name)
+        refusal = self.refuse_create.get(body["metadata"]["ownerReferences"][0]["name"])
+        if refusal is not None:  # for good (a quota, a webhook, a policy; invalid), or RBAC's
+            if "is invalid" in refusal:
+                raise Invalid(refusal)
+            raise Forbidden(refusal, passing="cannot create resource" in refusal)
         job = copy.deepcopy(body)
         job["metadata"]["uid"] = self.new_uid()
         job["status"] = {}
@@ -382,6 +396,11 @@ class FakeCluster:
         pod = copy.deepcopy(pod)
         phase = pod["status"]["phase"]
         if phase == "Pending":
+            job_uid = pod["metadata"]["labels"]["controller-uid"]
+            for job in self.objects["jobs"].values():
+                if job["metadata"]["uid"] == job_uid:
+                    owner = job["metadata"]["ownerReferences"][0]["uid"]
+                    self.started_at.setdefault(owner, int(self.list_rv()))
             pod["spec"]["nodeName"] = "node-1"
             pod["status"] = {
                 "phase": "Running",

@@ -3,9 +3,13 @@
 It drives the real `Controller` (cache, pure `decide`, writes, callbacks) against `FakeCluster`,
 choosing at every step, from a seeded RNG, one of: deliver the next event of a watch stream,
 deliver one twice, drop a stream's pending events and re-list (410 Gone), run a queued pass, run a
-callback, advance the clock, step the Job controller or kubelet, delete a Job or cancel a Task as a
-user would, inject API faults (5xx that change nothing, timeouts after the change), or restart the
-operator (a new Controller that knows nothing). Then faults stop and everything settles.
+callback, advance the clock (now and then past the pending expiry, as after a long outage), step
+the Job controller or kubelet, delete a Job or cancel a Task as a user would, inject API faults
+(5xx that change nothing, timeouts after the change), restart the operator (a new Controller that
+knows nothing, whose caches then fill in any order while passes are asked for), or hand over to
+the peering standby (kopf paused its Task watch while the other replica worked; its Job, pod and
+Event informers kept running). Some Tasks' creates are refused for good (a 403 from a quota or a
+webhook, a 422). Then faults stop and everything settles.
 
 Invariants checked after every schedule:
 - at most one Job per Task, ever;
@@ -14,7 +18,10 @@ Invariants checked after every schedule:
 - every callback is delivered, or the Task expired as BBS's do;
 - a Job taskop does not own is never deleted;
 - a task of the taskstore API's domain is never written, deleted or given a Job (its
-  resourceVersion is the id a worker holds).
+  resourceVersion is the id a worker holds);
+- a Task expired as "not started" had no pod that started before it was expired;
+- a Task whose creates are refused for good fails with the API server's message;
+- no Job being deleted is kept by taskop's witness finalizer.
 
 A failing seed is printed; ``SIM_SEED=<n> pytest tests/unit/reconciler/test_simulation.py``
 replays it.
@@ -34,9 +41,17 @@ import pytest
 from taskop.domain.decide import TASK_NAME_ANNOTATION
 from taskop.domain.names import job_name
 from taskop.reconciler.callbacks import CallbackPool
-from taskop.reconciler.controller import Controller
+from taskop.reconciler.controller import LISTED_KINDS, Controller
 from taskop.settings import Settings
 from tests.unit.reconciler.fakecluster import FakeCluster, Obj, ServerError
+
+REFUSALS = (
+    'jobs.batch "x" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1',
+    'admission webhook "deny.example.com" denied the request: no',
+    "Job.batch \"x\" is invalid: spec.template: Invalid value",
+    # taskop's own RBAC: retried (an admin fixes it), until the pending expiry fails the Task
+    'jobs.batch is forbidden: User "taskop" cannot create resource "jobs" in API group "batch"',
+)
 
 NS = "sim"
 EPOCH = 1_800_000_000 * 10**9
@@ -120,7 +135,7 @@ class Simulation:
         self.now = EPOCH
         self.cluster = FakeCluster(self.rng, lambda: self.now)
         self.receiver = Receiver(self.rng)
-        self.cursor: dict[str, int] = {k: 0 for k in self.cluster.streams}
+        self.cursors: dict[int, dict[str, int]] = {}  # per controller: next event per stream
         self.refuse: dict[str, str] = {}  # Task name → FailedCreate message
         self.failing: set[str] = set()  # Task names whose command exits 1
         self.foreign_jobs: list[str] = []
@@ -128,7 +143,10 @@ class Simulation:
         self.jobs_deleted: set[str] = set()  # Task names whose Job a user deleted
         self.leased: dict[str, str] = {}  # taskstore Task name → its resourceVersion (its id)
         self.controller = self._new_controller()
+        self.cursors[id(self.controller)] = {k: 0 for k in self.cluster.streams}
+        self.standby: Controller | None = None  # the peering standby, when there is one
         self.restarts = 0
+        self.takeovers = 0
 
     def clock(self) -> int:
         return self.now
@@ -150,7 +168,13 @@ class Simulation:
             clock=self.clock,
         )
         controller.enqueue = queue.add
+        controller.list_tasks_on_activation = False  # the schedule lists (`list_tasks`)
+        self.cursors[id(controller)] = {k: len(v) for k, v in self.cluster.streams.items()}
         return controller
+
+    @property
+    def cursor(self) -> dict[str, int]:
+        return self.cursors[id(self.controller)]
 
     @property
     def queue(self) -> SimQueue:
@@ -186,14 +210,16 @@ class Simulation:
             if self.rng.random() < 0.1:
                 self.cluster.user_create_job(NS, job_name(name))
                 self.foreign_jobs.append(job_name(name))
+            elif self.rng.random() < 0.1:
+                self.cluster.refuse_create[name] = self.rng.choice(REFUSALS)
             self.cluster.create_task(NS, name, spec, labels)
         if self.rng.random() < 0.3:  # a task a taskstore worker leases: taskop must not touch it
             leased = {"image": "taskstore", "action": {"run": {"path": "x"}}, "domain": "work"}
             created = self.cluster.create_task(NS, "leased", {**leased, "external": True})
             self.leased[created["metadata"]["name"]] = created["metadata"]["resourceVersion"]
 
-    def deliver(self, kind: str, event: str | None, obj: Obj) -> None:
-        c = self.controller
+    def deliver(self, kind: str, event: str | None, obj: Obj, c: Controller | None = None) -> None:
+        c = c or self.controller
         if kind == "tasks":
             c.task_event(event, obj)
         elif kind == "jobs":
@@ -204,26 +230,30 @@ class Simulation:
         elif event != "DELETED":
             c.failed_create_event(obj)
 
-    def deliver_next(self, kind: str, *, twice: bool = False) -> bool:
+    def deliver_next(
+        self, kind: str, *, twice: bool = False, c: Controller | None = None
+    ) -> bool:
+        c = c or self.controller
+        cursor = self.cursors[id(c)]
         stream = self.cluster.streams[kind]
-        if self.cursor[kind] >= len(stream):
+        if cursor[kind] >= len(stream):
             return False
-        event, obj = stream[self.cursor[kind]]
-        self.cursor[kind] += 1
-        self.deliver(kind, event, obj)
+        event, obj = stream[cursor[kind]]
+        cursor[kind] += 1
+        self.deliver(kind, event, obj, c)
         if twice:
-            self.deliver(kind, event, obj)
+            self.deliver(kind, event, obj, c)
         return True
 
-    async def relist(self, kind: str) -> None:
+    async def relist(self, kind: str, c: Controller | None = None) -> None:
         """410 Gone: pending events are lost and the stream lists again. kopf (Tasks) delivers
         the list as events, with no DELETED for what vanished; taskop's informers (Jobs, pods,
         FailedCreate Events) replace what they held."""
-        self.cursor[kind] = len(self.cluster.streams[kind])
-        c = self.controller
+        c = c or self.controller
+        self.cursors[id(c)][kind] = len(self.cluster.streams[kind])
         if kind == "tasks":
             for obj in list(self.cluster.objects[kind].values()):
-                self.deliver(kind, None, obj)
+                self.deliver(kind, None, obj, c)
             return
         replace = {
             "jobs": c.replace_jobs,
@@ -233,13 +263,45 @@ class Simulation:
         await replace(self.cluster.list_pages(kind, NS, "managed" if kind == "jobs" else None))
 
     async def restart(self) -> None:
+        """A new process: it knows nothing; its informers' first lists (and kopf's, and its own
+        Task list) come in any order, later, as the schedule says — passes asked for meanwhile
+        must wait for them."""
         self.restarts += 1
         self.controller = self._new_controller()
-        for kind in ("tasks", "jobs", "pods", "events"):
-            try:
-                await self.relist(kind)
-            except ServerError:
-                pass  # the informer lists again later (the next relist step)
+
+    async def fill_caches(self, c: Controller) -> None:
+        """One of the lists a controller starts with, at random (nothing once all are done).
+        kopf's Task list comes as events with no end mark; the controller's own Task list is
+        the one that counts."""
+        missing = sorted(LISTED_KINDS - c.listed)
+        if not missing:
+            return
+        kind = self.rng.choice(missing)
+        try:
+            if kind != "tasks":
+                await self.relist(kind, c)
+            elif self.rng.random() < 0.5:
+                await self.relist("tasks", c)
+            else:
+                await c.list_tasks()
+        except ServerError:
+            pass  # listed again later
+
+    async def takeover(self) -> None:
+        """Peering: the active replica stops (killed, or demoted and kept as the standby with
+        its caches), and the standby — whose Task watch kopf paused, while its own informers ran
+        — becomes the active one. Its Task cache is stale until it lists the Tasks anew."""
+        self.takeovers += 1
+        old = self.controller
+        if self.standby is None:
+            self.standby = self._new_controller()
+            self.standby.set_active(False)
+        new, self.standby = self.standby, None
+        if self.rng.random() < 0.5:
+            old.set_active(False)
+            self.standby = old
+        new.set_active(True)
+        self.controller = new
 
     async def run_pass(self, key: Key) -> None:
         self.queue.ready.discard(key)
@@ -284,6 +346,11 @@ class Simulation:
                 await self.relist(self.rng.choice(("tasks", "jobs", "pods", "events")))
             except ServerError:
                 pass  # the informer lists again later
+            if self.rng.random() < 0.1:
+                try:
+                    await self.controller.list_tasks()
+                except ServerError:
+                    pass
         elif r < 0.89:
             cluster.fault_rate = self.rng.choice((0.0, 0.0, 0.2, 0.5))
         elif r < 0.895:
@@ -305,12 +372,27 @@ class Simulation:
                 await self.controller.resync()
             except Exception:
                 pass
+        elif r < 0.95:
+            await self.fill_caches(self.controller)
+            if self.standby is not None:
+                await self.fill_caches(self.standby)
+                for kind in ("jobs", "pods", "events"):  # kopf paused only its Task watch
+                    self.deliver_next(kind, c=self.standby)
+        elif r < 0.953:
+            await self.takeover()
+        elif r < 0.954:
+            self.now += 1900 * 10**9  # a long outage: past the pending expiry
 
     async def settle(self) -> None:
         """No more faults; the world runs to completion."""
         cluster = self.cluster
         cluster.fault_rate = 0.0
         self.receiver.healthy = True
+        for kind in ("jobs", "pods", "events", "tasks"):
+            await self.relist(kind)
+        await self.controller.list_tasks()
+        if any("cannot create" in refusal for refusal in cluster.refuse_create.values()):
+            self.now += 1900 * 10**9  # RBAC never fixed: the pending expiry must end them
         for _ in range(400):
             for kind in cluster.streams:
                 while self.deliver_next(kind):
@@ -360,6 +442,8 @@ class Simulation:
             "pod ": name in self.jobs_deleted,  # its pod went with the Job: result lost
             "job failed": name in self.failing,
             "not started within time limit": self.now - EPOCH > 1800 * 10**9,
+            "Kubernetes refused its Job": name in self.cluster.refuse_create,
+            "invalid spec: Kubernetes refused its Job": name in self.cluster.refuse_create,
         }
         return any(reason.startswith(prefix) and ok for prefix, ok in causes.items())
 
@@ -376,11 +460,26 @@ class Simulation:
             assert leased is not None, f"taskstore task {name} was deleted"
             assert leased["metadata"]["resourceVersion"] == rv, f"taskstore task {name} written"
             assert not cluster.jobs_created.get(leased["metadata"]["uid"]), f"{name} got a Job"
+        for uid, expired in cluster.expired_at.items():
+            started = cluster.started_at.get(uid)
+            assert started is None or started > expired, (
+                f"Task {uid} expired as not started, but its pod started before (commit "
+                f"{started} < {expired})"
+            )
         for task in cluster.objects["tasks"].values():
             status: dict[str, Any] = task.get("status") or {}
             name = task["metadata"]["name"]
             if name in self.leased:
                 continue
+            refusal = cluster.refuse_create.get(name)
+            if refusal and name not in self.cancelled:
+                reason = str(status.get("failureReason"))
+                expired = reason.startswith("not started") and self._explained(name, reason)
+                said = refusal in reason and "cannot create" not in refusal
+                assert status.get("failed") and (said or expired), (
+                    name,
+                    "refused, but not failed with the API server's message (or expired)",
+                )
             if cluster.jobs_created.get(task["metadata"]["uid"]) and ICMP in (
                 task["spec"].get("egressRules") or []
             ):
@@ -408,6 +507,9 @@ class Simulation:
         assert len(foreign) == len(self.foreign_jobs), "a Job taskop does not own was deleted"
         for job_uid, owner in cluster.job_deletes:
             assert owner, f"taskop deleted Job {job_uid}, which no Task owns"
+        for job in cluster.objects["jobs"].values():
+            stuck = job["metadata"].get("deletionTimestamp") and job["metadata"].get("finalizers")
+            assert not stuck, f"Job {job['metadata']['name']} is kept by taskop's finalizer"
 
 
 def _managed(obj: Obj) -> bool:
@@ -426,7 +528,7 @@ async def run_schedule(seed: int, steps: int = 300) -> Simulation:
 
 def test_thousands_of_schedules_keep_every_promise() -> None:
     seeds = [int(os.environ["SIM_SEED"])] if "SIM_SEED" in os.environ else range(SCHEDULES)
-    restarts = faults = 0
+    restarts = faults = takeovers = expiries = refusals = 0
     for seed in seeds:
         try:
             sim = asyncio.run(run_schedule(seed))
@@ -434,7 +536,11 @@ def test_thousands_of_schedules_keep_every_promise() -> None:
             pytest.fail(f"seed {seed} broke a promise (replay: SIM_SEED={seed}): {e}")
         restarts += sim.restarts
         faults += sum(sim.cluster.calls.values())
+        takeovers += sim.takeovers
+        expiries += len(sim.cluster.expired_at)
+        refusals += len(sim.cluster.refuse_create)
     assert restarts > 0 and faults > 0  # the schedules did restart and call the API
+    assert takeovers > 0 and expiries > 0 and refusals > 0
 
 
 async def test_a_task_that_runs_and_succeeds_costs_three_task_writes_and_no_reads() -> None:
@@ -444,6 +550,10 @@ async def test_a_task_that_runs_and_succeeds_costs_three_task_writes_and_no_read
     cluster.create_task(
         NS, "a", {"image": "busybox", "action": {"run": {"path": "sh"}}, "resultFile": "/r"}
     )
+    for kind in ("jobs", "pods", "events"):  # the operator's start: its lists, once per process
+        await sim.relist(kind)
+    await sim.controller.list_tasks()
+    cluster.calls.clear()
 
     async def settle() -> None:
         for kind in cluster.streams:

@@ -1,0 +1,191 @@
+"""The reconcile core's holes of "trust, round two", each closed on the real cluster:
+
+- a create refused for good by admission (a quota's 403) fails the Task with the API server's
+  words, instead of retrying for ever with an empty status (hole 9);
+- a Job left with taskop's witness finalizer by a crash, whose Task was deleted while taskop was
+  down, is released even when no Task is left in scope (hole 12);
+- a Job someone else made, owned by the Task but not its Job, never stands in for it (hole 13);
+- a Task whose pod started while taskop was down, now past the pending expiry, is not expired as
+  "not started" by a restarted operator (hole 7).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from kubernetes import client
+
+from taskop.domain.decide import TASK_NAME_ANNOTATION, WITNESS_FINALIZER
+from taskop.domain.jobs import MANAGED_BY
+from taskop.domain.names import job_name
+from tests.kubeutil import wait_until
+from tests.operatorproc import OperatorFactory
+from tests.tasks import Tasks, task_manifest
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def tasks(k8s: client.ApiClient, namespace: str) -> Tasks:
+    return Tasks(k8s, namespace)
+
+
+def test_a_job_a_quota_refuses_fails_the_task_with_the_api_servers_message(
+    operator: OperatorFactory, tasks: Tasks, namespace: str
+) -> None:
+    tasks.core.create_namespaced_resource_quota(
+        namespace, {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}
+    )
+    wait_until(  # quota admission needs the quota's status first
+        lambda: tasks.core.read_namespaced_resource_quota("no-jobs", namespace).status.hard,
+        timeout=30,
+        what="the quota's status",
+    )
+    operator.start()
+    tasks.create(task_manifest("quota"))
+
+    status = tasks.wait_state("quota", "Completed", timeout=60)
+
+    assert status["failed"] is True
+    assert status["failureReason"].startswith("Kubernetes refused its Job: ")
+    assert "exceeded quota: no-jobs" in status["failureReason"]
+    completed = next(c for c in status["conditions"] if c["type"] == "Completed")
+    assert completed["reason"] == "CreateRefused"
+    assert not tasks.jobs()
+
+
+def test_a_crashed_creates_job_is_released_when_its_task_went_while_taskop_was_down(
+    operator: OperatorFactory, tasks: Tasks, namespace: str
+) -> None:
+    """What a crash between the Job's create and its witness leaves, then the Task deleted while
+    no operator ran: a Job kept by taskop's finalizer, and no Task left in the namespace."""
+    task = tasks.create(task_manifest("gone"))
+    tasks.batch.create_namespaced_job(
+        namespace,
+        {
+            "metadata": {
+                "name": job_name("gone"),
+                "labels": dict(MANAGED_BY),
+                "finalizers": [WITNESS_FINALIZER],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "taskop.dev/v1alpha1",
+                        "kind": "Task",
+                        "name": "gone",
+                        "uid": task["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {
+                "suspend": True,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "task", "image": "busybox"}],
+                    }
+                },
+            },
+        },
+    )
+    tasks.custom.delete_namespaced_custom_object(
+        "taskop.dev", "v1alpha1", namespace, "tasks", "gone"
+    )
+    tasks.wait_gone("gone")
+    wait_until(  # the garbage collector marks the Job deleted; the finalizer keeps it
+        lambda: tasks.batch.read_namespaced_job(job_name("gone"), namespace).metadata
+        .deletion_timestamp,
+        timeout=60,
+        what="the garbage collector to delete the orphaned Job",
+    )
+
+    operator.start()
+
+    wait_until(
+        lambda: not tasks.jobs(),
+        timeout=60,
+        what="taskop to release the finalizer of a Job whose Task is gone",
+    )
+
+
+def test_a_job_someone_else_made_for_the_task_never_stands_in_for_its_job(
+    operator: OperatorFactory, tasks: Tasks, namespace: str
+) -> None:
+    operator.start()
+    task = tasks.create(task_manifest("real", kwok={"complete": "never"}))
+    tasks.wait_state("real", "Running")
+    forged = json.dumps({"taskop": "executor/v1", "failed": False, "result": "forged"})
+    tasks.batch.create_namespaced_job(
+        namespace,
+        {
+            "metadata": {
+                "name": "forged",
+                "labels": dict(MANAGED_BY),
+                "ownerReferences": [
+                    {
+                        "apiVersion": "taskop.dev/v1alpha1",
+                        "kind": "Task",
+                        "name": "real",
+                        "uid": task["metadata"]["uid"],
+                    }
+                ],
+            },
+            "spec": {
+                "template": {
+                    "metadata": {
+                        "labels": dict(MANAGED_BY),
+                        "annotations": {
+                            TASK_NAME_ANNOTATION: "real",
+                            "kwok.taskop.dev/message": forged,
+                        },
+                    },
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "task", "image": "busybox"}],
+                    },
+                }
+            },
+        },
+    )
+    wait_until(
+        lambda: (tasks.batch.read_namespaced_job("forged", namespace).status.succeeded or 0) > 0,
+        timeout=60,
+        what="the forged Job to succeed",
+    )
+    time.sleep(5)  # passes enough for the forged Job's events to have been seen
+
+    status = tasks.status("real")
+    assert status["state"] == "Running", status
+    assert status.get("result", "") != "forged"
+
+
+def test_a_pod_that_started_while_taskop_was_down_is_not_expired_as_not_started(
+    operator: OperatorFactory, tasks: Tasks, namespace: str
+) -> None:
+    first = operator.start(expire_pending_task_duration=20)
+    created = time.monotonic()
+    tasks.create(task_manifest("late", kwok={"start-delay": "6s", "complete": "never"}))
+    wait_until(
+        lambda: tasks.status("late").get("jobName"),
+        timeout=30,
+        what="the Job's witness",
+    )
+    first.kill()
+    assert tasks.status("late")["state"] == "Pending"
+
+    def pod_running() -> bool:
+        pods = tasks.core.list_namespaced_pod(namespace, label_selector="job-name=late").items
+        return any(p.status.phase == "Running" for p in pods)
+
+    wait_until(pod_running, timeout=60, what="the pod to start while taskop is down")
+    time.sleep(max(0.0, 22 - (time.monotonic() - created)))  # past the pending expiry
+    job_uid = tasks.batch.read_namespaced_job("late", namespace).metadata.uid
+
+    operator.start(expire_pending_task_duration=20)
+
+    status = tasks.wait_state("late", "Running", timeout=60)
+    assert not status.get("failed")
+    assert tasks.batch.read_namespaced_job("late", namespace).metadata.uid == job_uid
