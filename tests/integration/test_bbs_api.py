@@ -6,6 +6,8 @@ cell operations, and concurrent CancelTask/CompleteTask races (exactly one wins)
 
 from __future__ import annotations
 
+import base64
+import binascii
 import concurrent.futures
 import json
 import uuid
@@ -20,7 +22,7 @@ from taskop.bbs import models
 from taskop.domain.names import task_name
 from tests.bbsclient import PROTOBUF, RawResponse, free_port, post, wait_for_ping
 from tests.callbacks import callback_receiver
-from tests.kubeutil import wait_until
+from tests.kubeutil import kubectl, wait_until
 from tests.operatorproc import OperatorFactory, OperatorProcess
 from tests.tasks import Tasks
 
@@ -477,6 +479,113 @@ def test_image_credentials_and_mounted_files_become_secrets_owned_by_the_task_ne
         timeout=60,
         what="the garbage collector to delete the Task's Secrets",
     )
+
+
+def viewer(k8s: Any, namespace: str) -> str:
+    """A user with the namespace's ``view`` rights: the role the cluster's ``view`` aggregates
+    (``system:aggregate-to-view``) and what the chart aggregates into it (Tasks and TaskTypes)."""
+    rbac = client.RbacAuthorizationV1Api(k8s)
+    user = f"viewer-{namespace}"
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "taskop-tasks-view"},
+            "rules": [
+                {
+                    "apiGroups": ["taskop.dev"],
+                    "resources": ["tasks", "tasks/status", "tasktypes"],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ],
+        },
+    )
+    for role_kind, role in (
+        ("ClusterRole", "system:aggregate-to-view"),
+        ("Role", "taskop-tasks-view"),
+    ):
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": f"viewer-{role.replace(':', '-')}"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": role_kind,
+                    "name": role,
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+                ],
+            },
+        )
+    return user
+
+
+def readable(obj: Any) -> str:
+    """Every string in ``obj``, and what each decodes to when it is base64 (an encoded
+    definition in an annotation is readable too)."""
+    if isinstance(obj, dict):
+        return "\n".join(readable(k) + "\n" + readable(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return "\n".join(readable(v) for v in obj)
+    text = str(obj)
+    try:
+        return text + "\n" + base64.b64decode(text, validate=True).decode("latin-1")
+    except (binascii.Error, ValueError):
+        return text
+
+
+def test_an_external_tasks_secrets_are_in_a_secret_it_owns_and_only_bbs_clients_get_them(
+    bbs: BBS, k8s: Any, kubeconfig: str, namespace: str
+) -> None:
+    g = guid()
+    services = '{"db":[{"credentials":{"password":"svc-s3cret"}}]}'
+    env = [models.EnvironmentVariable(name="VCAP_SERVICES", value=services)]
+    definition = models.TaskDefinition(
+        root_fs="docker://registry.example.com/team/app#v1",
+        action=models.Action(run_action=models.RunAction(path="true", user="root", env=env)),
+        environment_variables=env,
+        image_username="robot",
+        image_password="s3cret-pw",
+        volume_mounted_files=[models.File(path="/db/password", content="db-s3cret")],
+    )
+    bbs.ok(
+        "/v1/tasks/desire.r2",
+        models.DesireTaskRequest(task_guid=g, domain=EXTERNAL, task_definition=definition),
+    )
+    bbs.ok("/v1/tasks/start", models.StartTaskRequest(task_guid=g, cell_id="cell-a"))
+    name = task_name(g)
+    wait_until(
+        lambda: (bbs.tasks.get(name) or {}).get("status", {}).get("state") == "Running",
+        timeout=30,
+        what="the Task to say Running",
+    )
+
+    # What a `view` user of the namespace reads: the Task (metadata, spec, status) and the rest.
+    user = viewer(k8s, namespace)
+    as_viewer = ("-n", namespace, f"--as={user}")
+    seen = kubectl(
+        kubeconfig, "get", "tasks,events,configmaps,jobs,pods", "-o", "json", *as_viewer
+    ).stdout
+    assert name in seen  # the viewer does read the Task …
+    for secret_value in ("s3cret-pw", "db-s3cret", "svc-s3cret"):
+        assert secret_value not in readable(json.loads(seen)), secret_value  # … and none of these
+    can_i = kubectl(kubeconfig, "auth", "can-i", "get", "secrets", *as_viewer, check=False)
+    assert can_i.stdout.strip() == "no"
+
+    # The Secret holding them is the Task's: deleted with it.
+    task = bbs.tasks.get(name)
+    assert task is not None
+    (secret,) = client.CoreV1Api(k8s).list_namespaced_secret(namespace).items
+    assert [(o.kind, o.uid) for o in secret.metadata.owner_references] == [
+        ("Task", task["metadata"]["uid"])
+    ]
+
+    # BBS clients get the whole definition back, as from Diego's BBS.
+    wire = bbs.task(g)
+    assert wire is not None and wire.task_definition == definition
+    assert wire.state == models.Task.Running
+    listed = bbs.ok("/v1/tasks/list.r3", models.TasksRequest(domain=EXTERNAL)).tasks
+    assert [t.task_definition for t in listed if t.task_guid == g] == [definition]
 
 
 ICMP = models.SecurityGroupRule(

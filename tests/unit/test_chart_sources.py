@@ -142,7 +142,7 @@ def test_cluster_wide_rbac_grants_exactly_what_taskop_calls(helm: str) -> None:
         ("taskop.dev", "tasks"): {"create"},
         ("taskop.dev", "tasktypes"): {"list", "watch"},
         ("", "configmaps"): {"create", "get", "update"},
-        ("", "secrets"): {"create"},
+        ("", "secrets"): {"create", "list", "watch"},  # list, watch: the BBS view's Secrets
     }
     assert grants(got["ClusterRole", "taskop-glance-auth"]) == GLANCE_AUTH_RULES
     named = [r for r in got["Role", "taskop-bbs"]["rules"] if "get" in r["verbs"]]
@@ -334,6 +334,7 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
     granted_auth = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-glance-auth"))
     assert {"list", "watch"} <= granted_bbs[("taskop.dev", "tasktypes")], "the Glance API's types"
     assert {"list", "watch"} <= granted[("taskop.dev", "tasks")], "the APIs' views of the tasks"
+    assert {"list", "watch"} <= granted_bbs[("", "secrets")], "the BBS view's definition Secrets"
     for method, (group, resource, verb) in KUBE_CALLS.items():
         where = granted_bbs if method in BBS_ONLY else granted
         where = granted_auth if method in ("review_token", "review_access") else where

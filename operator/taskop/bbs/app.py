@@ -1,7 +1,8 @@
 """The BBS compatible Tasks API: ``create_app(settings, kube)`` and `serve`.
 
-The app owns its view of the Tasks (kept current by a LIST+WATCH of ``settings.bbs_namespace``),
-the event hub and the write service; ``kube`` is the caller's, opened and closed by it.
+The app owns its view of the Tasks (kept current by a LIST+WATCH of ``settings.bbs_namespace``'s
+Tasks, and of its Secrets holding external tasks' definitions, label-selected), the event hub and
+the write service; ``kube`` is the caller's, opened and closed by it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from taskop.bbs import routes_domains, routes_events, routes_tasks
+from taskop.bbs.convert import DEFINITION_SECRET_SELECTOR
 from taskop.bbs.hub import EventHub
 from taskop.bbs.keys import HUB, KUBE, SERVICE, SETTINGS, VIEW
 from taskop.bbs.middleware import bbs_errors
@@ -53,18 +55,28 @@ def create_app(settings: Settings, kube: Kube) -> web.Application:
 async def _tasks_view(app: web.Application) -> AsyncIterator[None]:
     settings, kube = app[SETTINGS], app[KUBE]
     hub = EventHub()
-    view = TaskView(hub)
+    view = TaskView(hub, watch_definitions=True)
     app[HUB], app[VIEW] = hub, view
     app[SERVICE] = TaskService(kube, settings, view)
     watcher = asyncio.create_task(
         keep_current(kube, settings.bbs_namespace, view), name="taskop-bbs-watch"
+    )
+    definitions = asyncio.create_task(
+        keep_current(
+            kube,
+            settings.bbs_namespace,
+            view.definition_feed,
+            kind="secrets",
+            label_selector=DEFINITION_SECRET_SELECTOR,
+        ),
+        name="taskop-bbs-definitions-watch",
     )
     READINESS.add(
         "bbs: the view of the Tasks is not synced (listing, or its watch is broken)",
         lambda: view.ready,
     )
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
-    while not view.ready and not watcher.done():
+    while not view.ready and not watcher.done() and not definitions.done():
         if asyncio.get_running_loop().time() > deadline:
             log.warning("serving before the first list of tasks finished; Ping says unavailable")
             break
@@ -72,9 +84,10 @@ async def _tasks_view(app: web.Application) -> AsyncIterator[None]:
     yield
     READINESS.remove(VIEW_NOT_SYNCED)
     hub.close()
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    for task in (watcher, definitions):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _end_streams(app: web.Application) -> None:

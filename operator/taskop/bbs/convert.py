@@ -9,13 +9,19 @@ Actions become ``spec.action``, the same tree, which the in-pod executor runs. S
 enter the spec: image credentials and volume-mounted file contents become Secrets owned by the
 Task (`owned_secrets`). Volume services (``volume_mounts``) are refused with their own message.
 
-`resource_to_task` builds the V3 wire `Task` from a Task object (metadata, spec, status).
+An external task's whole TaskDefinition (image credentials, mounted files and environment
+included) is kept in a Secret owned by its Task (`definition_secret`), named by the Task's
+`DEFINITION_SECRET_ANNOTATION`; nothing of it that a ``view`` user could read is in the Task.
+
+`resource_to_task` builds the V3 wire `Task` from a Task object (metadata, spec, status) and, for
+an external task, the definition read back from its Secret.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import math
@@ -28,13 +34,27 @@ from taskop.bbs import models
 from taskop.bbs.validation import ACTION_FIELDS, action_kind
 from taskop.domain.errors import BBSError
 from taskop.domain.jobs import files_secret_key
-from taskop.domain.names import files_secret_name, registry_secret_name, task_name
+from taskop.domain.names import (
+    definition_secret_name,
+    files_secret_name,
+    registry_secret_name,
+    task_name,
+)
 from taskop.domain.states import TaskState
 from taskop.domain.timefmt import parse_ns
 
 DOCKER_ROOTFS_PREFIX = "docker:///"
 DEFINITION_ANNOTATION = "taskop.dev/bbs-task-definition"
-"""Annotation holding an external task's full TaskDefinition: base64 of its protobuf bytes."""
+"""Where taskop before the definition Secrets kept an external task's whole TaskDefinition (base64
+of its protobuf bytes, readable by anyone who may read the Task): still read from Tasks made then,
+never written."""
+DEFINITION_SECRET_ANNOTATION = "taskop.dev/bbs-definition-secret"
+"""On an external task's Task: the name of the Secret holding its TaskDefinition (a name only)."""
+DEFINITION_SECRET_LABEL = "taskop.dev/bbs-task-definition"
+"""Label (value ``true``) of the definition Secrets: the BBS door watches the Secrets having it."""
+DEFINITION_SECRET_SELECTOR = f"{DEFINITION_SECRET_LABEL}=true"
+DEFINITION_KEY = "task-definition"
+"""The definition Secret's key: the TaskDefinition's protobuf bytes."""
 
 log = logging.getLogger("taskop.bbs")
 
@@ -292,6 +312,22 @@ def registry_secret(td: models.TaskDefinition, task: str) -> dict[str, Any] | No
     }
 
 
+def definition_secret(td: models.TaskDefinition, task: str) -> dict[str, Any]:
+    """The Secret (no owner yet) keeping an external task's whole TaskDefinition: its protobuf
+    bytes, so BBS clients get back exactly what was desired."""
+    data = td.SerializeToString(deterministic=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": definition_secret_name(task),
+            "labels": {DEFINITION_SECRET_LABEL: "true"},
+        },
+        "data": {DEFINITION_KEY: base64.standard_b64encode(data).decode("ascii")},
+    }
+
+
 def _tag_to_spec(tag: models.MetricTagValue) -> dict[str, Any]:
     out: dict[str, Any] = {"static": tag.static} if tag.static else {}
     if tag.dynamic:
@@ -513,32 +549,60 @@ def _env_from_spec(env: list[dict[str, Any]] | None) -> list[models.EnvironmentV
     ]
 
 
-def encode_definition(td: models.TaskDefinition) -> str:
-    """The `DEFINITION_ANNOTATION` value for ``td``: standard base64 of its protobuf bytes."""
-    return base64.standard_b64encode(td.SerializeToString(deterministic=True)).decode("ascii")
+def definition_secret_of(obj: dict[str, Any]) -> str | None:
+    """The name of the Secret holding the Task's TaskDefinition (`DEFINITION_SECRET_ANNOTATION`);
+    None for a Task whose definition is its spec (or, made by an older taskop, an annotation)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    name = annotations.get(DEFINITION_SECRET_ANNOTATION)
+    return str(name) if name else None
 
 
-def stored_definition(obj: dict[str, Any]) -> models.TaskDefinition | None:
-    """The TaskDefinition kept in the object's `DEFINITION_ANNOTATION`; None when absent or bad."""
-    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(DEFINITION_ANNOTATION)
+def definition_bytes(secret: dict[str, Any]) -> bytes | None:
+    """A definition Secret's TaskDefinition bytes (still encoded); None when it has none."""
+    value = (secret.get("data") or {}).get(DEFINITION_KEY)
     if value is None:
         return None
+    try:
+        return base64.standard_b64decode(str(value).encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+
+
+def parse_definition(data: bytes) -> models.TaskDefinition | None:
+    """The TaskDefinition of ``data`` (protobuf bytes); None when they are not one."""
     td = models.TaskDefinition()
     try:
-        td.ParseFromString(base64.standard_b64decode(value.encode("ascii")))
-    except (binascii.Error, ValueError, RuntimeError, UnicodeEncodeError, DecodeError):
-        log.warning(
-            "ignoring an unreadable %s annotation; the task definition comes from the spec",
-            DEFINITION_ANNOTATION,
-            extra={"task": (obj.get("metadata") or {}).get("name")},
-        )
+        td.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError):
         return None
     td.SetInParent()
     return td
 
 
-def resource_to_task(obj: dict[str, Any]) -> models.Task:
-    """The V3 wire Task for a Task object; ``task_definition`` is always present.
+def stored_definition(obj: dict[str, Any]) -> models.TaskDefinition | None:
+    """The TaskDefinition in the legacy `DEFINITION_ANNOTATION` (Tasks made before the definition
+    Secrets); None when absent or bad."""
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(DEFINITION_ANNOTATION)
+    if value is None:
+        return None
+    td = None
+    with contextlib.suppress(binascii.Error, ValueError, UnicodeEncodeError):
+        td = parse_definition(base64.standard_b64decode(value.encode("ascii")))
+    if td is None:
+        log.warning(
+            "ignoring an unreadable %s annotation; the task definition comes from the spec",
+            DEFINITION_ANNOTATION,
+            extra={"task": (obj.get("metadata") or {}).get("name")},
+        )
+    return td
+
+
+def resource_to_task(
+    obj: dict[str, Any], definition: models.TaskDefinition | None = None
+) -> models.Task:
+    """The V3 wire Task for a Task object; ``task_definition`` is always present: ``definition``
+    when given (an external task's, from its Secret), else the legacy annotation's, else the one
+    the spec describes.
 
     No status yet (just created, not reconciled) reads as Pending, created when the object was.
     """
@@ -556,8 +620,11 @@ def resource_to_task(obj: dict[str, Any]) -> models.Task:
         rejection_count=int(status.get("rejectionCount", 0)),
         rejection_reason=text_to_wire(status.get("rejectionReason", "")),
     )
-    stored = stored_definition(obj)
-    task.task_definition.CopyFrom(stored if stored is not None else spec_to_task_definition(spec))
+    if definition is None:
+        definition = stored_definition(obj)
+    task.task_definition.CopyFrom(
+        definition if definition is not None else spec_to_task_definition(spec)
+    )
     created = _time_ns(status.get("createdAt")) or _time_ns(metadata.get("creationTimestamp"))
     task.created_at = created
     task.updated_at = _time_ns(status.get("updatedAt")) or created

@@ -6,12 +6,16 @@ Two kinds of domain (their profiles, `taskop.domain.profiles`):
   map onto a Task spec without loss (`convert.task_definition_to_spec`); anything it cannot honour
   is an InvalidRequest naming the fields, never silently dropped.
 - **External**: a BBS cell runs the task (StartTask / CompleteTask), so taskop accepts every
-  TaskDefinition BBS accepts and keeps it losslessly in the annotation
-  ``taskop.dev/bbs-task-definition`` (base64 protobuf); the spec gets ``external: true`` and a
-  readable summary of the mappable fields. Fields the spec schema cannot hold are left out of
-  the summary (they live in the annotation). A spec needs an image and a run action: when the
-  definition has no docker rootfs, ``spec.image`` shows the rootfs as it is; when it has no run
-  action, ``spec.action.run.path`` is `EXTERNAL_PATH`. Nothing runs them: no Job is created.
+  TaskDefinition BBS accepts and keeps it losslessly in a Secret owned by the Task
+  (`convert.definition_secret`, created by the service right after the Task); the Task names it
+  in the annotation `DEFINITION_SECRET_ANNOTATION` and its spec gets ``external: true`` and a
+  readable summary of the mappable fields. The summary leaves out what may carry secrets — a
+  ``view`` user reads the Task: image credentials and volume-mounted files (never in the spec
+  anyway) and the environment (Cloud Controller puts ``VCAP_SERVICES``, service credentials,
+  there) — and fields the spec schema cannot hold; BBS clients get them from the Secret. A spec
+  needs an image and a run action: when the definition has no docker rootfs, ``spec.image``
+  shows the rootfs as it is; when it has no run action, ``spec.action.run.path`` is
+  `EXTERNAL_PATH`. Nothing runs them: no Job is created.
 """
 
 from __future__ import annotations
@@ -23,15 +27,14 @@ import pydantic
 
 from taskop.bbs import models
 from taskop.bbs.convert import (
-    DEFINITION_ANNOTATION,
+    DEFINITION_SECRET_ANNOTATION,
     SUMMARY_SCALARS,
-    encode_definition,
     task_definition_to_spec,
 )
 from taskop.bbs.validation import action_kind
 from taskop.domain.errors import BBSError
 from taskop.domain.jobs import API_LABEL, JobSettings, unsupported
-from taskop.domain.names import task_name
+from taskop.domain.names import definition_secret_name, task_name
 from taskop.domain.owner import API_VERSION, KIND
 from taskop.domain.spec import PreloadedRootfs, SpecError, TaskSpec, parse_spec, rootfs_image
 
@@ -48,16 +51,19 @@ def build_task(
 ) -> dict[str, Any]:
     """The Task object (no namespace) for a validated DesireTaskRequest.
 
-    Raises InvalidRequest when a Job-run task asks for something taskop cannot honour.
+    An external task's definition goes into a Secret (`convert.definition_secret`) the caller
+    creates, owned by the Task; the Task only names it. Raises InvalidRequest when a Job-run task
+    asks for something taskop cannot honour.
     """
     guid, domain, td = req.task_guid, req.domain, req.task_definition
+    name = task_name(guid)
     metadata_annotations = dict(annotations or {})
     if external:
         spec = external_spec(td, guid, domain)
-        metadata_annotations[DEFINITION_ANNOTATION] = encode_definition(td)
+        metadata_annotations[DEFINITION_SECRET_ANNOTATION] = definition_secret_name(name)
     else:
         spec = job_spec(td, guid, domain, job_settings or JobSettings())
-    metadata: dict[str, Any] = {"name": task_name(guid), "labels": {API_LABEL: "bbs"}}
+    metadata: dict[str, Any] = {"name": name, "labels": {API_LABEL: "bbs"}}
     if metadata_annotations:
         metadata["annotations"] = metadata_annotations
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
@@ -82,7 +88,8 @@ def _for_bbs(messages: list[str]) -> list[str]:
 
 
 def external_spec(td: models.TaskDefinition, guid: str, domain: str) -> dict[str, Any]:
-    """A valid Task spec summarising an external task's definition (lossy; see module doc)."""
+    """A valid Task spec summarising an external task's definition (lossy, and without the
+    environment; see module doc)."""
     spec: dict[str, Any] = {"guid": guid, "domain": domain, "external": True}
     try:
         rootfs_image(td.root_fs)
@@ -95,8 +102,6 @@ def external_spec(td: models.TaskDefinition, guid: str, domain: str) -> dict[str
         value = getattr(td, wire_name)
         if value:
             spec[key] = value
-    if td.environment_variables:
-        spec["env"] = [{"name": e.name, "value": e.value} for e in td.environment_variables]
     if td.placement_tags:
         spec["placementTags"] = list(td.placement_tags)
     run = _first_run(td.action) if td.HasField("action") else None
@@ -130,8 +135,6 @@ def _run_summary(run: models.RunAction) -> dict[str, Any]:
         summary["dir"] = run.dir
     if run.user:
         summary["user"] = run.user
-    if run.env:
-        summary["env"] = [{"name": e.name, "value": e.value} for e in run.env]
     if run.HasField("resource_limits") and run.resource_limits.HasField("nofile"):
         summary["resourceLimits"] = {"nofile": run.resource_limits.nofile}
     return summary

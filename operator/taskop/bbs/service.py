@@ -11,6 +11,25 @@ Job-run tasks (not ``spec.external``) are run by taskop itself, so cells may not
 CompleteTask or RejectTask them (InvalidRequest saying so). FailTask is allowed on them and acts
 like CancelTask with the given reason: the task completes failed and its Job is stopped
 (``spec.cancelled: true``).
+
+Cancelling (or failing) a Job-run task takes two writes: ``spec.cancelled`` (the main resource)
+and the Completed status (the status subresource; no single write changes both). The spec goes
+first, under the resourceVersion the state machine accepted, and is the commit point: once it is
+written the Job is stopped and the cancel recorded whatever happens next, because the reconciler
+does both for a cancelled Task (`taskop.domain.decide`). The status write that follows is only
+what makes BBS's answer true at once (a client reads Completed right after Cancel). If it fails,
+the client gets an error, and either a retry writes it (the spec says cancelled, the status still
+Pending or Running: the retry skips the spec and writes the status) or the reconciler has
+recorded the cancel first (a retry then gets InvalidStateTransition, as from BBS after a lost
+answer; the callback says "task was cancelled" and the Job is gone either way). The other order
+would leave a Task saying "task was cancelled" — and calling back so — while its Job runs to the
+end, with a retry refused before it reaches the Job. A request whose spec write won answers
+success when the status it then finds is Completed: only its cancel can have completed the task
+(the reconciler completes a cancelled task as cancelled). External tasks have no Job: Cancel and
+Fail are one status write.
+
+An external task's TaskDefinition goes into a Secret owned by its Task (`desire`); see
+`taskop.bbs.view` for how it is read back.
 """
 
 from __future__ import annotations
@@ -24,7 +43,7 @@ from typing import Any
 from taskop import metrics
 from taskop.bbs import models
 from taskop.bbs.codec import decode_text
-from taskop.bbs.convert import owned_secrets
+from taskop.bbs.convert import definition_secret, owned_secrets
 from taskop.bbs.desire import build_task
 from taskop.bbs.view import TaskView, guid_of
 from taskop.domain import lifecycle
@@ -41,6 +60,7 @@ from taskop.settings import Settings
 log = logging.getLogger("taskop.bbs")
 
 MAX_ATTEMPTS = 8
+CANCEL_PATCH = {"spec": {"cancelled": True}}
 
 Rule = Callable[["Current", int], TaskRecord | None]
 """A transition: the new record for the current Task at ``now``, None for "nothing to write"."""
@@ -64,6 +84,10 @@ class Current:
     @property
     def external(self) -> bool:
         return bool((self.obj.get("spec") or {}).get("external"))
+
+    @property
+    def cancelled(self) -> bool:
+        return bool((self.obj.get("spec") or {}).get("cancelled"))
 
     @classmethod
     def of(cls, obj: Obj) -> Current:
@@ -114,8 +138,22 @@ class TaskService:
         except Invalid as e:
             raise BBSError.invalid_request([f"Kubernetes refused the task: {e}"]) from None
         self.view.observe(created)
-        if not external:
-            for secret in owned_secrets(req.task_definition, created["metadata"]["name"]):
+        # The Task first, then its Secrets: a Secret needs the Task's uid for the owner reference
+        # that has the garbage collector delete it with the Task (a Secret made first would need
+        # a third write to gain its owner, and a crash before it would leave credentials behind
+        # for good). A Secret that cannot be created deletes the Task again (`create_owned_secret`),
+        # so the desire fails whole. Until its Secret exists a Task is incomplete: an external one
+        # is left out of BBS answers and events (`TaskView`), a Job-run one's pod waits for it.
+        # Should the clean-up fail too (or taskop die in between), the Task stays incomplete, out
+        # of BBS answers, until the reconciler expires it as a Pending task.
+        name = created["metadata"]["name"]
+        if external:
+            secret = await self._create_owned_secret(
+                created, definition_secret(req.task_definition, name)
+            )
+            self.view.observe_definition(secret)
+        else:
+            for secret in owned_secrets(req.task_definition, name):
                 await self._create_owned_secret(created, secret)
         log.info("task desired", extra={"guid": guid, "task": created["metadata"]["name"]})
         now = now_ns()
@@ -134,9 +172,9 @@ class TaskService:
             obj = fetched
         self.view.observe(obj)
 
-    async def _create_owned_secret(self, task: Obj, secret: Obj) -> None:
+    async def _create_owned_secret(self, task: Obj, secret: Obj) -> Obj:
         try:
-            await create_owned_secret(self.kube, self.namespace, task, secret)
+            return await create_owned_secret(self.kube, self.namespace, task, secret)
         except SecretNotCreated as e:
             meta = task["metadata"]
             self.view.forget(meta["name"], meta["uid"], meta["resourceVersion"])
@@ -179,13 +217,14 @@ class TaskService:
     # --- failing and cancelling
     async def fail(self, guid: str, failure_reason: bytes) -> None:
         reason = decode_text(failure_reason)
-        cur = await self._transition(guid, lambda cur, now: lifecycle.fail(cur.record, reason, now))
-        if not cur.external:
-            await self._stop_job(cur)
+        await self._transition(
+            guid, lambda cur, now: lifecycle.fail(cur.record, reason, now), stop_job=True
+        )
 
     async def cancel(self, guid: str) -> None:
-        cur = await self._transition(guid, lambda cur, now: lifecycle.cancel(cur.record, now))
-        await self._stop_job(cur)
+        await self._transition(
+            guid, lambda cur, now: lifecycle.cancel(cur.record, now), stop_job=True
+        )
 
     async def resolving(self, guid: str) -> None:
         await self._transition(guid, lambda cur, now: lifecycle.resolving(cur.record, now))
@@ -242,11 +281,17 @@ class TaskService:
         self.view.observe(obj)
         return Current.of(obj)
 
-    async def _transition(self, guid: str, rule: Rule) -> Current:
-        """Apply ``rule`` and write the result; returns the Task as written (or as read)."""
+    async def _transition(self, guid: str, rule: Rule, *, stop_job: bool = False) -> Current:
+        """Apply ``rule`` and write the result; returns the Task as written (or as read).
+
+        ``stop_job`` (Cancel, Fail): a Job-run task gets ``spec.cancelled`` first, the commit
+        point (module doc)."""
         cur = await self._read(guid, fresh=False)
         fresh = False
+        committed = False  # this request's spec.cancelled write won
         for _ in range(MAX_ATTEMPTS):
+            if committed and cur.record.state in (TaskState.COMPLETED, TaskState.RESOLVING):
+                return cur  # the reconciler recorded this request's cancel first
             now = now_ns()
             try:
                 record = rule(cur, now)
@@ -258,6 +303,20 @@ class TaskService:
             if record is None or record == cur.record:
                 return cur
             meta = cur.obj["metadata"]
+            if stop_job and not cur.external and not cur.cancelled:
+                try:
+                    obj = await self.kube.patch_task(
+                        self.namespace, cur.name, meta["resourceVersion"], CANCEL_PATCH
+                    )
+                except Conflict:
+                    cur, fresh = await self._read(guid, fresh=True), True
+                    continue
+                except NotFound:
+                    raise BBSError.resource_not_found() from None
+                self.view.observe(obj)
+                committed = True
+                cur = Current(obj, cur.record)
+                meta = obj["metadata"]
             try:
                 obj = await self.kube.patch_task_status(
                     self.namespace,
@@ -292,20 +351,6 @@ class TaskService:
                 record, status.get("conditions") or [], now, generation
             ),
         }
-
-    async def _stop_job(self, cur: Current) -> None:
-        """Mark the Task cancelled so that the reconciler deletes its Job (if it has one)."""
-        if (cur.obj.get("spec") or {}).get("cancelled") or cur.record.state is not (
-            TaskState.COMPLETED
-        ):
-            return
-        try:
-            obj = await self.kube.patch_task(
-                self.namespace, cur.name, None, {"spec": {"cancelled": True}}
-            )
-        except NotFound:
-            return
-        self.view.observe(obj)
 
 
 def _too_many_conflicts(guid: str) -> BBSError:

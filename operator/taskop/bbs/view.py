@@ -10,6 +10,17 @@ last published for it: a Task appears in the streams (``task_created``) once its
 initialised (``status.state`` set), ``task_changed`` is sent only when the BBS Task differs (not
 for conditions, finalizers or ``spec.cancelled``), and ``task_removed`` once, when the object
 starts being deleted or disappears.
+
+An external task's TaskDefinition is not in its Task (a ``view`` user reads Tasks) but in a Secret
+owned by it (`convert.definition_secret`). A second watch, of the Secrets labelled
+`convert.DEFINITION_SECRET_LABEL` (`definition_feed`), feeds them in by their owner's uid, so no
+read costs a GET. The Task is created before its Secret (the Secret needs the Task's uid for its
+owner reference), and the two watches are not ordered, so a Task naming a Secret the view has not
+seen yet is held back: left out of reads and events until its Secret arrives (``task_created``
+then). Once a Task is held with its definition, the definition is immutable: later versions of the
+Task reuse it, and the Secret's bytes are not kept twice. A Task whose Secret never comes (the
+desire failed half-way and its clean-up too) stays out of BBS answers; the reconciler expires it
+as any Pending task.
 """
 
 from __future__ import annotations
@@ -21,9 +32,15 @@ import logging
 from typing import Any
 
 from taskop.bbs import events, models
-from taskop.bbs.convert import resource_to_task
+from taskop.bbs.convert import (
+    definition_bytes,
+    definition_secret_of,
+    parse_definition,
+    resource_to_task,
+)
 from taskop.bbs.downgrade import downgrade_v2
 from taskop.bbs.hub import EventHub, TaskEvent
+from taskop.domain.names import definition_secret_name
 
 log = logging.getLogger("taskop.bbs")
 
@@ -129,8 +146,34 @@ def guid_of(obj: Obj) -> str:
     return str((obj.get("spec") or {}).get("guid") or obj["metadata"]["name"])
 
 
+def _task_owner(secret: Obj) -> tuple[str, str] | None:
+    """(name, uid) of the Task owning ``secret``; None when no Task owns it."""
+    for ref in (secret.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("kind") == "Task" and ref.get("uid") and ref.get("name"):
+            return str(ref["name"]), str(ref["uid"])
+    return None
+
+
+class DefinitionFeed:
+    """What the Secret watch feeds (`keep_current`'s View): definition Secrets into a TaskView."""
+
+    def __init__(self, view: TaskView, *, ready: bool) -> None:
+        self._view = view
+        self.ready = ready
+
+    def replace_all(self, items: list[Obj]) -> None:
+        self._view._replace_definitions(items)
+        self.ready = True
+
+    def apply(self, type_: str, obj: Obj) -> None:
+        self._view._apply_definition(type_, obj)
+
+
 class TaskView:
-    def __init__(self, hub: EventHub | None = None) -> None:
+    def __init__(self, hub: EventHub | None = None, *, watch_definitions: bool = False) -> None:
+        """``watch_definitions``: a watch of the definition Secrets feeds `definition_feed`, and
+        the view is not ready until it has listed them (else only `observe_definition` feeds
+        them: tests)."""
         self.hub = hub
         self._entries: dict[str, Entry] = {}  # by metadata.name
         self._by_guid: dict[str, str] = {}  # guid → name
@@ -138,7 +181,21 @@ class TaskView:
             collections.OrderedDict()
         )  # name → (uid, resourceVersion) of objects known to be gone
         self._published: dict[str, bytes] = {}  # name → last BBS Task sent in events (encoded)
-        self.ready = False
+        # Task uid → its TaskDefinition's bytes, from Secrets whose Task is not held yet.
+        self._definitions: dict[str, bytes] = {}
+        # name → (Task, whether the watch delivered it): Tasks held back until their Secret comes.
+        self._waiting: dict[str, tuple[Obj, bool]] = {}
+        self._listed = False
+        self.definition_feed = DefinitionFeed(self, ready=not watch_definitions)
+
+    @property
+    def ready(self) -> bool:
+        """Whether reads may be served: both watches have listed and are current."""
+        return self._listed and self.definition_feed.ready
+
+    @ready.setter
+    def ready(self, value: bool) -> None:  # the Task watch's (`keep_current`)
+        self._listed = value
 
     # --- reads
     def get(self, guid: str) -> Entry | None:
@@ -170,7 +227,11 @@ class TaskView:
     # --- writes
     def observe(self, obj: Obj) -> None:
         """A write's response: take it when newer than what the view holds (read-your-writes)."""
-        self._store(obj, None)
+        self._store(obj, watched=False)
+
+    def observe_definition(self, secret: Obj) -> None:
+        """A definition Secret just created (read-your-writes, before its watch event)."""
+        self._apply_definition("ADDED", secret)
 
     def forget(self, name: str, uid: str, resource_version: str) -> None:
         """The object was deleted by us: gone from reads now, whatever the watch still says."""
@@ -188,7 +249,7 @@ class TaskView:
                 removed = self._convert(obj) or _decode(before)
                 self._publish(TaskEvent(events.TASK_REMOVED, removed))
             return
-        task = self._store(obj, None)
+        task = self._store(obj, watched=True)
         self._diff(obj, task)
 
     def replace_all(self, items: list[Obj]) -> None:
@@ -198,6 +259,9 @@ class TaskView:
             if name not in names:
                 entry = self._entries[name]
                 self._remove(name, entry.uid, entry.resource_version)
+        for name in list(self._waiting):
+            if name not in names:
+                del self._waiting[name]
         for name in list(self._published):
             if name not in names:
                 before = self._published.pop(name)
@@ -206,10 +270,64 @@ class TaskView:
             self.apply("MODIFIED", item)
         self.ready = True
 
+    # --- definition Secrets (`DefinitionFeed`)
+    def _replace_definitions(self, items: list[Obj]) -> None:
+        self._definitions = {}
+        for secret in items:
+            self._apply_definition("ADDED", secret)
+
+    def _apply_definition(self, type_: str, secret: Obj) -> None:
+        owner = _task_owner(secret)
+        if owner is None:
+            return
+        name, uid = owner
+        if (secret.get("metadata") or {}).get("name") != definition_secret_name(name):
+            return  # not the one the door made for that Task
+        if type_ == "DELETED":
+            self._definitions.pop(uid, None)
+            return
+        held = self._entries.get(name)
+        if held is not None and held.uid == uid:
+            return  # the Task is held with its definition already (immutable)
+        data = definition_bytes(secret)
+        if data is None or parse_definition(data) is None:
+            log.warning(
+                "a definition Secret holds no readable task definition; its task stays out of"
+                " BBS answers",
+                extra={"task": name, "secret": (secret.get("metadata") or {}).get("name")},
+            )
+            return
+        self._definitions[uid] = data
+        waiting = self._waiting.get(name)
+        if waiting is not None and waiting[0]["metadata"].get("uid") == uid:
+            del self._waiting[name]
+            obj, watched = waiting
+            task = self._store(obj, watched=watched)
+            if watched:
+                self._diff(obj, task)
+
+    def _definition(self, obj: Obj) -> models.TaskDefinition | None:
+        """The TaskDefinition of a Task whose definition is in a Secret; None until it is seen."""
+        meta = obj["metadata"]
+        data = self._definitions.get(meta.get("uid", ""))
+        if data is not None:
+            return parse_definition(data)
+        held = self._entries.get(meta["name"])
+        if held is not None and held.uid == meta.get("uid"):
+            return held.task.task_definition
+        return None
+
     # --- internals
     def _convert(self, obj: Obj) -> models.Task | None:
+        """The BBS Task of ``obj``; None when it cannot be read, or its definition Secret has not
+        been seen yet."""
+        definition = None
+        if definition_secret_of(obj) is not None:
+            definition = self._definition(obj)
+            if definition is None:
+                return None
         try:
-            return resource_to_task(obj)
+            return resource_to_task(obj, definition)
         except Exception:
             log.exception(
                 "cannot read Task as a BBS task; leaving it out",
@@ -217,7 +335,7 @@ class TaskView:
             )
             return None
 
-    def _store(self, obj: Obj, task: models.Task | None) -> models.Task | None:
+    def _store(self, obj: Obj, *, watched: bool) -> models.Task | None:
         meta = obj["metadata"]
         name, uid, rv = meta["name"], meta.get("uid", ""), meta.get("resourceVersion", "")
         if _deleting(obj):
@@ -233,9 +351,13 @@ class TaskView:
         held = self._entries.get(name)
         if held is not None and held.uid == uid and not _newer(rv, held.resource_version):
             return held.task if held.resource_version == rv else None
-        task = task or self._convert(obj)
+        task = self._convert(obj)
         if task is None:
+            if definition_secret_of(obj) is not None and self._definition(obj) is None:
+                self._hold_back(obj, watched)
             return None
+        self._waiting.pop(name, None)
+        self._definitions.pop(uid, None)  # held in the entry from now on
         if held is not None and self._by_guid.get(held.guid) == name:
             del self._by_guid[held.guid]
         entry = Entry(
@@ -253,7 +375,23 @@ class TaskView:
         self._by_guid[entry.guid] = name
         return task
 
+    def _hold_back(self, obj: Obj, watched: bool) -> None:
+        """Keep the newest version of a Task waiting for its definition Secret."""
+        meta = obj["metadata"]
+        waiting = self._waiting.get(meta["name"])
+        if waiting is not None and waiting[0]["metadata"].get("uid") == meta.get("uid"):
+            held_obj, held_watched = waiting
+            watched = watched or held_watched
+            if not _newer(meta.get("resourceVersion"), held_obj["metadata"].get("resourceVersion")):
+                obj = held_obj
+        self._waiting[meta["name"]] = (obj, watched)
+
     def _remove(self, name: str, uid: str, rv: str) -> None:
+        waiting = self._waiting.get(name)
+        if waiting is not None and (not uid or waiting[0]["metadata"].get("uid") == uid):
+            del self._waiting[name]
+        if uid:
+            self._definitions.pop(uid, None)
         entry = self._entries.get(name)
         if entry is not None and (not uid or entry.uid == uid):
             del self._entries[name]

@@ -72,3 +72,9 @@ def registry_secret_name(task_name: str) -> str:
 def files_secret_name(task: str) -> str:
     """The Secret holding a BBS task's volume-mounted files (made with the Task, owned by it)."""
     return safe_name(f"{task}-files")
+
+
+def definition_secret_name(task: str) -> str:
+    """The Secret holding an external BBS task's whole TaskDefinition (made with the Task, owned
+    by it; the BBS door reads it back through its watch)."""
+    return safe_name(f"{task}-definition")

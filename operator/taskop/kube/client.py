@@ -243,6 +243,8 @@ class Kube:
             )
         if kind == "configmaps" and namespace:  # the taskstore API's intents (taskop.taskstore)
             return self.core.list_namespaced_config_map(namespace, **kwargs)
+        if kind == "secrets" and namespace:  # external BBS tasks' definitions (taskop.bbs.view)
+            return self.core.list_namespaced_secret(namespace, **kwargs)
         if kind == "jobs":
             if namespace:
                 return self.batch.list_namespaced_job(namespace, **kwargs)

@@ -13,17 +13,21 @@ class SecretNotCreated(Exception):
     """The Secret could not be created, and the Task was deleted again."""
 
 
-async def create_owned_secret(kube: Kube, namespace: str, task: Obj, secret: Obj) -> None:
-    """Create ``secret`` owned by ``task``. When that fails the Task is deleted again (it cannot
-    run without it): a refused request leaves nothing behind. Raises `SecretNotCreated`."""
+async def create_owned_secret(kube: Kube, namespace: str, task: Obj, secret: Obj) -> Obj:
+    """Create ``secret`` owned by ``task`` and return it as created. When that fails the Task is
+    deleted again (it cannot run without it): a refused request leaves nothing behind. Raises
+    `SecretNotCreated`."""
     meta = task["metadata"]
     secret["metadata"]["ownerReferences"] = [task_owner(meta["name"], meta["uid"])]
     try:
-        await kube.create_secret(namespace, secret)
+        return await kube.create_secret(namespace, secret)
     except Exception as e:
-        with contextlib.suppress(NotFound, Conflict):
-            await kube.delete_task(namespace, meta["name"], uid=meta["uid"])
+        kept = "the task was not kept"
+        try:
+            with contextlib.suppress(NotFound, Conflict):
+                await kube.delete_task(namespace, meta["name"], uid=meta["uid"])
+        except Exception as delete_error:  # the Task stays, without its Secret
+            kept = f"deleting the task failed too ({delete_error})"
         raise SecretNotCreated(
-            f"the task's Secret {secret['metadata']['name']} could not be created ({e});"
-            " the task was not kept"
+            f"the task's Secret {secret['metadata']['name']} could not be created ({e}); {kept}"
         ) from None

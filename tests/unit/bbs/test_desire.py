@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from taskop.bbs import models
-from taskop.bbs.convert import DEFINITION_ANNOTATION, resource_to_task
+from taskop.bbs.convert import (
+    DEFINITION_ANNOTATION,
+    DEFINITION_SECRET_ANNOTATION,
+    DEFINITION_SECRET_LABEL,
+    definition_bytes,
+    definition_secret,
+    parse_definition,
+    resource_to_task,
+)
 from taskop.bbs.desire import EXTERNAL_PATH, build_task
 from taskop.domain.errors import BBSError, ErrorType
 from taskop.domain.spec import parse_spec
@@ -85,9 +96,38 @@ def test_external_task_keeps_the_whole_definition(td: models.TaskDefinition) -> 
     body = build_task(request(td), external=True)
     spec = parse_spec(body["spec"])  # always a valid spec
     assert spec.external
-    assert DEFINITION_ANNOTATION in body["metadata"]["annotations"]
+    secret = definition_secret(td, body["metadata"]["name"])
+    assert body["metadata"]["annotations"] == {
+        DEFINITION_SECRET_ANNOTATION: secret["metadata"]["name"]
+    }
+    assert secret["metadata"]["labels"] == {DEFINITION_SECRET_LABEL: "true"}
+    data = definition_bytes(secret)
+    assert data is not None
+    stored = parse_definition(data)
     obj = {**body, "metadata": {**body["metadata"], "creationTimestamp": "2026-01-01T00:00:00Z"}}
-    assert resource_to_task(obj).task_definition == td
+    assert resource_to_task(obj, stored).task_definition == td
+
+
+def test_an_external_task_holds_no_secret_only_its_definition_secret_does() -> None:
+    password, content, services = "s3cret-pw", "db-s3cret", '{"db":[{"credentials":"x-s3cret"}]}'
+    env = [models.EnvironmentVariable(name="VCAP_SERVICES", value=services)]
+    td = models.TaskDefinition(
+        root_fs="docker://registry.example.com/team/app",
+        action=run(env=env),
+        environment_variables=env,
+        image_username="robot",
+        image_password=password,
+        volume_mounted_files=[models.File(path="/db/password", content=content)],
+    )
+    body = build_task(request(td), external=True)
+    readable = json.dumps(body)  # what a `view` user reads: metadata and spec
+    for secret_value in (password, content, services, "x-s3cret", "robot"):
+        assert secret_value not in readable
+    assert DEFINITION_ANNOTATION not in body["metadata"]["annotations"]
+    assert "env" not in body["spec"] and "env" not in body["spec"]["action"]["run"]
+    secret = definition_secret(td, body["metadata"]["name"])
+    data = base64.standard_b64decode(secret["data"]["task-definition"])
+    assert models.TaskDefinition.FromString(data) == td
 
 
 def test_external_summary_of_an_unmappable_definition() -> None:

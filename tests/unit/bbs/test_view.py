@@ -6,8 +6,10 @@ import base64
 from typing import Any
 
 from taskop.bbs import events, models
+from taskop.bbs.convert import DEFINITION_SECRET_ANNOTATION, definition_secret
 from taskop.bbs.hub import EventHub, TaskEvent
 from taskop.bbs.view import TaskView
+from taskop.domain.owner import task_owner
 
 
 def obj(
@@ -168,3 +170,73 @@ def test_a_tasks_list_on_the_wire_is_exactly_the_encoded_response() -> None:
         assert view.tasks_wire(domain, cell) == v3
         assert view.tasks_wire(domain, cell, v2=True) == v2
         assert models.TasksResponse.FromString(view.tasks_wire(domain, cell)).tasks == tasks
+
+
+# --- external tasks: the definition from a Secret owned by the Task ------------------------------
+
+
+def external(name: str, rv: int, uid: str = "u1", **status: Any) -> dict[str, Any]:
+    o = obj(name, rv, uid=uid, **status)
+    o["spec"]["external"] = True
+    o["metadata"]["annotations"] = {DEFINITION_SECRET_ANNOTATION: f"{name}-definition"}
+    return o
+
+
+SECRET_DEFINITION = models.TaskDefinition(
+    root_fs="docker:///busybox",
+    image_username="robot",
+    image_password="s3cret-pw",
+    volume_mounted_files=[models.File(path="/db/password", content="db-s3cret")],
+)
+
+
+def owned_secret(name: str, uid: str = "u1") -> dict[str, Any]:
+    secret = definition_secret(SECRET_DEFINITION, name)
+    secret["metadata"]["ownerReferences"] = [task_owner(name, uid)]
+    return secret
+
+
+def test_an_external_task_waits_for_its_definition_secret_then_is_created_with_it() -> None:
+    hub = Recorder()
+    view = TaskView(hub, watch_definitions=True)
+    view.replace_all([])
+    assert not view.ready  # the Secrets are not listed yet
+    view.definition_feed.replace_all([])
+    assert view.ready
+
+    view.apply("ADDED", external("a", 1))  # the Task's watch comes first: held back
+    view.apply("MODIFIED", external("a", 2, state="Running", cell="c"))
+    assert view.get("A") is None and view.tasks() == [] and hub.events == []
+
+    view.definition_feed.apply("ADDED", owned_secret("a"))
+    entry = view.get("A")
+    assert entry is not None and entry.task.task_definition == SECRET_DEFINITION
+    assert entry.resource_version == "2" and entry.task.state == models.Task.Running
+    assert names(hub) == [events.TASK_CREATED]
+    assert hub.events[0].task.task_definition == SECRET_DEFINITION
+
+
+def test_an_external_task_keeps_its_definition_through_updates_and_its_removal() -> None:
+    hub = Recorder()
+    view = TaskView(hub)
+    view.replace_all([])
+    view.definition_feed.apply("ADDED", owned_secret("a"))
+    view.apply("ADDED", external("a", 1))
+    view.definition_feed.apply("DELETED", owned_secret("a"))  # immutable: the view holds it
+    view.apply("MODIFIED", external("a", 2, state="Completed", failed=True))
+    entry = view.get("A")
+    assert entry is not None and entry.task.task_definition == SECRET_DEFINITION
+    view.apply("DELETED", external("a", 3, state="Completed"))
+    assert names(hub) == [events.TASK_CREATED, events.TASK_CHANGED, events.TASK_REMOVED]
+    assert all(e.task.task_definition == SECRET_DEFINITION for e in hub.events)
+
+
+def test_a_secret_of_another_task_with_the_same_name_is_not_its_definition() -> None:
+    view = TaskView()
+    view.replace_all([])
+    view.definition_feed.apply("ADDED", owned_secret("a", uid="old"))
+    view.apply("ADDED", external("a", 1, uid="new"))
+    assert view.get("A") is None
+    view.observe_definition(owned_secret("a", uid="new"))  # what desire does after creating it
+    entry = view.get("A")
+    assert entry is not None and entry.uid == "new"
