@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 import yaml
 
 from taskop import __version__
+from taskop.domain.callback import DEFAULT_DENIED_DESTINATIONS, DestinationPolicy
 from taskop.domain.jobs import JobSettings
 from taskop.domain.lifecycle import ConvergenceSettings
 from taskop.domain.profiles import DomainProfiles, ProfileError, parse_profiles
@@ -81,6 +82,24 @@ class Settings:
     callback_workers: int = field(
         default=16,
         metadata={"doc": "Callbacks delivered at once, on their own pool, apart from reconciling."},
+    )
+    callback_denied_destinations: str = field(
+        default=DEFAULT_DENIED_DESTINATIONS,
+        metadata={
+            "doc": "Comma-separated IP addresses, CIDRs and a-b ranges completion callbacks may not"
+            " connect to, unless callback_allowed_destinations allows them. Whoever creates a Task"
+            " chooses its callback URL and taskop POSTs to it from its own pod: every address its"
+            " host resolves to is checked, and the connection goes to a checked one only (redirects"
+            " are not followed). Default: loopback, 0.0.0.0 and ::, link-local and the cloud"
+            " metadata services. Empty: none refused."
+        },
+    )
+    callback_allowed_destinations: str = field(
+        default="",
+        metadata={
+            "doc": "Exceptions to callback_denied_destinations, in the same form: e.g. deny"
+            " 0.0.0.0/0,::/0 and allow Cloud Controller's network to let callbacks go only there."
+        },
     )
 
     # --- Jobs
@@ -333,6 +352,10 @@ class Settings:
                 "a callback client certificate needs both TASKOP_CALLBACK_TLS_CERT_FILE and"
                 " TASKOP_CALLBACK_TLS_KEY_FILE; set both, or neither"
             )
+        try:
+            self.callback_policy()
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
         if bool(self.glance_tls_cert_file) != bool(self.glance_tls_key_file):
             raise SettingsError(
                 "HTTPS for the Glance API needs both TASKOP_GLANCE_TLS_CERT_FILE and"
@@ -345,12 +368,20 @@ class Settings:
                 "TASKOP_BBS_TLS_CA_FILE; set all three, or none for plain HTTP"
             )
 
-    def callback_ssl(self) -> ssl.SSLContext:
-        """The TLS client context of https callbacks."""
+    def callback_ssl(self, *, client_certificate: bool) -> ssl.SSLContext:
+        """The TLS client context of https callbacks: with taskop's client certificate (when one
+        is set) only if ``client_certificate``, i.e. for the callbacks
+        `taskop.domain.callback.presents_client_certificate` says."""
         context = ssl.create_default_context(cafile=self.callback_tls_ca_file or None)
-        if self.callback_tls_cert_file:
+        if client_certificate and self.callback_tls_cert_file:
             context.load_cert_chain(self.callback_tls_cert_file, self.callback_tls_key_file)
         return context
+
+    def callback_policy(self) -> DestinationPolicy:
+        """Where callbacks may connect (ValueError naming a wrong entry)."""
+        return DestinationPolicy.parse(
+            self.callback_denied_destinations, self.callback_allowed_destinations
+        )
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

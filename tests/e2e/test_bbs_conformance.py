@@ -33,6 +33,7 @@ def start_bbs(
     operator: OperatorFactory, context: ssl.SSLContext | None = None, **settings: object
 ) -> tuple[OperatorProcess, int]:
     port = free_port()
+    settings.setdefault("callback_allowed_destinations", "127.0.0.1")  # the tests' receivers
     proc = operator.start(
         bbs_enabled="true",
         bbs_listen_port=port,

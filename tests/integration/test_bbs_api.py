@@ -107,6 +107,7 @@ def bbs(operator: OperatorFactory, k8s: Any, namespace: str, tmp_path: Path) -> 
         bbs_external_domains=EXTERNAL,
         bbs_max_body_bytes=MAX_BODY,
         domain_profiles_file=profiles,
+        callback_allowed_destinations="127.0.0.1",  # the callback receivers listen there
     )
     wait_for_ping(port)
     server = BBS(port, proc, Tasks(k8s, namespace))

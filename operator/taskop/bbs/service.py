@@ -59,6 +59,10 @@ from taskop.settings import Settings
 
 log = logging.getLogger("taskop.bbs")
 
+DESIRED_HERE = {"api": "bbs"}
+"""The status mark of the Tasks DesireTask created (`callback.presents_client_certificate`): in
+status, which only taskop writes; not in the taskop.dev/api label: any Task creator may set it."""
+
 MAX_ATTEMPTS = 8
 CANCEL_PATCH = {"spec": {"cancelled": True}}
 
@@ -163,14 +167,41 @@ class TaskService:
                 self.namespace,
                 created["metadata"]["name"],
                 created["metadata"]["resourceVersion"],
-                self._status(created, record, now),
+                {**self._status(created, record, now), **DESIRED_HERE},
             )
-        except Conflict:  # the reconciler initialised it first: fine
-            fetched = await self.kube.get_task(self.namespace, created["metadata"]["name"])
-            if fetched is None:
+        except Conflict:  # the reconciler initialised it first: fine, but the mark must land
+            marked = await self._mark_desired(created)
+            if marked is None:
                 return
-            obj = fetched
+            obj = marked
         self.view.observe(obj)
+
+    async def _mark_desired(self, created: Obj) -> Obj | None:
+        """Record ``status.api: bbs`` on the Task this door just created (not on another of its
+        name, created meanwhile). Its completion callback presents taskop's client certificate
+        only when the mark is there: without it (say taskop stopped before writing it) the
+        callback goes without, and a receiver that requires it refuses: never the other way."""
+        name, uid = created["metadata"]["name"], created["metadata"]["uid"]
+        for _ in range(5):
+            task = await self.kube.get_task(self.namespace, name)
+            if task is None or task["metadata"].get("uid") != uid:
+                return None
+            if (task.get("status") or {}).get("api") == DESIRED_HERE["api"]:
+                return task
+            try:
+                return await self.kube.patch_task_status(
+                    self.namespace, name, task["metadata"]["resourceVersion"], DESIRED_HERE
+                )
+            except Conflict:
+                continue
+            except NotFound:
+                return None
+        log.warning(
+            "could not record that the BBS API desired the task: its callback will present no"
+            " client certificate",
+            extra={"task": name},
+        )
+        return await self.kube.get_task(self.namespace, name)
 
     async def _create_owned_secret(self, task: Obj, secret: Obj) -> Obj:
         try:

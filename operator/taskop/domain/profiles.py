@@ -15,6 +15,7 @@ once per domain, in the file named by ``TASKOP_DOMAIN_PROFILES_FILE`` (YAML or J
         podPidsLimit: 1024           # the kubelet podPidsLimit of the nodes it runs on
         trustedCertificates: {configMap: cf-system-certificates}
         allowEgressTo: [10.0.16.0/24]  # the blobstore and file server downloads come from
+        callbackClientCertificate: bbs  # (the default) or all, none: see DomainProfile
       legacy-cells:
         run: external
 
@@ -98,6 +99,12 @@ class DomainProfile(_Model):
     """Destinations (IP, CIDR or a-b range) every task with egress rules may also reach: where
     its downloads come from and uploads go (a Diego cell fetches those outside the container,
     so security groups never name them)."""
+    callback_client_certificate: Literal["bbs", "all", "none"] = "bbs"
+    """Which of the domain's completion callbacks present taskop's client certificate (the one
+    Cloud Controller trusts, TASKOP_CALLBACK_TLS_CERT_FILE). bbs: only those of Tasks the BBS API
+    desired (recorded in status, which only taskop writes); all: every Task of the domain, kubectl
+    ones too. Any Task creator may name any domain, so `all` lends the certificate to everyone
+    who may create a Task: only for a cluster where each of them may hold it. none: never."""
 
     @pydantic.field_validator("allow_egress_to")
     @classmethod

@@ -53,6 +53,9 @@ class TaskStatus(_Model):
     rejection_count: int = 0
     rejection_reason: str = ""
     callback: CallbackStatus | None = None
+    api: Literal["bbs"] | None = None
+    """The API that desired the Task, written by that API (only taskop writes status): unlike the
+    ``taskop.dev/api`` label, which whoever creates a Task may set, it can be trusted."""
     conditions: list[Condition] = []
     observed_generation: int | None = None
 

@@ -1,10 +1,13 @@
 """Completion callbacks exactly as BBS delivers them (bbs-tasks.md §5), on their own bounded pool.
 
 Completed → Resolving (with a resourceVersion precondition: if someone else resolved it, stop),
-POST the JSON TaskCallbackResponse up to ``callback_attempts`` times (retrying only on 503/504,
-timeouts and dropped connections; any other error is BBS's "give up" for this round), then
-delete the Task (uid precondition). When the round fails the Task stays Resolving; convergence
-kicks it back to Completed after ``kick_task_duration`` and it is called back again.
+POST the JSON TaskCallbackResponse up to ``callback_attempts`` times (retrying on 503/504 and on
+every failure short of an HTTP answer; a redirect, which is not followed, or a destination the
+policy refuses gives up for this round), then delete the Task (uid precondition). Only callbacks
+of Tasks the BBS API desired present taskop's client certificate (`presents_client_certificate`);
+every connection goes where the destination policy allows (`callback_http`). When the round
+fails the Task stays Resolving; convergence kicks it back to Completed after
+``kick_task_duration`` and it is called back again.
 
 Slow receivers never hold a reconcile worker: ``callback_workers`` deliveries run at once, the rest
 wait in a queue (one entry per Task). An API error re-queues the Task's reconcile with backoff.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,13 +27,21 @@ import aiohttp
 
 from taskop import metrics
 from taskop.domain import lifecycle
-from taskop.domain.callback import CallbackVerdict, callback_body, classify_callback
+from taskop.domain.callback import (
+    REFUSED_DESTINATION,
+    UNREACHABLE,
+    CallbackVerdict,
+    callback_body,
+    classify_callback,
+    presents_client_certificate,
+)
 from taskop.domain.errors import BBSError
 from taskop.domain.spec import SpecError, parse_spec
 from taskop.domain.states import TaskState
 from taskop.domain.status import record_from_status, record_to_status
 from taskop.domain.urls import redact_url, redact_urls
 from taskop.kube.client import Conflict, NotFound, Obj
+from taskop.reconciler.callback_http import DestinationRefused, callback_session
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.callbacks")
@@ -51,7 +63,13 @@ class TaskWriter(Protocol):
 async def post_callback(
     session: aiohttp.ClientSession, url: str, body: bytes, attempts: int, per_attempt: float
 ) -> tuple[bool, str, int]:
-    """(delivered, last error, attempts made); stops early on BBS's give-up verdict."""
+    """(delivered, last error, attempts made); stops early on BBS's give-up verdict.
+
+    The last error, kept in the Task's status, is an HTTP status or one of two fixed texts
+    (`REFUSED_DESTINATION`, `UNREACHABLE`): whoever chose the URL learns whether an HTTP server
+    answered there, never whether a port was closed, filtered, reset or spoke TLS. The operator's
+    log, for the admin, has the cause.
+    """
     last_error = ""
     for attempt in range(1, attempts + 1):
         status: int | None = None
@@ -62,23 +80,32 @@ async def post_callback(
                 data=body,
                 headers={"Content-Type": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=per_attempt),
+                allow_redirects=False,  # its target was never checked against the policy
             ) as resp:
                 status = resp.status
                 await resp.read()
+        except DestinationRefused:
+            log.warning(
+                "callback refused by the destination policy", extra={"url": redact_url(url)}
+            )
+            return False, REFUSED_DESTINATION, attempt
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             error = e
         verdict = classify_callback(status, error)
         if verdict is CallbackVerdict.DELIVERED:
             return True, "", attempt
-        # aiohttp's errors may name the URL (InvalidURL, TooManyRedirects): never its secrets
-        last_error = (
-            f"HTTP {status}"
-            if status is not None
-            else f"{type(error).__name__}: {redact_urls(str(error))}"
-        )
+        if status is not None:
+            last_error = f"HTTP {status}"
+            if 300 <= status < 400:
+                last_error += " (a redirect: taskop does not follow callback redirects)"
+            cause = last_error
+        else:
+            last_error = UNREACHABLE
+            # aiohttp's errors may name the URL (InvalidURL, TooManyRedirects): never its secrets
+            cause = f"{type(error).__name__}: {redact_urls(str(error))}"
         log.info(
             "callback attempt failed",
-            extra={"url": redact_url(url), "attempt": attempt, "error": last_error},
+            extra={"url": redact_url(url), "attempt": attempt, "error": cause},
         )
         if verdict is CallbackVerdict.GIVE_UP:
             return False, last_error, attempt
@@ -146,7 +173,7 @@ class CallbackPool:
         self.settings = settings
         self.on_error = on_error
         self._post = post
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}  # with a client certificate?
         self._pending: collections.OrderedDict[Key, Callable[[], Obj | None]] = (
             collections.OrderedDict()
         )
@@ -154,15 +181,32 @@ class CallbackPool:
         self._wakeup: asyncio.Event | None = None
         self._workers: list[asyncio.Task[None]] = []
 
-    async def _default_post(self, url: str, body: bytes) -> tuple[bool, str, int]:
-        if self._session is None:
-            # https callbacks verify the server (TASKOP_CALLBACK_TLS_CA_FILE or the system's CAs)
-            # and present taskop's client certificate when one is set: a TLS failure is a failed
-            # attempt, its error kept in the Task's status.callback.lastError.
-            connector = aiohttp.TCPConnector(ssl=self.settings.callback_ssl())
-            self._session = aiohttp.ClientSession(connector=connector)
+    def _poster(self, task: Obj) -> Poster:
+        """How ``task``'s callback is posted: with taskop's client certificate or without."""
+        if self._post is not None:
+            return self._post
+        try:
+            profile = self.settings.profiles.profile(parse_spec(task["spec"]).domain)
+            certificate = presents_client_certificate(task.get("status"), profile)
+        except (SpecError, KeyError):
+            certificate = False  # deliver() will not post it either
+        return functools.partial(self._default_post, client_certificate=certificate)
+
+    async def _default_post(
+        self, url: str, body: bytes, *, client_certificate: bool
+    ) -> tuple[bool, str, int]:
+        session = self._sessions.get(client_certificate)
+        if session is None:
+            # https callbacks verify the server (TASKOP_CALLBACK_TLS_CA_FILE or the system's CAs);
+            # one session presents taskop's client certificate (when one is set), the other
+            # never does; both connect only where the destination policy allows.
+            session = callback_session(
+                self.settings.callback_ssl(client_certificate=client_certificate),
+                self.settings.callback_policy(),
+            )
+            self._sessions[client_certificate] = session
         return await post_callback(
-            self._session,
+            session,
             url,
             body,
             self.settings.callback_attempts,
@@ -188,7 +232,7 @@ class CallbackPool:
             return
         self._busy.add(key)
         try:
-            await deliver(self.kube, self._post or self._default_post, task, self.clock())
+            await deliver(self.kube, self._poster(task), task, self.clock())
         except Exception as e:
             log.warning(
                 "callback round failed; will look again",
@@ -221,5 +265,6 @@ class CallbackPool:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()

@@ -79,7 +79,8 @@ class ServerDisconnectedError(ClientConnectionError):
     [
         (200, None, CallbackVerdict.DELIVERED),
         (204, None, CallbackVerdict.DELIVERED),
-        (302, None, CallbackVerdict.DELIVERED),
+        (302, None, CallbackVerdict.GIVE_UP),  # a redirect is not followed: not delivered
+        (307, None, CallbackVerdict.GIVE_UP),
         (400, None, CallbackVerdict.DELIVERED),
         (404, None, CallbackVerdict.DELIVERED),
         (500, None, CallbackVerdict.DELIVERED),
@@ -91,7 +92,8 @@ class ServerDisconnectedError(ClientConnectionError):
         (None, ConnectionResetError(), CallbackVerdict.RETRY),
         (None, OSError("network unreachable"), CallbackVerdict.RETRY),
         (None, ServerDisconnectedError(), CallbackVerdict.RETRY),
-        (None, ValueError("bad url"), CallbackVerdict.GIVE_UP),
+        # every failure short of an HTTP answer alike: attempts tell no port's state apart
+        (None, ValueError("bad url"), CallbackVerdict.RETRY),
         (None, None, CallbackVerdict.GIVE_UP),
     ],
 )
