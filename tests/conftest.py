@@ -127,8 +127,9 @@ def operator(
 
 @pytest.fixture(scope="session")
 def operator_image(real_node: str) -> str:
-    """The operator image, built from this checkout (hack/build-image: the operator and the in-pod
-    executor from executor/) and imported into the real node's containerd, once per session.
+    """The operator image, built from this checkout by hack/bootstrap (hack/build-image: the
+    operator and the in-pod executor from executor/), imported into the real node's containerd
+    once per session. An image built from other sources fails, naming hack/bootstrap.
 
     Task pods copy the executor from it (Settings.executor_image's default names this tag), so
     real-node tests always run the executor built from the sources under test: no drift.
@@ -138,12 +139,12 @@ def operator_image(real_node: str) -> str:
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     address = cluster_tool("node", "containerd-address").strip()
     proc = subprocess.run(
-        [str(ROOT / "hack" / "build-image"), "--containerd-address", address],
+        [str(ROOT / "hack" / "build-image"), "--import-only", "--containerd-address", address],
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"hack/build-image failed:\n{proc.stderr[-3000:]}")
+        pytest.fail(f"hack/build-image --import-only failed:\n{proc.stderr[-3000:]}")
     return f"localhost/taskop:{version}"
 
 
@@ -227,10 +228,13 @@ def real_node(k8s: object) -> str:
         )
     # Always through `node up` (idempotent, ~1 s when it runs): a Node object can still say Ready
     # after its kubelet died, e.g. when the machine's processes were killed since the last run.
+    # It builds nothing (hack/bootstrap did): a node that is not built is an error, not a skip.
     try:
-        cluster_tool("node", "up")
+        cluster_tool("node", "up", "--no-build")
     except RuntimeError as e:
         lines = [line for line in str(e).splitlines() if line.strip()]
+        if any("run hack/bootstrap" in line for line in lines):
+            pytest.fail(" | ".join(lines[-3:]), pytrace=False)
         pytest.skip("real node cannot start on this machine: " + " | ".join(lines[-6:]))
     name = ready_real_node()
     if not name:
@@ -238,11 +242,22 @@ def real_node(k8s: object) -> str:
     return name
 
 
-@pytest.fixture(scope="session")
-def promtool() -> Path:
+def built_tool(script: str, *args: str) -> str:
+    """The path `hack/<script> --path` prints: a tool hack/bootstrap built. Fixtures never build
+    anything slow; a tool that is not built fails the test with the command that builds it."""
     proc = subprocess.run(
-        [str(ROOT / "hack" / "build-promtool")], capture_output=True, text=True, timeout=1800
+        [str(ROOT / "hack" / script), *args, "--path"], capture_output=True, text=True, timeout=60
     )
     if proc.returncode != 0:
-        pytest.fail(f"hack/build-promtool failed:\n{proc.stderr[-5000:]}")
-    return Path(proc.stdout.strip())
+        pytest.fail(f"hack/{script}: {proc.stderr.strip()[-2000:]}", pytrace=False)
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    return built_tool("build-helm")
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    return Path(built_tool("build-promtool"))

@@ -164,8 +164,8 @@ def real_node_for_bbs(k8s: object, real_node: str) -> Iterator[str]:
     A BBS task says where it runs only by placement tags (the admin's other way, a domain
     profile's pod template, is tests/e2e/test_cloud_controller.py's): for this test the node gets
     the label placement.taskop.dev/real-node and
-    loses its NoSchedule taint, both restored afterwards. Tests run one at a time, so no other
-    test's pod can be scheduled there meanwhile.
+    loses its NoSchedule taint, both restored afterwards. The test is `exclusive` (hack/test runs it
+    alone), so no other test's pod can be scheduled there meanwhile.
     """
     from kubernetes import client
 
@@ -191,6 +191,7 @@ def real_node_for_bbs(k8s: object, real_node: str) -> Iterator[str]:
 
 
 @pytest.mark.realnode
+@pytest.mark.exclusive  # the real node loses its taint meanwhile: any test's pod could land there
 def test_cloud_controllers_serial_download_task_runs_on_the_real_node_over_mutual_tls(
     operator: OperatorFactory,
     bbsconformance: Path,

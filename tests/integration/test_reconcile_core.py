@@ -132,7 +132,15 @@ def test_a_pod_refused_by_a_resource_quota_fails_the_task_after_the_grace(
     assert "exceeded quota: no-pods" in status["failureReason"]
 
 
-@pytest.mark.parametrize("watching", ["one namespace", "all namespaces", "nothing (stopped)"])
+@pytest.mark.parametrize(
+    "watching",
+    [
+        "one namespace",
+        # A cluster-wide operator would reconcile every other test's Tasks too.
+        pytest.param("all namespaces", marks=pytest.mark.exclusive),
+        "nothing (stopped)",
+    ],
+)
 def test_deleting_a_namespace_with_running_and_completed_tasks_finishes(
     operator: OperatorFactory,
     tasks: Tasks,

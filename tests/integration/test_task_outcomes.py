@@ -175,11 +175,20 @@ def test_a_task_whose_node_is_deleted_fails_as_cell_disappeared(
             "annotations": {"kwok.x-k8s.io/node": "fake"},
             "labels": {"kubernetes.io/hostname": node, "taskop.dev/test-node": node},
         },
+        # Tainted, so that no other test's pod lands on this node (tests run side by side).
+        "spec": {"taints": [{"key": "taskop.dev/test-node", "effect": "NoSchedule"}]},
     }
     tasks.core.create_node(node_body)
     try:
         operator.start()
-        spec = {"podTemplate": {"nodeSelector": {"taskop.dev/test-node": node}}}
+        spec = {
+            "podTemplate": {
+                "nodeSelector": {"taskop.dev/test-node": node},
+                "tolerations": [
+                    {"key": "taskop.dev/test-node", "operator": "Exists", "effect": "NoSchedule"}
+                ],
+            }
+        }
         tasks.create(task_manifest("lost", kwok={"complete": "never"}, spec=spec))
         assert tasks.wait_state("lost", "Running")["cellId"] == node
 

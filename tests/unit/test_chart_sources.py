@@ -17,14 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "taskop"
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    out = subprocess.run(
-        [str(ROOT / "hack" / "build-helm")], check=True, capture_output=True, text=True
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
 TLS = "bbs.tls.secretName=taskop-bbs-tls"
 
 
