@@ -20,6 +20,7 @@ from taskop import __version__
 from taskop.domain.callback import DEFAULT_DENIED_DESTINATIONS, DestinationPolicy
 from taskop.domain.jobs import JobSettings
 from taskop.domain.lifecycle import ConvergenceSettings
+from taskop.domain.limits import DEFAULT_MAX_TASK_BYTES
 from taskop.domain.profiles import DomainProfiles, ProfileError, parse_profiles
 
 
@@ -124,6 +125,15 @@ class Settings:
     )
 
     # --- the reconcile core
+    max_task_bytes: int = field(
+        default=DEFAULT_MAX_TASK_BYTES,
+        metadata={
+            "doc": "Largest Task (spec and annotations, as JSON) the operator holds: a bigger one"
+            " is kept as a stub of constant size and fails with a stated reason; the BBS API"
+            " refuses to desire one. Bounds what one hostile Task costs the operator's memory;"
+            " bound how many with a ResourceQuota on count/tasks.taskop.dev."
+        },
+    )
     workers: int = field(
         default=32, metadata={"doc": "Reconcile passes in flight at once (one per Task at most)."}
     )

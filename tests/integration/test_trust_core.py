@@ -6,7 +6,8 @@
   down, is released even when no Task is left in scope (hole 12);
 - a Job someone else made, owned by the Task but not its Job, never stands in for it (hole 13);
 - a Task whose pod started while taskop was down, now past the pending expiry, is not expired as
-  "not started" by a restarted operator (hole 7).
+  "not started" by a restarted operator (hole 7);
+- a Task larger than the operator holds fails saying why, and costs the operator a stub (hole 6).
 """
 
 from __future__ import annotations
@@ -189,3 +190,19 @@ def test_a_pod_that_started_while_taskop_was_down_is_not_expired_as_not_started(
     status = tasks.wait_state("late", "Running", timeout=60)
     assert not status.get("failed")
     assert tasks.batch.read_namespaced_job("late", namespace).metadata.uid == job_uid
+
+
+def test_a_task_larger_than_the_operator_holds_fails_saying_why(
+    operator: OperatorFactory, tasks: Tasks
+) -> None:
+    operator.start(max_task_bytes=16384)
+    args = ["-c", "echo hello world > /tmp/result", *(["x" * 8000] * 4)]
+    tasks.create(task_manifest("big", spec={"action": {"run": {"path": "sh", "args": args}}}))
+    tasks.create(task_manifest("small"))
+
+    big = tasks.wait_state("big", "Completed")
+    assert big["failed"] is True
+    assert big["failureReason"].startswith("invalid spec: the Task takes ")
+    assert "more than the 16,384 the operator holds per Task" in big["failureReason"]
+    assert tasks.wait_state("small", "Completed")["failed"] is False
+    assert [j.metadata.name for j in tasks.jobs()] == ["small"]

@@ -55,7 +55,7 @@ def create_app(settings: Settings, kube: Kube) -> web.Application:
 async def _tasks_view(app: web.Application) -> AsyncIterator[None]:
     settings, kube = app[SETTINGS], app[KUBE]
     hub = EventHub()
-    view = TaskView(hub, watch_definitions=True)
+    view = TaskView(hub, watch_definitions=True, max_task_bytes=settings.max_task_bytes)
     app[HUB], app[VIEW] = hub, view
     app[SERVICE] = TaskService(kube, settings, view)
     watcher = asyncio.create_task(

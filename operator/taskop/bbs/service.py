@@ -49,6 +49,7 @@ from taskop.bbs.view import TaskView, guid_of
 from taskop.domain import lifecycle
 from taskop.domain.errors import BBSError, ErrorType
 from taskop.domain.lifecycle import TaskRecord
+from taskop.domain.limits import task_bytes
 from taskop.domain.names import task_name
 from taskop.domain.states import TaskState
 from taskop.domain.status import derive_conditions, record_from_status, record_to_status
@@ -135,6 +136,15 @@ class TaskService:
             annotations=self.task_annotations,
             job_settings=self.job_settings,
         )
+        size = task_bytes(body.get("spec") or {}, body["metadata"].get("annotations"))
+        if size > self.settings.max_task_bytes:
+            raise BBSError.invalid_request(
+                [
+                    f"the task definition takes {size:,} bytes as a Task, more than the"
+                    f" {self.settings.max_task_bytes:,} the operator holds per task"
+                    " (TASKOP_MAX_TASK_BYTES)"
+                ]
+            )
         try:
             created = await self.kube.create_task(self.namespace, body)
         except AlreadyExists:

@@ -40,6 +40,7 @@ from taskop.bbs.convert import (
 )
 from taskop.bbs.downgrade import downgrade_v2
 from taskop.bbs.hub import EventHub, TaskEvent
+from taskop.domain.limits import DEFAULT_MAX_TASK_BYTES, task_bytes
 from taskop.domain.names import definition_secret_name
 
 log = logging.getLogger("taskop.bbs")
@@ -170,7 +171,14 @@ class DefinitionFeed:
 
 
 class TaskView:
-    def __init__(self, hub: EventHub | None = None, *, watch_definitions: bool = False) -> None:
+    def __init__(
+        self,
+        hub: EventHub | None = None,
+        *,
+        watch_definitions: bool = False,
+        max_task_bytes: int = DEFAULT_MAX_TASK_BYTES,
+    ) -> None:
+        self.max_task_bytes = max_task_bytes
         """``watch_definitions``: a watch of the definition Secrets feeds `definition_feed`, and
         the view is not ready until it has listed them (else only `observe_definition` feeds
         them: tests)."""
@@ -320,7 +328,11 @@ class TaskView:
     # --- internals
     def _convert(self, obj: Obj) -> models.Task | None:
         """The BBS Task of ``obj``; None when it cannot be read, or its definition Secret has not
-        been seen yet."""
+        been seen yet, or it is larger than the operator holds (`taskop.domain.limits`: the BBS
+        API refuses to desire such a task; one made with kubectl is failed by the reconciler)."""
+        meta = obj.get("metadata") or {}
+        if task_bytes(obj.get("spec") or {}, meta.get("annotations")) > self.max_task_bytes:
+            return None
         definition = None
         if definition_secret_of(obj) is not None:
             definition = self._definition(obj)

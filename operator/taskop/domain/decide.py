@@ -33,6 +33,7 @@ from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRec
 from taskop.domain.names import job_name
 from taskop.domain.outcome import (
     OutcomeSettings,
+from taskop.domain.limits import oversized_error
     image_pull_failure,
     read_outcome,
     result_from_log,
@@ -197,8 +198,8 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         # would change the resourceVersion, its id). Once BBS completed it (a cancel), it is
         # BBS's again, and expires like any completed task.
         return d
-    spec_error = ""
-    if spec is None:
+    spec_error = oversized_error(raw_spec) or ""
+    if spec is None and not spec_error:
         try:
             spec = parse_spec(raw_spec)
         except SpecError as e:

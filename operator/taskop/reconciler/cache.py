@@ -16,6 +16,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from taskop.domain.limits import DEFAULT_MAX_TASK_BYTES, oversized_stub, task_bytes
+
 Key = tuple[str, str]  # (namespace, Task name)
 Obj = dict[str, Any]
 
@@ -43,15 +45,22 @@ def _meta(body: Mapping[str, Any], *, labels: bool = False) -> Obj:
     return out
 
 
-def slim_task(body: Mapping[str, Any]) -> Obj:
+def slim_task(body: Mapping[str, Any], max_bytes: int = DEFAULT_MAX_TASK_BYTES) -> Obj:
+    """The Task as a pass reads it; past ``max_bytes`` of spec and annotations, a stub that
+    costs a constant (`taskop.domain.limits`), whatever the object's size."""
     meta = _meta(body, labels=True)
+    spec = body.get("spec") or {}
+    size = task_bytes(spec, meta.get("annotations"))
+    if size > max_bytes:
+        spec = oversized_stub(size, max_bytes)
+        meta.pop("annotations", None)
     if created := (body.get("metadata") or {}).get("creationTimestamp"):
         meta["creationTimestamp"] = created  # the pending expiry's clock before any status
     return {
         "apiVersion": body.get("apiVersion", "taskop.dev/v1alpha1"),
         "kind": body.get("kind", "Task"),
         "metadata": meta,
-        "spec": body.get("spec") or {},
+        "spec": spec,
         "status": body.get("status") or {},
     }
 
@@ -84,7 +93,9 @@ def slim_pod(body: Mapping[str, Any]) -> Obj:
     meta = _meta(body)
     if ts := (body.get("metadata") or {}).get("creationTimestamp"):
         meta["creationTimestamp"] = ts
-    kept = {k: status[k] for k in ("phase", "reason", "message") if k in status}
+    kept = {  # nominatedNodeName: preemption makes room for it (no unschedulable failure)
+        k: status[k] for k in ("phase", "reason", "message", "nominatedNodeName") if k in status
+    }
     if conditions := [
         c
         for c in status.get("conditions") or ()
@@ -135,7 +146,8 @@ def _replaces(new: Mapping[str, Any], held: Entry | None) -> bool:
 
 
 class Cache:
-    def __init__(self) -> None:
+    def __init__(self, max_task_bytes: int = DEFAULT_MAX_TASK_BYTES) -> None:
+        self.max_task_bytes = max_task_bytes
         self.tasks: dict[Key, Entry] = {}
         self.jobs: dict[Key, Entry] = {}  # by the Task whose deterministic Job name it has
         self.pods: dict[Key, dict[str, Entry]] = {}
@@ -154,7 +166,7 @@ class Cache:
         key = (str(meta.get("namespace")), str(meta.get("name")))
         if not _replaces(body, self.tasks.get(key)):
             return False
-        self.tasks[key] = _entry(slim_task(body))
+        self.tasks[key] = _entry(slim_task(body, self.max_task_bytes))
         return True
 
     def drop_task(self, key: Key, uid: str | None = None) -> None:

@@ -167,7 +167,7 @@ class Controller:
         self.kube = kube
         self.settings = settings
         self.decide_settings = decide_settings(settings)
-        self.cache = Cache()
+        self.cache = Cache(settings.max_task_bytes)
         self.clock = clock
         self.rng = rng or random.Random()
         self.queue: WorkQueue[Key] = queue or WorkQueue(

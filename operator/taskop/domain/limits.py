@@ -1,0 +1,41 @@
+"""What taskop holds per Task: a hostile object costs it a constant, never its size.
+
+Every cache of Tasks (the reconciler's, the BBS API's view) keeps a slim record of each Task. A
+Task whose spec and annotations together take more than the operator's limit as JSON
+(``TASKOP_MAX_TASK_BYTES``, 256 KiB by default: above any Task Cloud Controller sends, and the
+API server's own limit on annotations) is kept as a stub holding only its size: the reconciler
+fails it with a stated reason, the BBS API refuses to desire such a task and leaves one made
+with kubectl out of its answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_MAX_TASK_BYTES = 256 * 1024
+OVERSIZED = "taskop.dev/oversized"
+"""The only key of the spec stub an oversized Task is cached as: ``{OVERSIZED: [size, limit]}``."""
+
+
+def task_bytes(spec: Mapping[str, Any], annotations: Mapping[str, Any] | None = None) -> int:
+    """The size, as compact JSON, of what a cache would hold of a Task."""
+    return len(json.dumps([spec, annotations or {}], separators=(",", ":")).encode())
+
+
+def oversized_stub(size: int, limit: int) -> dict[str, Any]:
+    return {OVERSIZED: [size, limit]}
+
+
+def oversized_error(spec: Mapping[str, Any]) -> str | None:
+    """The stated reason for a Task cached as a stub; None for any other spec."""
+    stub = spec.get(OVERSIZED)
+    if not isinstance(stub, list) or len(stub) != 2:
+        return None
+    size, limit = stub
+    return (
+        f"the Task takes {size:,} bytes (spec and annotations, as JSON), more than the {limit:,}"
+        " the operator holds per Task (TASKOP_MAX_TASK_BYTES): make it smaller; large data"
+        " belongs in a ConfigMap or Secret, or a download action"
+    )
