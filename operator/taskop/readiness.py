@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+STANDBY = (
+    "this taskop replica is a standby: only the active replica serves the {api} (its Service"
+    " sends requests there); try again"
+)
+
 
 class Readiness:
     def __init__(self) -> None:
@@ -21,6 +26,12 @@ class Readiness:
 
     def remove(self, name: str) -> None:
         self._checks.pop(name, None)
+
+    def standby(self, api: str) -> str | None:
+        """Why this replica must not serve ``api`` (e.g. "Glance API"): it is a standby, and two
+        replicas taking requests would break what only one writer keeps (read-your-writes, the
+        taskstore's all-or-nothing updates). None on the active replica."""
+        return None if self.active else STANDBY.format(api=api)
 
     def failing(self) -> list[str]:
         """What keeps this replica from being ready; empty when it is."""

@@ -1,12 +1,30 @@
-"""Serving one API (BBS, Glance, taskstore) on its own listener until cancelled."""
+"""Serving one API (BBS, Glance, taskstore) on its own listener until cancelled, and the one
+rule every door keeps: a standby replica serves none (`active_only`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from taskop.readiness import READINESS
+
+
+def active_only(api: str, refusal: Callable[[str], Exception]) -> Middleware:
+    """A middleware answering every request of ``api`` with ``refusal(why)`` (the door's own
+    error for "unavailable") while this replica is a standby (`Readiness.standby`)."""
+
+    @web.middleware
+    async def refuse_on_standby(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (why := READINESS.standby(api)) is not None:
+            raise refusal(why)
+        return await handler(request)
+
+    return refuse_on_standby
 
 
 async def serve_app(

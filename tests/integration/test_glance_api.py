@@ -1,6 +1,7 @@
-"""The Glance door on the real cluster: Kubernetes tokens and RBAC decide who may do what, bad
-requests say why and create nothing, its tasks are the same Tasks kubectl and the BBS API see,
-and finished tasks expire.
+"""The Glance door on the real cluster: Kubernetes tokens and RBAC decide who may do what and
+who sees which task, bad requests say why and create nothing, its tasks are the same Tasks kubectl
+and the BBS API see, a task's input is on nothing the cluster's ``view`` role reads, finished
+tasks expire, and a standby replica serves nothing.
 
 gophercloud's view of the same door (paging, sorting, filters, real containers) is
 tests/e2e/test_glance_gophercloud.py.
@@ -9,6 +10,7 @@ tests/e2e/test_glance_gophercloud.py.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ from tests.glance import (
 )
 from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorFactory, OperatorProcess
+from tests.standby import start_standby
 from tests.tasks import Tasks
 
 pytestmark = pytest.mark.cluster
@@ -264,3 +267,167 @@ def test_paging_survives_a_restart_of_taskop_and_new_tasks(
     assert len(seen) == len(set(seen)), "a task was listed twice"
     assert before <= set(seen)
     assert "Traceback" not in proc.logs()
+
+
+def test_a_create_only_caller_sees_only_its_own_tasks(door: Door, k8s: Any) -> None:
+    """Glance's rule on RBAC: allowed only ``create``, a caller lists and GETs its own tasks; a
+    task of another owner is a 404 (and an unknown marker), as one that does not exist."""
+    alice = door.client(service_account_token(k8s, door.namespace, "alice", ["create"]))
+    bob = door.client(service_account_token(k8s, door.namespace, "bob", ["create"]))
+    lister = door.client(service_account_token(k8s, door.namespace, "lister", ["list"]))
+    mine = [alice.create("quick", {"of": "alice", "i": i})["id"] for i in range(2)]
+    theirs = bob.create("quick", {"of": "bob", "password": "bobs-only"})["id"]
+    writers = door.writer.create("quick", {"of": "writer"})["id"]
+
+    assert sorted(t["id"] for t in alice.call("GET", "/v2/tasks").body["tasks"]) == sorted(mine)
+    assert [t["id"] for t in bob.call("GET", "/v2/tasks").body["tasks"]] == [theirs]
+    own = alice.get(mine[0])
+    assert own.status == 200 and own.body["input"] == {"of": "alice", "i": 0}
+    assert own.body["owner"] == f"system:serviceaccount:{door.namespace}:alice"
+
+    unknown = "7f0e1a3c-0000-4000-8000-000000000000"
+    for task_id in (theirs, writers):
+        answer, missing = alice.get(task_id), alice.get(unknown)
+        assert (answer.status, missing.status) == (404, 404), answer
+        assert answer.body["title"] == missing.body["title"] == "Not Found"
+        assert answer.message.replace(task_id, "ID") == missing.message.replace(unknown, "ID")
+        assert "bobs-only" not in json.dumps(answer.body)
+        marker = alice.call("GET", f"/v2/tasks?marker={task_id}")
+        assert marker.status == 400 and "is not a task" in marker.message
+
+    # Allowed ``list``: every task of the namespace, each with its input by id.
+    everything = sorted([*mine, theirs, writers])
+    for seer in (lister, door.writer):
+        assert sorted(t["id"] for t in seer.call("GET", "/v2/tasks").body["tasks"]) == everything
+        answer = seer.get(theirs)
+        assert answer.status == 200 and answer.body["input"]["password"] == "bobs-only"
+
+
+def view_client(k8s: Any, namespace: str) -> client.ApiClient:
+    """An API client as a user with the cluster's ``view`` role in ``namespace`` (and get/list
+    on Tasks, which the chart aggregates into ``view``) would have. Bound to the built-in rules
+    ``view`` aggregates (``system:aggregate-to-view``: pods, jobs, … never Secrets): the local
+    cluster runs no aggregation controller, so its ``view`` itself is empty."""
+    token = service_account_token(k8s, namespace, "viewer", ["get", "list", "watch"])
+    client.RbacAuthorizationV1Api(k8s).create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "viewer-view"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:aggregate-to-view",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}],
+        },
+    )
+    admin = k8s.configuration
+    config = client.Configuration()
+    config.host, config.ssl_ca_cert, config.verify_ssl = (
+        admin.host,
+        admin.ssl_ca_cert,
+        admin.verify_ssl,
+    )
+    config.api_key = {"authorization": f"Bearer {token}"}
+    viewer = client.ApiClient(config)
+
+    def reads_jobs() -> bool:
+        try:
+            client.BatchV1Api(viewer).list_namespaced_job(namespace)
+            return True
+        except client.ApiException:
+            return False  # the RoleBinding is not in the authorizer's cache yet
+
+    wait_until(reads_jobs, timeout=30, what="the viewer's RoleBinding to take effect")
+    return viewer
+
+
+def test_a_tasks_input_is_on_nothing_view_can_read(door: Door, k8s: Any) -> None:
+    """The input of a type with ``input.env`` and ``input.path`` is in the Task's Secret only:
+    the Task (annotations, spec, env) and the Job and pod a ``view`` user reads name the Secret,
+    the BBS API's view of the task and the Glance list do not carry it, and only the owner's
+    GET answers it."""
+    create_task_type(
+        k8s,
+        door.namespace,
+        "secretive",
+        {**QUICK, "input": {"path": "/input/task.json", "env": "TASK_INPUT"}},
+    )
+    password = f"pw-{uuid.uuid4().hex}"
+    created = door.writer.create("secretive", {"password": password})
+    task_id = created["id"]
+    assert created["input"] == {"password": password}
+    door.writer.wait_status(task_id, "processing")  # its Job and pod exist
+
+    viewer = view_client(k8s, door.namespace)
+    task = client.CustomObjectsApi(viewer).get_namespaced_custom_object(
+        "taskop.dev", "v1alpha1", door.namespace, "tasks", task_id
+    )
+    job = client.BatchV1Api(viewer).read_namespaced_job(task_id, door.namespace)
+    pods = client.CoreV1Api(viewer).list_namespaced_pod(door.namespace).items
+    assert pods, "the task's pod"
+    seen = [
+        task,
+        viewer.sanitize_for_serialization(job),
+        *map(viewer.sanitize_for_serialization, pods),
+    ]
+    for obj in seen:
+        assert password not in json.dumps(obj), obj
+    assert "taskop.dev/glance-input" not in task["metadata"]["annotations"]
+    secret_ref = {"name": f"{task_id}-input", "key": "input.json"}
+    assert {"name": "TASK_INPUT", "valueFrom": {"secretKeyRef": secret_ref}} in task["spec"]["env"]
+    env = {e.name: e for e in job.spec.template.spec.containers[0].env or []}
+    assert env["TASK_INPUT"].value is None
+    assert env["TASK_INPUT"].value_from.secret_key_ref.name == f"{task_id}-input"
+    with pytest.raises(client.ApiException) as refused:
+        client.CoreV1Api(viewer).read_namespaced_secret(f"{task_id}-input", door.namespace)
+    assert refused.value.status == 403  # view does not read Secrets: the input is safe there
+
+    seen_by_bbs = bbs_task(door, task_id)
+    assert seen_by_bbs is not None and password not in str(seen_by_bbs)
+    listed = door.writer.call("GET", "/v2/tasks").body
+    assert password not in json.dumps(listed)
+    assert door.writer.get(task_id).body["input"] == {"password": password}
+    stranger = door.client(service_account_token(k8s, door.namespace, "stranger", ["create"]))
+    assert stranger.get(task_id).status == 404
+
+
+def test_a_standby_replica_answers_503(
+    kubeconfig: str, k8s: Any, namespace: str, crds: None, tmp_path: Any
+) -> None:
+    """Under kopf peering, the replica that is not the active one serves no Glance request
+    (read-your-writes holds only through the one that writes): 503, Glance's JSON error."""
+    create_task_type(k8s, namespace, "quick", QUICK)
+    token = service_account_token(k8s, namespace, "writer", ["create", "list", "get"])
+    port = free_port()
+    proc = start_standby(
+        kubeconfig,
+        k8s,
+        namespace,
+        tmp_path / "standby.log",
+        {"glance_enabled": "true", "glance_listen_port": port, "bbs_namespace": namespace},
+        metrics_port=free_port(),
+    )
+    try:
+        glance = GlanceClient(port, token)
+
+        def answer() -> Any:
+            try:
+                return glance.call("GET", "/v2/tasks")
+            except OSError:
+                return None  # not listening yet
+
+        listing = wait_until(answer, timeout=30, what="the Glance listener")
+        for got in (
+            listing,
+            glance.call("POST", "/v2/tasks", {"type": "quick", "input": {"n": 1}}),
+            glance.call("GET", "/v2/tasks/7f0e1a3c-0000-4000-8000-000000000000"),
+            glance.call("GET", "/v2/schemas/task"),
+        ):
+            assert got.status == 503, got
+            assert got.body["code"] == "503 Service Unavailable", got
+            assert "this taskop replica is a standby" in got.message, got
+        nothing_created(k8s, namespace)
+    finally:
+        proc.stop()
+    assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

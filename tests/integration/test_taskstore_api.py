@@ -4,7 +4,7 @@
 Leases: each task is held by one worker at a time, an unrenewed lease frees its task, renewal
 keeps it. Updates: all or nothing with every unmet condition by cause, ids grow on every change.
 Crashes: taskop is SIGKILLed at random points during 200 multi-task updates; every update ends
-fully applied or not at all. And BBS sees the same tasks.
+fully applied or not at all. And BBS sees the same tasks, and a standby replica serves none.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from taskop.taskstore.intents import INTENT_LABEL
 from tests.bbsclient import free_port, post, wait_for_ping
 from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorFactory, OperatorProcess
+from tests.standby import readyz, start_standby
 from tests.taskstoreclient import SECOND, TaskstoreClient, TaskstoreError
 
 pytestmark = pytest.mark.cluster
@@ -345,3 +346,57 @@ def test_bad_requests_are_refused_as_bugs(store: Store) -> None:
     assert "data is over 65536 bytes" in huge.value.error["bugs"][0]
     assert worker.groups() == []
     json.dumps(worker.stats())
+
+
+def test_a_standby_replica_refuses_every_request(
+    kubeconfig: str, k8s: Any, namespace: str, crds: None, tmp_path: Path
+) -> None:
+    """Under kopf peering, the replica that is not the active one takes no update (two replicas
+    committing and replaying intents would break all-or-nothing) and serves no read: 503, the
+    protocol's "unavailable", saying why. Nothing is written."""
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(f"domains: {{{DOMAIN}: {{run: taskstore}}}}\n")
+    port = free_port()
+    settings = {
+        "taskstore_listen_port": port,
+        "bbs_namespace": namespace,
+        "domain_profiles_file": profiles,
+    }
+    metrics_port = free_port()
+    proc = start_standby(
+        kubeconfig, k8s, namespace, tmp_path / "standby.log", settings, metrics_port=metrics_port
+    )
+    try:
+        # Synced and replayed: nothing but being the standby keeps it from serving.
+        wait_until(
+            lambda: "standby" in (why := readyz(metrics_port)[1]) and "taskstore" not in why,
+            timeout=60,
+            what="the standby's taskstore view to be synced",
+        )
+        worker = TaskstoreClient(port)
+
+        def refusal(call: Any) -> tuple[int, str]:
+            try:
+                call()
+            except urllib.error.HTTPError as e:
+                with e:
+                    return e.code, e.read().decode()
+            raise AssertionError("a standby answered")
+
+        for call in (
+            worker.groups,
+            lambda: worker.group("jobs"),
+            lambda: worker.task(1),
+            lambda: worker.tasks(1, 2),
+            lambda: worker.update(adds=[{"group": "jobs", "data": "x"}]),
+            lambda: worker.claim("jobs", 60 * SECOND),
+        ):
+            code, text = refusal(call)
+            assert code == 503 and "this taskop replica is a standby" in text, (code, text)
+        tasks = client.CustomObjectsApi(k8s).list_namespaced_custom_object(
+            "taskop.dev", "v1alpha1", namespace, "tasks"
+        )
+        assert tasks["items"] == []
+    finally:
+        proc.stop()
+    assert "Traceback" not in proc.logs(), proc.logs()[-5000:]

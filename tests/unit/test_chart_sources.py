@@ -146,6 +146,10 @@ def test_cluster_wide_rbac_grants_exactly_what_taskop_calls(helm: str) -> None:
             "verbs": ["get", "update"],
         }
     ]
+    # The Glance API alone watches its tasks' input Secrets (taskop.glance.view.Inputs) too.
+    glance_only = roles(render(helm, TLS, "bbs.enabled=false", show_only="templates/rbac.yaml"))
+    secrets = {"create", "list", "watch"}
+    assert grants(glance_only["Role", "taskop-bbs"])[("", "secrets")] == secrets
     assert got["Role", "taskop-bbs"]["metadata"]["namespace"] == "taskop-system"
 
 

@@ -12,7 +12,16 @@ clients, this one JSON to anyone holding a Kubernetes token, with server-only TL
 It serves the Tasks of ``TASKOP_BBS_NAMESPACE`` that carry a TaskType label, and the TaskTypes
 there; every request is authenticated and authorized (`taskop.glance.auth`). Errors are Glance's
 (webob's JSON): ``{"code": "400 Bad Request", "title": "Bad Request", "message": "<why>"}``.
-A refused request creates nothing: every check happens before the Task is created.
+A refused request creates nothing: every check happens before the Task is created. A standby
+replica answers every request 503 (`taskop.serving.active_only`).
+
+Who sees which task is Glance's rule (``task_get_all`` filters a non-admin's by owner) mapped onto
+RBAC: a caller allowed ``list`` on tasks (``get`` too, for one task by id: kubectl would show it
+the same Task) sees every task of the namespace; a caller allowed only ``create`` sees, in lists
+and by id, only the tasks it owns (created with its identity). Another owner's task is a 404, an
+unknown marker's 400, exactly as a task that does not exist: no oracle of what others created.
+The ``input`` of a task's GET comes from its input Secret, through a watch of those Secrets (the
+input is on no object the cluster's ``view`` role reads).
 """
 
 from __future__ import annotations
@@ -32,14 +41,14 @@ from aiohttp import web
 
 from taskop.glance import listing, schemas
 from taskop.glance.auth import Authorizer, Identity
-from taskop.glance.model import TYPE_LABEL, GlanceTask
-from taskop.glance.tasktypes import TaskTypeError, build
-from taskop.glance.view import GlanceView, TaskTypes
+from taskop.glance.model import EVERY_TASK, TYPE_LABEL, GlanceTask, Sight
+from taskop.glance.tasktypes import INPUT_SECRET_SELECTOR, TaskTypeError, build
+from taskop.glance.view import GlanceView, Inputs, TaskTypes
 from taskop.kube.client import AlreadyExists, Invalid, Kube
 from taskop.kube.owned import SecretNotCreated, create_owned_secret
 from taskop.kube.watch import keep_current
 from taskop.readiness import READINESS
-from taskop.serving import serve_app
+from taskop.serving import active_only, serve_app
 from taskop.settings import Settings
 
 log = logging.getLogger("taskop.glance")
@@ -49,8 +58,12 @@ KUBE = web.AppKey("kube", Kube)
 VIEW = web.AppKey("view", GlanceView)
 TYPES = web.AppKey("types", TaskTypes)
 AUTH = web.AppKey("auth", Authorizer)
+INPUTS = web.AppKey("inputs", Inputs)
 
-NOT_SYNCED = "glance: the view of the tasks or task types is not synced (listing, or watch broken)"
+NOT_SYNCED = (
+    "glance: the view of the tasks, their inputs or the task types is not synced (listing, or"
+    " watch broken)"
+)
 CREATE_FIELDS = ("type", "input")
 READ_ONLY = (
     "id",
@@ -108,21 +121,38 @@ async def authenticate(request: web.Request) -> Identity:
     return who
 
 
+def _refused(who: Identity, verb: str, namespace: str) -> web.HTTPException:
+    return error(
+        403,
+        f"{who.username} may not {verb} tasks.taskop.dev in namespace {namespace}:"
+        " ask an admin for a RoleBinding (e.g. to ClusterRole taskop-task-editor)",
+    )
+
+
 async def authorize(request: web.Request, verb: str) -> Identity:
     who = await authenticate(request)
     auth = request.app[AUTH]
     if not await auth.allowed(who, verb):
-        raise error(
-            403,
-            f"{who.username} may not {verb} tasks.taskop.dev in namespace {auth.namespace}:"
-            " ask an admin for a RoleBinding (e.g. to ClusterRole taskop-task-editor)",
-        )
+        raise _refused(who, verb, auth.namespace)
     return who
+
+
+async def sight(request: web.Request, *verbs: str) -> Sight:
+    """Which tasks the caller sees: every task when it may do one of ``verbs`` (Glance's admin),
+    else only its own when it may ``create`` (a Glance user); else 403 naming ``verbs[0]``."""
+    who = await authenticate(request)
+    auth = request.app[AUTH]
+    for verb in verbs:
+        if await auth.allowed(who, verb):
+            return EVERY_TASK
+    if who.username and await auth.allowed(who, "create"):
+        return Sight(owner=who.username)
+    raise _refused(who, verbs[0], auth.namespace)
 
 
 def _synced(request: web.Request) -> GlanceView:
     view = request.app[VIEW]
-    if not (view.ready and request.app[TYPES].ready):
+    if not (view.ready and request.app[TYPES].ready and request.app[INPUTS].ready):
         raise error(503, "taskop is still reading the tasks; retry in a few seconds")
     return view
 
@@ -176,18 +206,18 @@ async def create_task(request: web.Request) -> web.Response:
         break
     else:
         raise error(500, "no free task id after 3 attempts")
-    if secret is not None:
-        try:
-            await create_owned_secret(kube, namespace, created, secret)
-        except SecretNotCreated as e:
-            raise error(500, str(e)) from None
+    try:
+        made = await create_owned_secret(kube, namespace, created, secret)
+    except SecretNotCreated as e:
+        raise error(500, str(e)) from None
+    request.app[INPUTS].observe(made)
     view = request.app[VIEW]
     view.observe(created)
     task = view.get(task_id)
     assert task is not None
     log.info("task created", extra={"id": task_id, "type": type_name, "owner": who.username})
     location = str(request.url.with_path(f"/v2/tasks/{task_id}").with_query(None))
-    return web.json_response(task.full(), status=201, headers={"Location": location})
+    return web.json_response(task.full(input_), status=201, headers={"Location": location})
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -224,20 +254,22 @@ def _create_request(body: bytes) -> tuple[str, dict[str, Any]]:
 
 @routes.get("/v2/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
-    await authorize(request, "list")
+    seen = await sight(request, "list")
     view = _synced(request)
     params = {k: request.query.getone(k) for k in request.query}
+    known_types = set(request.app[TYPES].names()) | view.types(seen.owner)
     try:
-        query = listing.parse_query(params, set(request.app[TYPES].names()) | view.types())
+        query = listing.parse_query(params, known_types)
     except listing.QueryError as e:
         raise error(400, str(e)) from None
     now = _now()
     marker: GlanceTask | None = None
     if query.marker is not None:
         marker = view.get(query.marker)
-        if marker is None or marker.expired(now):
+        if marker is None or marker.expired(now) or not seen.sees(marker):
             raise error(400, f"marker {query.marker!r} is not a task (or it has expired)")
-    found, full = listing.page(view.ordered(query.sort_key), query, marker, now)
+    ordered = view.ordered(query.sort_key, seen.owner)
+    found, full = listing.page(ordered, query, marker, now)
     first = query.params(None)
     answer: dict[str, Any] = {
         "tasks": [task.sparse() for task in found],
@@ -251,11 +283,12 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 @routes.get("/v2/tasks/{id}")
 async def get_task(request: web.Request) -> web.Response:
-    await authorize(request, "get")
+    seen = await sight(request, "get", "list")
     task = _synced(request).get(request.match_info["id"])
-    if task is None or task.expired(_now()):
+    if task is None or task.expired(_now()) or not seen.sees(task):
         raise error(404, f"no task with id {request.match_info['id']} (or it has expired)")
-    return web.json_response(task.full())
+    # null until its Secret is seen (made just after the Task), or for a Task not made here
+    return web.json_response(task.full(request.app[INPUTS].get(task.uid)))
 
 
 @routes.get("/v2/schemas/task")
@@ -284,7 +317,9 @@ routes.route("*", "/v2/tasks")(_not_allowed("GET, POST"))
 
 # --- the app
 def create_app(settings: Settings, kube: Kube) -> web.Application:
-    app = web.Application(middlewares=[glance_errors])
+    app = web.Application(
+        middlewares=[glance_errors, active_only("Glance API", lambda why: error(503, why))]
+    )
     app[SETTINGS], app[KUBE] = settings, kube
     app[AUTH] = Authorizer(kube, settings.bbs_namespace)
     app.add_routes(routes)
@@ -294,8 +329,8 @@ def create_app(settings: Settings, kube: Kube) -> web.Application:
 
 async def _views(app: web.Application) -> AsyncIterator[None]:
     settings, kube = app[SETTINGS], app[KUBE]
-    view, types = GlanceView(), TaskTypes()
-    app[VIEW], app[TYPES] = view, types
+    view, types, inputs = GlanceView(), TaskTypes(), Inputs()
+    app[VIEW], app[TYPES], app[INPUTS] = view, types, inputs
     namespace = settings.bbs_namespace
     watchers = [
         asyncio.create_task(
@@ -305,8 +340,12 @@ async def _views(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             keep_current(kube, namespace, types, "tasktypes"), name="taskop-glance-types"
         ),
+        asyncio.create_task(
+            keep_current(kube, namespace, inputs, "secrets", label_selector=INPUT_SECRET_SELECTOR),
+            name="taskop-glance-inputs",
+        ),
     ]
-    READINESS.add(NOT_SYNCED, lambda: view.ready and types.ready)
+    READINESS.add(NOT_SYNCED, lambda: view.ready and types.ready and inputs.ready)
     yield
     READINESS.remove(NOT_SYNCED)
     for watcher in watchers:

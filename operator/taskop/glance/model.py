@@ -8,8 +8,11 @@ A Glance task is a Task with the label `TYPE_LABEL` (its TaskType), made by the 
 - ``message`` is ``status.failureReason`` of a failed task, "" otherwise;
 - ``result`` (only on success) is ``status.result`` (the TaskType's result file): a JSON object as
   it is, anything else (other JSON, text, nothing) wrapped as ``{"output": "<the text>"}``;
-- ``owner`` is the identity that created it (annotation `OWNER_ANNOTATION`), ``input`` the
-  object it was created with (annotation `INPUT_ANNOTATION`);
+- ``owner`` is the identity that created it (annotation `OWNER_ANNOTATION`). ``input`` is not on
+  the Task: anyone with the cluster's ``view`` role reads Tasks, and an input may hold secrets. It
+  is in the Secret ``<task>-input`` (`taskop.glance.tasktypes`), owned by the Task (``uid``), and
+  the door answers it from there in a task's GET (`full`, given the input), to callers who may
+  see that task (`Sight`);
 - ``created_at`` is the Task's creationTimestamp (it never changes: the reconciler initialising
   ``status.createdAt`` later must not move a task in a created_at listing); ``updated_at`` is
   ``status.updatedAt``, else the creationTimestamp;
@@ -29,7 +32,6 @@ from taskop.domain.timefmt import format_seconds, parse_ns
 
 TYPE_LABEL = "taskop.dev/glance-type"
 OWNER_ANNOTATION = "taskop.dev/glance-owner"
-INPUT_ANNOTATION = "taskop.dev/glance-input"
 
 STATUSES = ("pending", "processing", "success", "failure")
 FINAL = ("success", "failure")
@@ -48,10 +50,11 @@ class GlanceTask:
     updated_at: str
     expires_at: str | None
     expires_ns: int | None
-    input_json: str
     message: str
     result_text: str | None
     """``status.result`` of a successful task; None otherwise (``result`` is null)."""
+    uid: str = ""
+    """The Task's uid (the owner its input Secret names)."""
 
     def expired(self, now_ns: int) -> bool:
         return self.expires_ns is not None and now_ns >= self.expires_ns
@@ -72,13 +75,29 @@ class GlanceTask:
             item["expires_at"] = self.expires_at
         return item
 
-    def full(self) -> Obj:
+    def full(self, input_: Obj | None) -> Obj:
+        """The task as GET answers it, with ``input_`` (read from its Secret; None: unknown)."""
         return {
             **self.sparse(),
-            "input": json.loads(self.input_json),
+            "input": input_,
             "result": None if self.result_text is None else result_object(self.result_text),
             "message": self.message,
         }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sight:
+    """Which tasks a caller sees, as Glance's ``task_get_all`` filters them: an admin every task
+    (``owner`` None), anyone else only the tasks it owns (``owner`` its username). The door maps
+    RBAC onto it (`taskop.glance.app`); a task not seen is answered as one that does not exist."""
+
+    owner: str | None = None
+
+    def sees(self, task: GlanceTask) -> bool:
+        return self.owner is None or (bool(self.owner) and task.owner == self.owner)
+
+
+EVERY_TASK = Sight()
 
 
 def result_object(text: str) -> Obj:
@@ -130,7 +149,7 @@ def from_task(obj: Obj) -> GlanceTask | None:
         updated_at=_seconds(status.get("updatedAt") or created) or "",
         expires_at=format_seconds(expires_ns) if expires_ns is not None else None,
         expires_ns=expires_ns,
-        input_json=str(annotations.get(INPUT_ANNOTATION) or "{}"),
         message=str(status.get("failureReason") or "") if state == "failure" else "",
         result_text=str(status.get("result") or "") if state == "success" else None,
+        uid=str(meta.get("uid", "")),
     )

@@ -15,6 +15,9 @@ Claim and update answer HTTP 200 with ``{"tasks": [...], "error": null | {change
 depends, owned, bugs}}``, task-store failures included, as the client expects. Times are ns
 since the epoch; a TaskInfo's ``duration`` is its absolute ``at``. The protocol has no
 authentication: the listener is loopback by default, and the chart keeps it off unless asked.
+A standby replica answers every request 503 (the protocol's "unavailable", as while the view is
+not synced): two replicas taking updates would break all-or-nothing
+(`taskop.serving.active_only`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from taskop import metrics
 from taskop.kube.client import Conflict, Kube, NotFound
 from taskop.kube.watch import keep_current
 from taskop.readiness import READINESS
-from taskop.serving import serve_app
+from taskop.serving import active_only, serve_app
 from taskop.settings import Settings
 from taskop.taskstore import plan
 from taskop.taskstore.intents import MAX_INTENT_BYTES, Intents, intent_record
@@ -317,7 +320,9 @@ def group_stats(view: StoreView, now: int) -> dict[str, dict[str, int]]:
 
 # --- the app
 def create_app(settings: Settings, kube: Kube, domain: str) -> web.Application:
-    app = web.Application()
+    app = web.Application(
+        middlewares=[active_only("taskstore API", lambda why: web.HTTPServiceUnavailable(text=why))]
+    )
     app[SETTINGS], app[KUBE] = settings, kube
     app[DOOR] = Door(kube, settings, domain)
     app.add_routes(routes)

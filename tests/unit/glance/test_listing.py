@@ -24,7 +24,6 @@ def glance(i: int, *, status: str = "success", type_: str = "quick", second: int
         updated_at=f"2026-12-02T05:01:{(59 - second):02d}Z",
         expires_at=f"2026-12-04T05:00:{second:02d}Z" if final else None,
         expires_ns=10**30 if final else None,
-        input_json="{}",
         message="",
         result_text=None,
     )

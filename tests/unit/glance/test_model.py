@@ -18,10 +18,8 @@ def task(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
             "creationTimestamp": "2026-12-02T05:00:00Z",
             "resourceVersion": "7",
             "labels": {"taskop.dev/glance-type": "checksum"},
-            "annotations": {
-                "taskop.dev/glance-owner": "system:serviceaccount:apps:ci",
-                "taskop.dev/glance-input": '{"url":"http://x"}',
-            },
+            "uid": "0d1e2f30-0000-4000-8000-00000000000a",
+            "annotations": {"taskop.dev/glance-owner": "system:serviceaccount:apps:ci"},
         },
         "spec": {
             "guid": "2f1c0b7e-0000-4000-8000-000000000001",
@@ -59,13 +57,13 @@ def test_a_failure_carries_its_reason_and_no_result() -> None:
         task({"state": "Completed", "failed": True, "failureReason": "boom", "result": "x"})
     )
     assert failed is not None
-    assert failed.full()["message"] == "boom" and failed.full()["result"] is None
+    assert failed.full(None)["message"] == "boom" and failed.full(None)["result"] is None
 
 
 def test_a_success_carries_its_result_object_and_no_message() -> None:
     done = from_task(task({"state": "Completed", "result": '{"sha": "ab"}', "failureReason": ""}))
     assert done is not None
-    assert done.full()["result"] == {"sha": "ab"} and done.full()["message"] == ""
+    assert done.full(None)["result"] == {"sha": "ab"} and done.full(None)["message"] == ""
 
 
 @pytest.mark.parametrize(
@@ -108,7 +106,8 @@ def test_the_full_task_has_glance_fields_in_whole_seconds() -> None:
         )
     )
     assert got is not None
-    assert got.full() == {
+    assert got.uid == "0d1e2f30-0000-4000-8000-00000000000a"
+    assert got.full({"url": "http://x"}) == {
         "id": "2f1c0b7e-0000-4000-8000-000000000001",
         "type": "checksum",
         "status": "processing",
