@@ -30,10 +30,10 @@ from taskop.domain import lifecycle
 from taskop.domain.egress import network_policy
 from taskop.domain.jobs import JobSettings, build_job, unenforced
 from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
+from taskop.domain.limits import oversized_error
 from taskop.domain.names import job_name
 from taskop.domain.outcome import (
     OutcomeSettings,
-from taskop.domain.limits import oversized_error
     image_pull_failure,
     read_outcome,
     result_from_log,
