@@ -92,6 +92,7 @@ class BBS:
 PROFILES = """
 domains:
   lenient: {unenforceable: warn}
+  quick: {unschedulableGracePeriod: 2}  # the default for BBS tasks is 60 s
 """
 
 
@@ -333,6 +334,34 @@ def test_external_domains_keep_any_definition(bbs: BBS) -> None:
     task = bbs.task(g)
     assert task is not None and task.task_definition == definition
     assert task.state == models.Task.Pending and task.created_at > 0
+
+
+def test_a_task_no_node_can_take_fails_as_diegos_auctioneer_says_it(bbs: BBS) -> None:
+    """Diego fails a task whose placement tags no cell has at once, and Cloud Controller shows
+    the reason, by its start, to the user of cf run-task; taskop after the domain's grace."""
+    g = guid()
+    definition = models.TaskDefinition(
+        root_fs="docker:///busybox",
+        action=models.Action(run_action=models.RunAction(path="true", user="root")),
+        placement_tags=["isolation-segment-nobody-has"],
+    )
+    bbs.ok(
+        "/v1/tasks/desire.r2",
+        models.DesireTaskRequest(task_guid=g, domain="quick", task_definition=definition),
+    )
+
+    def completed() -> models.Task | None:
+        task = bbs.task(g)
+        return task if task is not None and task.state == models.Task.Completed else None
+
+    task = wait_until(completed, timeout=60, what=f"task {g} to fail")
+
+    assert task.failed is True
+    reason = task.failure_reason.decode()
+    assert reason.startswith("found no compatible cell: 0/"), reason
+    assert "didn't match Pod's node affinity/selector" in reason
+    response = bbs.call("/v1/tasks/get_by_task_guid.r2", models.TaskByGuidRequest(task_guid=g))
+    assert response.task.failure_reason.decode() == reason  # what Cloud Controller reads
 
 
 # --- races ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ kwok's stages play the pod: annotations on the Task (copied to the pod) choose i
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -207,3 +208,68 @@ def test_a_task_whose_node_is_deleted_fails_as_cell_disappeared(
     assert status["cellId"] == node  # BBS keeps the cell id here
     conditions = {c["type"]: c["reason"] for c in status["conditions"]}
     assert conditions["Completed"] == "CellDisappeared"
+
+
+UNSCHEDULABLE_PROFILES = """
+domains:
+  quick: {unschedulableGracePeriod: 3}
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "scheduler_says"),
+    [
+        pytest.param(
+            {"podTemplate": {"nodeSelector": {"taskop.dev/no-such-node": "anywhere"}}},
+            "found no compatible cell: ",
+            "didn't match Pod's node affinity/selector",
+            id="no-node-matches",
+        ),
+        pytest.param(
+            {"memoryMb": 2_000_000},  # the kwok nodes have 1Ti, the real node less
+            "insufficient resources: memory: ",
+            "Insufficient memory",
+            id="no-node-has-the-memory",
+        ),
+    ],
+)
+def test_a_task_no_node_can_take_fails_in_diegos_words_after_its_domains_grace(
+    operator: OperatorFactory,
+    tasks: Tasks,
+    tmp_path: Path,
+    spec: dict[str, object],
+    reason: str,
+    scheduler_says: str,
+) -> None:
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(UNSCHEDULABLE_PROFILES)
+    operator.start(domain_profiles_file=profiles)
+    tasks.create(task_manifest("waits", spec=spec))  # kubectl's default domain: no early failure
+    tasks.create(task_manifest("quick", spec={**spec, "domain": "quick"}))
+
+    status = tasks.wait_state("quick", "Completed", timeout=60)
+
+    assert status["failed"] is True
+    assert status["failureReason"].startswith(reason), status["failureReason"]
+    said = status["failureReason"].removeprefix(reason)
+    assert said.startswith("0/") and "nodes are available" in said and scheduler_says in said
+    assert "preemption" not in said  # the verdict, not the post-filter plugins' notes
+    conditions = {c["type"]: c["reason"] for c in status["conditions"]}
+    assert conditions["Completed"] == "Unschedulable"
+    from tests.kubeutil import wait_until
+
+    wait_until(
+        lambda: (
+            [j.metadata.name for j in tasks.jobs() if not j.metadata.deletion_timestamp]
+            == ["waits"]
+        ),
+        timeout=30,
+        what="the failed Task's Job to be deleted",
+    )
+
+    def scheduler_words() -> str:
+        conditions = {c["type"]: c for c in tasks.status("waits").get("conditions") or ()}
+        return str(conditions.get("Running", {}).get("message") or "")
+
+    wait_until(lambda: scheduler_says in scheduler_words(), timeout=30, what="the words")
+    assert tasks.status("waits")["state"] == "Pending"  # kubectl's domain: it waits

@@ -18,6 +18,9 @@ reads and writes. The promises it keeps, and where:
   (`Decision.read_pods`). A result that cannot be read is a stated failure, never an empty success.
 - **Nothing stuck.** A pod that cannot be created (admission, quota) fails the Task after
   ``pod_create_grace_period``; Pod Security refusals fail it at once, with the API server's message.
+  A pod no node can take fails it after its domain profile's ``unschedulableGracePeriod``
+  (counted from the pod's PodScheduled condition, so a restart keeps the deadline), in Diego's
+  words (``found no compatible cell: …``, ``insufficient resources: memory: …``).
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ from taskop.domain.names import job_name
 from taskop.domain.outcome import (
     OutcomeSettings,
     image_pull_failure,
+    placement_failure,
     read_outcome,
     result_from_log,
     task_container_terminated,
+    unschedulable,
 )
 from taskop.domain.profiles import Policy
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
@@ -526,6 +531,11 @@ def _follow_job(
         d.recheck_in = (first_seen + round(grace * _NS) - now) / _NS + 0.01
         p.reason, p.message = ConditionReason.JOB_CREATED, f"pod not created yet: {message}"
         return
+    if outcome.state is TaskState.PENDING and _unschedulable_for_good(
+        obs, spec, settings, pods, outcome.pod_name, p, d
+    ):
+        d.delete_job_uid = job_uid
+        return
     if outcome.state is TaskState.RUNNING and p.rec.state is TaskState.PENDING:
         p.rec, _ = lifecycle.start(p.rec, outcome.cell_id, now)
     p.reason, p.message = outcome.reason, outcome.message
@@ -533,6 +543,38 @@ def _follow_job(
         d.recheck_in = settings.outcome.image_pull_grace_period
     if p.rec.state is TaskState.RUNNING and outcome.cell_id and p.rec.cell_id != outcome.cell_id:
         p.rec = p.rec.replace(cell_id=outcome.cell_id, updated_at=now)
+
+
+def _unschedulable_for_good(
+    obs: Observation,
+    spec: TaskSpec,
+    settings: DecideSettings,
+    pods: Sequence[Obj],
+    pod_name: str,
+    p: _Pass,
+    d: Decision,
+) -> bool:
+    """Fail the task (True) when its pod has been unschedulable past the domain's grace, as
+    Diego's auctioneer fails a task no cell can take; within it, look again at the deadline."""
+    pod = next((q for q in pods if _get(q, "metadata", "name") == pod_name), None)
+    found = unschedulable(pod)
+    if found is None:
+        return False
+    desired_by_bbs = (obs.task.get("status") or {}).get("api") == "bbs"
+    grace = settings.jobs.profiles.profile(spec.domain).unschedulable_grace(
+        desired_by_bbs=desired_by_bbs
+    )
+    if grace is None:
+        return False
+    if found.nominated:  # preemption makes room on a node; the pod's next change says more
+        return False
+    since = found.since or obs.now
+    deadline = since + round(grace * _NS)
+    if obs.now < deadline:
+        d.recheck_in = (deadline - obs.now) / _NS + 0.01
+        return False
+    _fail(p, d, ConditionReason.UNSCHEDULABLE, placement_failure(found.message), obs.now)
+    return True
 
 
 def _result_lost(pod: str) -> str:

@@ -7,6 +7,7 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -310,6 +311,98 @@ def _waiting_message(pod: Obj) -> str:
         return str(scheduled.get("message") or scheduled.get("reason") or "")
     waiting = _get(_task_container(pod), "state", "waiting") or {}
     return str(waiting.get("message") or waiting.get("reason") or "")
+
+
+NO_COMPATIBLE_CELL = "found no compatible cell"
+"""Diego's auctioneer (auctiontypes.ErrorCellMismatch) when no cell matches a task's placement;
+Cloud Controller recognises a failure reason by this start."""
+INSUFFICIENT_RESOURCES = "insufficient resources"
+"""Diego's rep (InsufficientResourcesError): cells match but lack room, followed by ": " and the
+sorted problems (``insufficient resources: disk, memory``)."""
+_DIEGO_RESOURCES = {
+    "memory": "memory",
+    "cpu": "cpu",
+    "ephemeral-storage": "disk",
+    "pods": "containers",
+}
+"""The scheduler's resource names → Diego's words for them (others keep their own name)."""
+_INSUFFICIENT = re.compile(r"\bInsufficient ([^\s,]+)")
+_TOO_MANY_PODS = "Too many pods"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unschedulable:
+    """A pod the scheduler has found no node for."""
+
+    since: int
+    """Unix ns when the scheduler first said so: the PodScheduled condition's lastTransitionTime
+    (it changes only when the status does), else the pod's creation; 0 when neither is known."""
+    message: str
+    """The scheduler's words (``0/3 nodes are available: …``)."""
+    nominated: bool
+    """The scheduler preempts pods to make room on a nominated node: it will fit there."""
+
+
+def unschedulable(pod: Obj | None) -> Unschedulable | None:
+    """The pod's ``PodScheduled=False`` with reason ``Unschedulable``, if it shows one (not a
+    scheduling gate, not a scheduler error)."""
+    if pod is None or _get(pod, "spec", "nodeName"):
+        return None
+    condition = next(
+        (
+            c
+            for c in _get(pod, "status", "conditions") or ()
+            if c.get("type") == "PodScheduled"
+            and c.get("status") == "False"
+            and c.get("reason") == "Unschedulable"
+        ),
+        None,
+    )
+    if condition is None:
+        return None
+    since = 0
+    for stamp in (condition.get("lastTransitionTime"), _get(pod, "metadata", "creationTimestamp")):
+        try:
+            since = parse_ns(str(stamp))
+            break
+        except ValueError:
+            continue
+    return Unschedulable(
+        since=since,
+        message=str(condition.get("message") or ""),
+        nominated=bool(_get(pod, "status", "nominatedNodeName")),
+    )
+
+
+def placement_failure(message: str) -> str:
+    """Diego's failure reason for a task no node can take, then the scheduler's verdict.
+
+    Like Diego, resources are named only when some node matches the placement but lacks them:
+    the scheduler checks a node's resources only after its taints, selector and affinity, so a
+    node reported ``Insufficient memory`` matched. Otherwise no node matches: no compatible cell.
+    """
+    verdict = scheduler_verdict(message)
+    problems = {
+        _DIEGO_RESOURCES.get(name, name)
+        for name in (m.rstrip(".") for m in _INSUFFICIENT.findall(verdict))
+        if name
+    }
+    if _TOO_MANY_PODS in verdict:
+        problems.add(_DIEGO_RESOURCES["pods"])
+    head = (
+        f"{INSUFFICIENT_RESOURCES}: {', '.join(sorted(problems))}"
+        if problems
+        else NO_COMPATIBLE_CELL
+    )
+    return f"{head}: {verdict}" if verdict else head
+
+
+def scheduler_verdict(message: str) -> str:
+    """The scheduler's verdict on the nodes, its first sentence (``0/3 nodes are available: 3
+    Insufficient memory.``), without what its post-filter plugins add after it (``preemption:
+    0/3 nodes are available: 3 Preemption is not helpful for scheduling.``, DRA's notes)."""
+    first, end, _ = message.partition(". ")
+    return first + "." if end else message
 
 
 def _job_failure(job: Obj, condition: Obj, pod: Obj | None) -> tuple[ConditionReason, str]:

@@ -16,6 +16,7 @@ once per domain, in the file named by ``TASKOP_DOMAIN_PROFILES_FILE`` (YAML or J
         trustedCertificates: {configMap: cf-system-certificates}
         allowEgressTo: [10.0.16.0/24]  # the blobstore and file server downloads come from
         callbackClientCertificate: bbs  # (the default) or all, none: see DomainProfile
+        unschedulableGracePeriod: 300  # seconds; null: never fail early (see DomainProfile)
       legacy-cells:
         run: external
 
@@ -36,6 +37,14 @@ from pydantic.alias_generators import to_camel
 
 from taskop.domain.addresses import cidrs
 from taskop.domain.spec import PLACEMENT_TAG_PATTERN, LabelValue, Toleration
+
+BBS_UNSCHEDULABLE_GRACE_PERIOD = 60.0
+"""The default `DomainProfile.unschedulable_grace_period` of Tasks the BBS API desired. Diego
+answers at once; 60 s rides out what passes by itself — a pod ending elsewhere and freeing room,
+a node briefly NotReady, the scheduler's retries after each such change — and still answers a
+BBS client (Cloud Controller shows it to the user of ``cf run-task``) in a minute rather than at
+the 30-minute pending expiry. A cluster autoscaler needs the time a new node takes to join
+(minutes): where one runs, set the domain's ``unschedulableGracePeriod`` to that."""
 
 
 class Policy(enum.StrEnum):
@@ -105,6 +114,16 @@ class DomainProfile(_Model):
     desired (recorded in status, which only taskop writes); all: every Task of the domain, kubectl
     ones too. Any Task creator may name any domain, so `all` lends the certificate to everyone
     who may create a Task: only for a cluster where each of them may hold it. none: never."""
+    unschedulable_grace_period: Annotated[float, Field(ge=0, le=10**6)] | None = None
+    """Seconds a task's pod may stay unschedulable (no node can take it) before the task fails
+    with Diego's words: ``found no compatible cell: <the scheduler's message>`` when no node
+    matches its placement, ``insufficient resources: memory: <…>`` (cpu, disk, …) when nodes
+    match but lack room. Diego's auctioneer fails such a task at once; Kubernetes would keep the
+    pod pending, waiting for room or a new node (a cluster autoscaler). Absent:
+    `BBS_UNSCHEDULABLE_GRACE_PERIOD` for Tasks the BBS API desired (BBS clients expect Diego's
+    answer), never for others (kubectl users expect Kubernetes' waiting, up to the pending
+    expiry); a number: for every Task of the domain; null: never. The time counts from the pod's
+    ``PodScheduled`` condition (when the scheduler first said no), so a restart keeps it."""
 
     @pydantic.field_validator("allow_egress_to")
     @classmethod
@@ -115,6 +134,13 @@ class DomainProfile(_Model):
             except ValueError as e:
                 raise ValueError(f"{destination!r}: {e}") from None
         return value
+
+    def unschedulable_grace(self, *, desired_by_bbs: bool) -> float | None:
+        """Seconds before a Task whose pod no node can take fails; None: it waits (for the
+        pending expiry). ``desired_by_bbs``: the BBS API desired it (``status.api``)."""
+        if "unschedulable_grace_period" in self.model_fields_set:
+            return self.unschedulable_grace_period
+        return BBS_UNSCHEDULABLE_GRACE_PERIOD if desired_by_bbs else None
 
     @property
     def external(self) -> bool:

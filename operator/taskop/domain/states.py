@@ -67,6 +67,7 @@ class ConditionReason(enum.StrEnum):
     JOB_DELETED = "JobDeleted"  # the Task's Job vanished before it finished (never re-created)
     JOB_CONFLICT = "JobConflict"  # a Job of that name exists that this Task does not own
     POD_CREATE_FAILED = "PodCreateFailed"  # admission, quota or limit range refused the pod
+    UNSCHEDULABLE = "Unschedulable"  # no node could take the pod (the domain profile's grace)
     CREATE_REFUSED = "CreateRefused"  # admission (quota, webhook, policy) refused the Job
     RESULT_LOST = "ResultLost"  # the pod was gone before its result file was read
     ACTION_FAILED = "ActionFailed"  # the in-pod executor reports why the action tree failed
