@@ -177,6 +177,35 @@ def test_codependent_stops_its_sibling_when_one_exits(run: Tasks) -> None:
     assert (status["failed"], status["failureReason"]) == (True, "Codependent step exited")
 
 
+def test_a_run_actions_secret_variable_reaches_its_own_process_only(
+    run: Tasks, k8s: client.ApiClient, namespace: str
+) -> None:
+    # How a BBS task's VCAP_SERVICES reaches its process: the run action's env takes it from a
+    # Secret (valueFrom), the container holds it under taskop's own name, the executor hands it
+    # to that process alone; the other process sees neither name.
+    client.CoreV1Api(k8s).create_namespaced_secret(
+        namespace, {"metadata": {"name": "services"}, "stringData": {"vcap": '{"db":"s3cret"}'}}
+    )
+    show = 'echo "${VCAP_SERVICES-unset} ${TASKOP_ACTION_ENV_0-unset}" >> /tmp/result'
+    ref = {"secretKeyRef": {"name": "services", "key": "vcap"}}
+    own = {
+        "run": {
+            "path": "sh",
+            "args": ["-c", show],
+            "env": [{"name": "VCAP_SERVICES", "valueFrom": ref}],
+        }
+    }
+    run.create(
+        on_real_node(
+            "action-env", {"serial": {"actions": [own, sh(show)]}}, resultFile="/tmp/result"
+        )
+    )
+
+    status = completed(run, "action-env")
+
+    assert (status["failed"], status["result"]) == (False, '{"db":"s3cret"} unset\nunset unset\n')
+
+
 def test_try_turns_a_failure_into_success(run: Tasks) -> None:
     # The result file is a plain file: writing it elsewhere and moving it in works.
     write = sh("echo ok > /tmp/r.new && mv /tmp/r.new /tmp/r")

@@ -618,6 +618,63 @@ def test_an_external_tasks_secrets_are_in_a_secret_it_owns_and_only_bbs_clients_
     assert [t.task_definition for t in listed if t.task_guid == g] == [definition]
 
 
+def test_a_job_run_tasks_env_values_are_in_a_secret_it_owns_and_only_bbs_clients_get_them(
+    bbs: BBS, k8s: Any, kubeconfig: str, namespace: str
+) -> None:
+    """Cloud Controller's VCAP_SERVICES (service credentials) in the task's env and its run
+    action's: a `view` user reads the Task, its Job and its pod, never the values."""
+    g = guid()
+    services = '{"db":[{"credentials":{"password":"svc-s3cret"}}]}'
+    env = [models.EnvironmentVariable(name="VCAP_SERVICES", value=services)]
+    action_env = [*env, models.EnvironmentVariable(name="DB_PASSWORD", value="run-s3cret")]
+    run = models.RunAction(path="true", user="root", env=action_env)
+    definition = models.TaskDefinition(
+        root_fs="docker:///busybox",
+        action=models.Action(
+            serial_action=models.SerialAction(actions=[models.Action(run_action=run)])
+        ),
+        environment_variables=env,
+    )
+    bbs.ok(
+        "/v1/tasks/desire.r2",
+        models.DesireTaskRequest(task_guid=g, domain="jobs", task_definition=definition),
+    )
+    name = task_name(g)
+
+    def with_pod() -> dict[str, Any] | None:
+        status: dict[str, Any] = (bbs.tasks.get(name) or {}).get("status") or {}
+        return status if status.get("podName") else None
+
+    status = wait_until(with_pod, timeout=60, what="the Task's Job to run its pod")
+
+    # What a `view` user of the namespace reads: the Task, its Job and pod, their events.
+    user = viewer(k8s, namespace)
+    as_viewer = ("-n", namespace, f"--as={user}")
+    seen = kubectl(
+        kubeconfig, "get", "tasks,events,configmaps,jobs,pods", "-o", "json", *as_viewer
+    ).stdout
+    assert name in seen and status["jobName"] in seen and status["podName"] in seen
+    for secret_value in ("svc-s3cret", "run-s3cret"):
+        assert secret_value not in readable(json.loads(seen)), secret_value
+
+    # The values are in a Secret owned by the Task, which the pod's variables name.
+    task = bbs.tasks.get(name)
+    assert task is not None
+    (secret,) = client.CoreV1Api(k8s).list_namespaced_secret(namespace).items
+    assert [(o.kind, o.uid) for o in secret.metadata.owner_references] == [
+        ("Task", task["metadata"]["uid"])
+    ]
+    ref = task["spec"]["env"][0]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret.metadata.name
+    assert base64.standard_b64decode(secret.data[ref["key"]]).decode() == services
+
+    # BBS clients get the definition exactly as desired, values included.
+    wire = bbs.task(g)
+    assert wire is not None and wire.task_definition == definition
+    listed = bbs.ok("/v1/tasks/list.r3", models.TasksRequest(domain="jobs")).tasks
+    assert [t.task_definition for t in listed if t.task_guid == g] == [definition]
+
+
 ICMP = models.SecurityGroupRule(
     protocol="icmp", destinations=["0.0.0.0/0"], icmp_info=models.ICMPInfo(type=8, code=0)
 )

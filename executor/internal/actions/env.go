@@ -21,6 +21,9 @@ type Env struct {
 	Kill <-chan struct{}
 	// Environ is the executor's own environment, under the actions' env.
 	Environ []string
+	// Refs are the values run actions take by reference (spec.EnvVar.FromEnv),
+	// by the name of the executor's variable holding them; not in Environ.
+	Refs map[string]string
 	// Self is the executor binary, re-executed to set a child's nofile limit.
 	Self string
 }

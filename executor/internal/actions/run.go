@@ -30,7 +30,7 @@ func (e *Env) run(ctx context.Context, a *spec.RunAction) error {
 	if ctx.Err() != nil {
 		return &CancelledError{}
 	}
-	env := mergeEnv(e.Environ, a.Env)
+	env := mergeEnv(e.Environ, a.Env, e.Refs)
 	var stdout, stderr io.WriteCloser = nopCloser{io.Discard}, nopCloser{io.Discard}
 	if !a.SuppressLogOutput {
 		stdout, stderr = e.Logs.Stdout(), e.Logs.Stderr()
@@ -147,8 +147,10 @@ type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
 
-// mergeEnv overlays the action's variables on the base environment.
-func mergeEnv(base []string, vars []spec.EnvVar) []string {
+// mergeEnv overlays the action's variables on the base environment; a
+// variable whose FromEnv is not among refs is left out, as Kubernetes leaves
+// out an optional secretKeyRef whose Secret or key is missing.
+func mergeEnv(base []string, vars []spec.EnvVar, refs map[string]string) []string {
 	index := map[string]int{}
 	var env []string
 	add := func(name, kv string) {
@@ -164,7 +166,14 @@ func mergeEnv(base []string, vars []spec.EnvVar) []string {
 		add(name, kv)
 	}
 	for _, v := range vars {
-		add(v.Name, v.Name+"="+v.Value)
+		value := v.Value
+		if v.FromEnv != "" {
+			var ok bool
+			if value, ok = refs[v.FromEnv]; !ok {
+				continue
+			}
+		}
+		add(v.Name, v.Name+"="+value)
 	}
 	return env
 }

@@ -43,9 +43,15 @@ type Action struct {
 	Codependent  *ListAction         `json:"codependent"`
 }
 
+// EnvVar is one variable of a run action: Value, or the value of the
+// executor's own variable FromEnv. The operator puts a value that must not
+// appear in the spec (a Secret's key, through the pod's annotation readable
+// by `view`) into the container's environment under a name of its own and
+// names it here; the executor gives it to this process only (RefNames).
 type EnvVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
+	Name    string `json:"name"`
+	Value   string `json:"value"`
+	FromEnv string `json:"fromEnv"`
 }
 
 type ResourceLimits struct {
@@ -251,6 +257,11 @@ func (a *Action) validate(path string) error {
 		if a.Run.Path == "" {
 			return invalid(p+".path", "required")
 		}
+		for i, v := range a.Run.Env {
+			if v.Value != "" && v.FromEnv != "" {
+				return invalid(fmt.Sprintf("%s.env[%d]", p, i), "takes value or fromEnv, not both")
+			}
+		}
 		return nil
 	})
 	one("download", a.Download != nil, func(p string) error {
@@ -301,4 +312,39 @@ func (a *Action) validate(path string) error {
 		return err
 	}
 	return invalid(path, "exactly one action kind is required, found %s", strings.Join(set, ", "))
+}
+
+// RefNames are the executor's variables the run actions take values from
+// (EnvVar.FromEnv): no process gets them under their own names.
+func (s *Spec) RefNames() map[string]bool {
+	names := map[string]bool{}
+	var walk func(a *Action)
+	walk = func(a *Action) {
+		if a == nil {
+			return
+		}
+		switch {
+		case a.Run != nil:
+			for _, v := range a.Run.Env {
+				if v.FromEnv != "" {
+					names[v.FromEnv] = true
+				}
+			}
+		case a.Timeout != nil:
+			walk(a.Timeout.Action)
+		case a.EmitProgress != nil:
+			walk(a.EmitProgress.Action)
+		case a.Try != nil:
+			walk(a.Try.Action)
+		}
+		for _, l := range []*ListAction{a.Parallel, a.Serial, a.Codependent} {
+			if l != nil {
+				for _, sub := range l.Actions {
+					walk(sub)
+				}
+			}
+		}
+	}
+	walk(s.Action)
+	return names
 }

@@ -18,6 +18,7 @@ func TestParseErrorsNameTheFieldPath(t *testing.T) {
 		`{"action":{"download":{"from":"http://x","to":"/d","checksumAlgorithm":"crc32","checksumValue":"1"}}}`:                                   "action.download.checksumAlgorithm: must be md5, sha1 or sha256",
 		`{"action":{"run":{"path":"a"}},"imageLayers":[{"name":"x","url":"u","destinationPath":"/d","layerType":"EXCLUSIVE","mediaType":"TGZ"}]}`: "imageLayers[0].digestAlgorithm: required",
 		`{"action":{"run":{"path":"a","args":"notalist"}}}`:                                                                                       "action.run.args",
+		`{"action":{"try":{"action":{"run":{"path":"a","env":[{"name":"A","value":"1","fromEnv":"B"}]}}}}}`:                                       "action.try.action.run.env[0]: takes value or fromEnv, not both",
 	} {
 		_, err := Parse([]byte(spec))
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -39,5 +40,18 @@ func TestParseAcceptsAFullSpecAndDefaultsTheTerminationPath(t *testing.T) {
 	}
 	if *s.Action.EmitProgress.Action.Codependent.Actions[0].Run.ResourceLimits.Nofile != 10 {
 		t.Fatal("nofile not parsed")
+	}
+}
+
+func TestRefNamesAreEveryRunActionsFromEnv(t *testing.T) {
+	s, err := Parse([]byte(`{"action":{"serial":{"actions":[
+		{"run":{"path":"a","env":[{"name":"A","value":"1"},{"name":"B","fromEnv":"REF_0"}]}},
+		{"timeout":{"timeoutMs":5,"action":{"parallel":{"actions":[{"run":{"path":"b","env":[{"name":"C","fromEnv":"REF_1"}]}}]}}}}]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.RefNames()
+	if len(got) != 2 || !got["REF_0"] || !got["REF_1"] {
+		t.Fatalf("RefNames() = %v, want REF_0 and REF_1", got)
 	}
 }

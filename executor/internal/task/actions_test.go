@@ -29,6 +29,27 @@ func TestRunSucceedsWithArgsEnvAndDir(t *testing.T) {
 	}
 }
 
+func TestFromEnvGivesAValueToItsOwnProcessOnly(t *testing.T) {
+	needSh(t)
+	// The operator puts a Secret's value into the container's environment as
+	// TASKOP_ACTION_ENV_0 and names it in the spec: the first process gets it
+	// as VCAP_SERVICES, no process gets TASKOP_ACTION_ENV_0, nor the second
+	// VCAP_SERVICES; a missing reference (an optional key) leaves it unset.
+	show := `echo "${VCAP_SERVICES-unset} ${TASKOP_ACTION_ENV_0-unset} ${TASKOP_ACTION_ENV_1-unset} ${OPTIONAL-unset}"`
+	r := runSpec(t, `{"action":{"serial":{"actions":[
+		{"run":{"path":"sh","args":["-c",`+quote(show)+`],"env":[
+			{"name":"VCAP_SERVICES","fromEnv":"TASKOP_ACTION_ENV_0"},{"name":"OPTIONAL","fromEnv":"TASKOP_ACTION_ENV_1"}]}},
+		`+sh(show)+`]}}}`,
+		func(o *Options) {
+			o.Environ = []string{"PATH=" + os.Getenv("PATH"), "TASKOP_ACTION_ENV_0={\"db\":\"s3cret\"}"}
+		})
+	r.wantSuccess(t)
+	want := `{"db":"s3cret"} unset unset unset` + "\nExit status 0\n" + "unset unset unset unset\nExit status 0\n"
+	if r.out.String() != want {
+		t.Fatalf("stdout %q, want %q", r.out.String(), want)
+	}
+}
+
 func TestRunNonZeroExitFailsWithDiegoTextAndStatus(t *testing.T) {
 	needSh(t)
 	r := runSpec(t, `{"action":`+sh("exit 3")+`}`)

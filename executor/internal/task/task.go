@@ -58,12 +58,14 @@ func run(s *spec.Spec, o Options) Outcome {
 	if s.LogRateLimit != nil {
 		rate = *s.LogRateLimit
 	}
+	environ, refs := splitRefs(o.Environ, s.RefNames())
 	kill := make(chan struct{})
 	env := &actions.Env{
 		Logs:    logs.NewStream(o.Stdout, o.Stderr, logs.NewLimiter(rate)),
 		Grace:   o.Grace,
 		Kill:    kill,
-		Environ: o.Environ,
+		Environ: environ,
+		Refs:    refs,
 		Self:    o.Self,
 	}
 
@@ -140,6 +142,25 @@ func run(s *spec.Spec, o Options) Outcome {
 		return Outcome{result.Failure(err.Error()), 1}
 	}
 	return Outcome{result.Logged(res), 0}
+}
+
+// splitRefs takes the variables named in names out of environ: their values
+// go to the run actions that name them, never to every process.
+func splitRefs(environ []string, names map[string]bool) ([]string, map[string]string) {
+	refs := map[string]string{}
+	if len(names) == 0 {
+		return environ, refs
+	}
+	kept := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if names[name] {
+			refs[name] = value
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	return kept, refs
 }
 
 // setup downloads the cached dependencies and the SHARED image layers, all

@@ -7,11 +7,17 @@ never silently dropped: a field is either mapped below or refused. Metadata only
 
 Actions become ``spec.action``, the same tree, which the in-pod executor runs. Secrets never
 enter the spec: image credentials and volume-mounted file contents become Secrets owned by the
-Task (`owned_secrets`). Volume services (``volume_mounts``) are refused with their own message.
+Task (`owned_secrets`), and the environment's values (the task's and every run action's: Cloud
+Controller puts service credentials in ``VCAP_SERVICES``) keys of its definition Secret, which
+the spec names by ``valueFrom.secretKeyRef`` (`secret_env`). Volume services (``volume_mounts``)
+are refused with their own message.
 
 An external task's whole TaskDefinition (image credentials, mounted files and environment
 included) is kept in a Secret owned by its Task (`definition_secret`), named by the Task's
-`DEFINITION_SECRET_ANNOTATION`; nothing of it that a ``view`` user could read is in the Task.
+`DEFINITION_SECRET_ANNOTATION`; nothing of it that a ``view`` user could read is in the Task. A
+Job-run task with environment values keeps them in the same kind of Secret, with its definition
+as BBS clients are shown it (`job_run_definition`), so that BBS answers carry the values the
+spec only references.
 
 `resource_to_task` builds the V3 wire `Task` from a Task object (metadata, spec, status) and, for
 an external task, the definition read back from its Secret.
@@ -25,6 +31,7 @@ import contextlib
 import json
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any, cast
 
 from google.protobuf import unknown_fields
@@ -55,6 +62,10 @@ DEFINITION_SECRET_LABEL = "taskop.dev/bbs-task-definition"
 DEFINITION_SECRET_SELECTOR = f"{DEFINITION_SECRET_LABEL}=true"
 DEFINITION_KEY = "task-definition"
 """The definition Secret's key: the TaskDefinition's protobuf bytes."""
+ENV_KEY_PREFIX = "env-"
+"""A Job-run task's definition Secret also holds each environment value under ``env-<n>``, n
+counting the task's env, then every run action's in tree order (`secret_env`): the pod's
+variables take them by ``secretKeyRef``."""
 
 log = logging.getLogger("taskop.bbs")
 
@@ -312,9 +323,13 @@ def registry_secret(td: models.TaskDefinition, task: str) -> dict[str, Any] | No
     }
 
 
-def definition_secret(td: models.TaskDefinition, task: str) -> dict[str, Any]:
-    """The Secret (no owner yet) keeping an external task's whole TaskDefinition: its protobuf
-    bytes, so BBS clients get back exactly what was desired."""
+def definition_secret(
+    td: models.TaskDefinition, task: str, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The Secret (no owner yet) keeping a task's TaskDefinition: its protobuf bytes, so BBS
+    clients get back exactly what was desired (an external task's whole definition; a Job-run
+    task's `job_run_definition`), and ``env``: a Job-run task's environment values by key
+    (`secret_env`)."""
     data = td.SerializeToString(deterministic=True)
     return {
         "apiVersion": "v1",
@@ -324,8 +339,55 @@ def definition_secret(td: models.TaskDefinition, task: str) -> dict[str, Any]:
             "name": definition_secret_name(task),
             "labels": {DEFINITION_SECRET_LABEL: "true"},
         },
-        "data": {DEFINITION_KEY: base64.standard_b64encode(data).decode("ascii")},
+        "data": {
+            DEFINITION_KEY: base64.standard_b64encode(data).decode("ascii"),
+            **{key: _b64(value) for key, value in (env or {}).items()},
+        },
     }
+
+
+def _b64(text: str) -> str:
+    return base64.standard_b64encode(text.encode("utf-8", "surrogateescape")).decode("ascii")
+
+
+def secret_env(spec: dict[str, Any], secret: str) -> dict[str, str]:
+    """Take every environment value out of a Job-run task's ``spec`` (``env`` and each run
+    action's, in place): each variable with a value gets ``valueFrom.secretKeyRef`` to the key
+    ``env-<n>`` of the Secret ``secret`` instead. Returns those keys' values (empty when there
+    were none: nothing to hide). A ``view`` user reads the Task, its Job and its pod; the kubelet
+    fills the variables in, and the executor hands a run action's to its process alone."""
+    values: dict[str, str] = {}
+
+    def hide(env: list[dict[str, Any]]) -> None:
+        for var in env:
+            if var.get("value"):
+                key = f"{ENV_KEY_PREFIX}{len(values)}"
+                values[key] = var.pop("value")
+                var["valueFrom"] = {"secretKeyRef": {"name": secret, "key": key}}
+
+    def visit(node: dict[str, Any]) -> None:
+        for kind, inner in node.items():
+            if kind == "run":
+                hide(inner.get("env") or [])
+            for child in inner.get("actions") or ([inner["action"]] if "action" in inner else []):
+                visit(child)
+
+    hide(spec.get("env") or [])
+    if spec.get("action"):
+        visit(spec["action"])
+    return values
+
+
+def job_run_definition(td: models.TaskDefinition) -> models.TaskDefinition:
+    """What BBS clients are shown of a Job-run task's definition: all of it but the image
+    credentials and the volume-mounted files' contents (in their own Secrets, for the pod only;
+    never shown of a Job-run task)."""
+    shown = models.TaskDefinition()
+    shown.CopyFrom(td)
+    shown.image_username = shown.image_password = ""
+    for mounted in shown.volume_mounted_files:
+        mounted.content = ""
+    return shown
 
 
 def _tag_to_spec(tag: models.MetricTagValue) -> dict[str, Any]:

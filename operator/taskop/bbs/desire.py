@@ -4,7 +4,13 @@ Two kinds of domain (their profiles, `taskop.domain.profiles`):
 
 - **Job-run** (the default): taskop runs the task as a Kubernetes Job, so the TaskDefinition must
   map onto a Task spec without loss (`convert.task_definition_to_spec`); anything it cannot honour
-  is an InvalidRequest naming the fields, never silently dropped.
+  is an InvalidRequest naming the fields, never silently dropped. What a ``view`` user may not
+  read goes into Secrets owned by the Task: image credentials and volume-mounted files
+  (`convert.owned_secrets`), and the environment's values (the task's and each run action's:
+  ``VCAP_SERVICES``), which the spec takes by ``valueFrom.secretKeyRef`` from the definition
+  Secret (`convert.secret_env`). That Secret also keeps the definition as BBS clients are shown it
+  (`convert.job_run_definition`), and the Task names it in `DEFINITION_SECRET_ANNOTATION`, as an
+  external task does: BBS answers carry the values, the Task and its Job and pod do not.
 - **External**: a BBS cell runs the task (StartTask / CompleteTask), so taskop accepts every
   TaskDefinition BBS accepts and keeps it losslessly in a Secret owned by the Task
   (`convert.definition_secret`, created by the service right after the Task); the Task names it
@@ -20,6 +26,7 @@ Two kinds of domain (their profiles, `taskop.domain.profiles`):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +36,10 @@ from taskop.bbs import models
 from taskop.bbs.convert import (
     DEFINITION_SECRET_ANNOTATION,
     SUMMARY_SCALARS,
+    definition_secret,
+    job_run_definition,
+    owned_secrets,
+    secret_env,
     task_definition_to_spec,
 )
 from taskop.bbs.validation import action_kind
@@ -42,18 +53,27 @@ EXTERNAL_PATH = "<run by an external BBS cell>"
 """``spec.action.run.path`` of an external task whose definition has no run action."""
 
 
-def build_task(
+@dataclasses.dataclass(frozen=True)
+class Desired:
+    """What DesireTask creates: the Task, then its Secrets (no owner yet: the caller makes the
+    Task their owner), in this order."""
+
+    task: dict[str, Any]
+    secrets: list[dict[str, Any]]
+
+
+def plan(
     req: models.DesireTaskRequest,
     *,
     external: bool,
     annotations: Mapping[str, str] | None = None,
     job_settings: JobSettings | None = None,
-) -> dict[str, Any]:
-    """The Task object (no namespace) for a validated DesireTaskRequest.
+) -> Desired:
+    """The Task object (no namespace) for a validated DesireTaskRequest, and its Secrets.
 
-    An external task's definition goes into a Secret (`convert.definition_secret`) the caller
-    creates, owned by the Task; the Task only names it. Raises InvalidRequest when a Job-run task
-    asks for something taskop cannot honour.
+    An external task's definition goes into a Secret (`convert.definition_secret`), owned by the
+    Task, which only names it; a Job-run task's secrets and environment values too (module doc).
+    Raises InvalidRequest when a Job-run task asks for something taskop cannot honour.
     """
     guid, domain, td = req.task_guid, req.domain, req.task_definition
     name = task_name(guid)
@@ -61,26 +81,45 @@ def build_task(
     if external:
         spec = external_spec(td, guid, domain)
         metadata_annotations[DEFINITION_SECRET_ANNOTATION] = definition_secret_name(name)
+        secrets = [definition_secret(td, name)]
     else:
-        spec = job_spec(td, guid, domain, job_settings or JobSettings())
+        spec, env = job_spec(td, guid, domain, job_settings or JobSettings(), name)
+        secrets = owned_secrets(td, name)
+        if env:
+            metadata_annotations[DEFINITION_SECRET_ANNOTATION] = definition_secret_name(name)
+            secrets.append(definition_secret(job_run_definition(td), name, env))
     metadata: dict[str, Any] = {"name": name, "labels": {API_LABEL: "bbs"}}
     if metadata_annotations:
         metadata["annotations"] = metadata_annotations
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+    task = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+    return Desired(task, secrets)
+
+
+def build_task(
+    req: models.DesireTaskRequest,
+    *,
+    external: bool,
+    annotations: Mapping[str, str] | None = None,
+    job_settings: JobSettings | None = None,
+) -> dict[str, Any]:
+    """The Task object of `plan`."""
+    return plan(req, external=external, annotations=annotations, job_settings=job_settings).task
 
 
 def job_spec(
-    td: models.TaskDefinition, guid: str, domain: str, job_settings: JobSettings
-) -> dict[str, Any]:
-    """The spec of a Job-run task; InvalidRequest naming what taskop cannot honour."""
+    td: models.TaskDefinition, guid: str, domain: str, job_settings: JobSettings, name: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the spec of Job-run task ``name``, its environment values by definition Secret key);
+    InvalidRequest naming what taskop cannot honour."""
     spec = task_definition_to_spec(td, guid, domain)
+    env = secret_env(spec, definition_secret_name(name))
     try:
         parsed = parse_spec(spec)
     except SpecError as e:
         raise BBSError.invalid_request(_for_bbs(e.messages)) from None
     if problems := unsupported(parsed, job_settings):
         raise BBSError.invalid_request(_for_bbs(problems))
-    return spec
+    return spec, env
 
 
 def _for_bbs(messages: list[str]) -> list[str]:

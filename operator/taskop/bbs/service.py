@@ -28,8 +28,8 @@ success when the status it then finds is Completed: only its cancel can have com
 (the reconciler completes a cancelled task as cancelled). External tasks have no Job: Cancel and
 Fail are one status write.
 
-An external task's TaskDefinition goes into a Secret owned by its Task (`desire`); see
-`taskop.bbs.view` for how it is read back.
+An external task's TaskDefinition, and a Job-run task's environment values, go into a Secret
+owned by its Task (`desire`); see `taskop.bbs.view` for how it is read back.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from typing import Any
 from taskop import metrics
 from taskop.bbs import models
 from taskop.bbs.codec import decode_text
-from taskop.bbs.convert import definition_secret, owned_secrets
-from taskop.bbs.desire import build_task
+from taskop.bbs.convert import DEFINITION_SECRET_LABEL
+from taskop.bbs.desire import plan
 from taskop.bbs.view import TaskView, guid_of
 from taskop.domain import lifecycle
 from taskop.domain.errors import BBSError, ErrorType
@@ -129,13 +129,13 @@ class TaskService:
                     " (POST /update); BBS clients may read them"
                 ]
             )
-        external = self.profiles.external(req.domain)
-        body = build_task(
+        desired = plan(
             req,
-            external=external,
+            external=self.profiles.external(req.domain),
             annotations=self.task_annotations,
             job_settings=self.job_settings,
         )
+        body = desired.task
         size = task_bytes(body.get("spec") or {}, body["metadata"].get("annotations"))
         if size > self.settings.max_task_bytes:
             raise BBSError.invalid_request(
@@ -156,19 +156,17 @@ class TaskService:
         # that has the garbage collector delete it with the Task (a Secret made first would need
         # a third write to gain its owner, and a crash before it would leave credentials behind
         # for good). A Secret that cannot be created deletes the Task again (`create_owned_secret`),
-        # so the desire fails whole. Until its Secret exists a Task is incomplete: an external one
-        # is left out of BBS answers and events (`TaskView`), a Job-run one's pod waits for it.
-        # Should the clean-up fail too (or taskop die in between), the Task stays incomplete, out
-        # of BBS answers, until the reconciler expires it as a Pending task.
-        name = created["metadata"]["name"]
-        if external:
-            secret = await self._create_owned_secret(
-                created, definition_secret(req.task_definition, name)
-            )
-            self.view.observe_definition(secret)
-        else:
-            for secret in owned_secrets(req.task_definition, name):
-                await self._create_owned_secret(created, secret)
+        # so the desire fails whole. Until its Secrets exist a Task is incomplete: one whose
+        # definition is in a Secret (external, or Job-run with environment values) is left out of
+        # BBS answers and events (`TaskView`), a Job-run one's pod waits for them (a missing
+        # secretKeyRef keeps its container in CreateContainerConfigError, a missing Secret volume
+        # in ContainerCreating: Pending to the reconciler, not a failure). Should the clean-up
+        # fail too (or taskop die in between), the Task stays incomplete, out of BBS answers,
+        # until the reconciler expires it as a Pending task.
+        for secret in desired.secrets:
+            made = await self._create_owned_secret(created, secret)
+            if DEFINITION_SECRET_LABEL in (secret["metadata"].get("labels") or {}):
+                self.view.observe_definition(made)
         log.info("task desired", extra={"guid": guid, "task": created["metadata"]["name"]})
         now = now_ns()
         record = TaskRecord(guid=guid, domain=req.domain, created_at=now, updated_at=now)

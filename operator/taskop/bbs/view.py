@@ -12,7 +12,8 @@ for conditions, finalizers or ``spec.cancelled``), and ``task_removed`` once, wh
 starts being deleted or disappears.
 
 An external task's TaskDefinition is not in its Task (a ``view`` user reads Tasks) but in a Secret
-owned by it (`convert.definition_secret`). A second watch, of the Secrets labelled
+owned by it (`convert.definition_secret`); so is a Job-run task's when it has environment values,
+which its spec only references. A second watch, of the Secrets labelled
 `convert.DEFINITION_SECRET_LABEL` (`definition_feed`), feeds them in by their owner's uid, so no
 read costs a GET. The Task is created before its Secret (the Secret needs the Task's uid for its
 owner reference), and the two watches are not ordered, so a Task naming a Secret the view has not

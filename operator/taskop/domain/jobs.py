@@ -51,6 +51,10 @@ PLACEMENT_LABEL_PREFIX = "placement.taskop.dev/"
 SERVICE_BINDINGS_DIR = "/etc/cf-service-bindings"
 """Where a Diego cell mounts a task's volume-mounted files (executor ``initializer``)."""
 PASSTHROUGH_PREFIX = "kwok.taskop.dev/"
+ACTION_ENV_PREFIX = "TASKOP_ACTION_ENV_"
+"""The container variables ``<prefix><n>`` (n in the action tree's order) that carry the values of
+run actions' ``valueFrom`` variables: the kubelet fills them in, the executor strips them from the
+environment it passes on and gives each value to its own process only (`executor_spec`)."""
 Obj = dict[str, Any]
 _UID = re.compile(r"(\d+)(?::(\d+))?")
 
@@ -142,6 +146,12 @@ def unsupported(spec: TaskSpec, settings: JobSettings) -> list[str]:
     """Messages for the parts of ``spec`` taskop cannot honour with these settings."""
     profile = settings.profiles.profile(spec.domain)
     errors = [] if profile.unenforceable is Policy.WARN else unenforced(spec, profile)
+    errors.extend(
+        f"spec.env[{i}].name: {var.name!r}: names starting with {ACTION_ENV_PREFIX} are taskop's"
+        " own (they carry the run actions' valueFrom variables)"
+        for i, var in enumerate(spec.env)
+        if var.name.startswith(ACTION_ENV_PREFIX)
+    )
     try:
         spec.image_reference(profile.stacks)
     except SpecError as exc:
@@ -181,10 +191,37 @@ _K8S: dict[str, Any] = {"by_alias": True, "exclude_defaults": True}
 """How spec parts in Kubernetes' own shape become the pod's: as they are, defaults left out."""
 
 
+def _action_env(spec: TaskSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the action tree for the executor, the container variables it reads values from).
+
+    A run action's variable with ``valueFrom`` (a Secret's key: a BBS task's VCAP_SERVICES)
+    becomes ``{"name": …, "fromEnv": "<ACTION_ENV_PREFIX><n>"}`` in the tree, and the container
+    variable ``<ACTION_ENV_PREFIX><n>`` gets the ``valueFrom``: the value never enters the pod's
+    annotations (the executor spec is one, readable with ``view``), only the container's
+    environment, from which the executor gives it to that process alone."""
+    refs: list[dict[str, Any]] = []
+
+    def visit(node: dict[str, Any]) -> None:
+        ((kind, inner),) = node.items()
+        if kind == "run":
+            for var in inner.get("env") or ():
+                source = var.pop("valueFrom", None)
+                if source is not None:
+                    var["fromEnv"] = f"{ACTION_ENV_PREFIX}{len(refs)}"
+                    refs.append({"name": var["fromEnv"], "valueFrom": source})
+        for child in inner.get("actions") or ([inner["action"]] if "action" in inner else []):
+            visit(child)
+
+    action = spec.action.model_dump(by_alias=True, exclude_defaults=True)
+    visit(action)
+    return action, refs
+
+
 def executor_spec(spec: TaskSpec) -> dict[str, Any]:
     """What the in-pod executor runs (executor/internal/spec): the action tree as the Task spec
-    has it, the downloads before it, the log rate limit and where the result goes."""
-    out: dict[str, Any] = {"action": spec.action.model_dump(by_alias=True, exclude_defaults=True)}
+    has it (``valueFrom`` variables by reference, `_action_env`), the downloads before it, the
+    log rate limit and where the result goes."""
+    out: dict[str, Any] = {"action": _action_env(spec)[0]}
     if spec.downloads:
         out["cachedDependencies"] = [
             d.model_dump(by_alias=True, exclude_defaults=True) for d in spec.downloads
@@ -249,7 +286,7 @@ def _container(spec: TaskSpec, settings: JobSettings, profile: DomainProfile) ->
         "terminationMessagePolicy": "File",
         "volumeMounts": mounts,
     }
-    if env := _env(spec, profile, home):
+    if env := [*_env(spec, profile, home), *_action_env(spec)[1]]:
         container["env"] = env
     if spec.env_from:
         container["envFrom"] = [source.model_dump(**_K8S) for source in spec.env_from]

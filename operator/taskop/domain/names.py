@@ -75,6 +75,7 @@ def files_secret_name(task: str) -> str:
 
 
 def definition_secret_name(task: str) -> str:
-    """The Secret holding an external BBS task's whole TaskDefinition (made with the Task, owned
-    by it; the BBS door reads it back through its watch)."""
+    """The Secret holding an external BBS task's whole TaskDefinition, or a Job-run one's
+    environment values (made with the Task, owned by it; the BBS door reads the definition back
+    through its watch)."""
     return safe_name(f"{task}-definition")

@@ -220,7 +220,9 @@ class RunAction(_Model):
     args: Annotated[list[LongStr], Field(max_length=256)] = []
     dir: Annotated[str, Field(max_length=4096)] = ""
     user: Annotated[str, Field(max_length=256)] = ""
-    env: Annotated[list[EnvVar], Field(max_length=256)] = []
+    env: Annotated[list[TaskEnvVar], Field(max_length=256)] = []
+    """The process's own variables, on top of the container's: a value, or one Kubernetes fills
+    in (``valueFrom``: the container gets it, the executor hands it to this process only)."""
     resource_limits: ResourceLimits | None = None
     log_source: Str = ""
     suppress_log_output: bool = False

@@ -1,22 +1,26 @@
 """The BBS write service against an in-memory API server: Cancel and Fail a retry completes, and
-external tasks whose secrets live in a Secret owned by the Task, never in the Task."""
+tasks whose secrets (an external task's definition, a Job-run task's env values) live in a Secret
+owned by the Task, never in the Task nor its Job."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any, cast
 
 import pytest
 
 from taskop.bbs import events, models
-from taskop.bbs.convert import DEFINITION_SECRET_LABEL
+from taskop.bbs.convert import DEFINITION_SECRET_LABEL, job_run_definition
 from taskop.bbs.service import TaskService
 from taskop.bbs.view import TaskView
 from taskop.domain.decide import DecideSettings, Observation, decide
 from taskop.domain.errors import BBSError, ErrorType
-from taskop.domain.names import job_name, task_name
+from taskop.domain.jobs import EXECUTOR_SPEC_ANNOTATION, JobSettings, build_job
+from taskop.domain.names import definition_secret_name, job_name, task_name
 from taskop.domain.owner import task_owner
+from taskop.domain.spec import parse_spec
 from taskop.kube.client import Kube
 from taskop.settings import Settings
 from tests.unit.bbs.builders import desire, run, task_definition
@@ -235,6 +239,125 @@ async def test_an_external_task_keeps_its_secrets_in_a_secret_it_owns_and_bbs_re
     assert entry is not None and entry.task.task_definition == td
     created = [e for e in hub.events if e.name == events.TASK_CREATED]
     assert [e.task.task_definition for e in created] == [td]
+
+
+def job_run_definition_with_services() -> models.TaskDefinition:
+    """What Cloud Controller desires of a Job-run (buildpack) task: VCAP_SERVICES in the task's
+    env and in its run action's (nested in a Serial), besides image credentials and a file."""
+    env = [
+        models.EnvironmentVariable(name="VCAP_SERVICES", value=SERVICES),
+        models.EnvironmentVariable(name="EMPTY", value=""),
+    ]
+    action_env = [
+        models.EnvironmentVariable(name="VCAP_SERVICES", value=SERVICES),
+        models.EnvironmentVariable(name="DATABASE_URL", value="$(HOME) svc-s3cret-2"),
+    ]
+    inner = run(env=action_env)
+    return task_definition(
+        root_fs="docker://registry.example.com/team/app",
+        action=models.Action(serial_action=models.SerialAction(actions=[run(), inner])),
+        environment_variables=env,
+        image_username="robot",
+        image_password=PASSWORD,
+        volume_mounted_files=[models.File(path="/db/password", content=CONTENT)],
+    )
+
+
+async def test_a_job_run_tasks_env_values_are_in_a_secret_it_owns_and_bbs_reads_them() -> None:
+    kube = FakeKube()
+    hub = Recorder()
+    svc = service(kube, hub)
+    td = job_run_definition_with_services()
+    await svc.desire(desire(task_guid="job-1", domain="jobs", task_definition=td))
+
+    name = task_name("job-1")
+    task = kube.tasks[name]
+    hidden = (PASSWORD, CONTENT, "svc-s3cret", "svc-s3cret-2")
+    seen = readable(task)  # metadata, spec, status: what a `view` user reads
+    for secret_value in hidden:
+        assert secret_value not in seen, secret_value
+    # … nor in the Job the reconciler builds from it (and so in its pods: env literals and the
+    # executor's spec in the pod annotation)
+    job = build_job(
+        name,
+        "ns",
+        task["metadata"]["uid"],
+        parse_spec(task["spec"]),
+        JobSettings(),
+        annotations=task["metadata"].get("annotations"),
+    )
+    for secret_value in hidden:
+        assert secret_value not in readable(job), secret_value
+
+    # The Secret holding the values is the Task's, and the pod's variables resolve to them.
+    secret = kube.secrets[definition_secret_name(name)]
+    assert secret["metadata"]["ownerReferences"] == [task_owner(name, task["metadata"]["uid"])]
+    assert secret["metadata"]["labels"] == {DEFINITION_SECRET_LABEL: "true"}
+
+    def resolve(var: dict[str, Any]) -> str:
+        if "valueFrom" not in var:
+            return str(var["value"])
+        ref = var["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == secret["metadata"]["name"]
+        return base64.standard_b64decode(secret["data"][ref["key"]]).decode()
+
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    pod_env = {var["name"]: resolve(var) for var in container["env"]}
+    assert pod_env["VCAP_SERVICES"] == SERVICES and pod_env["EMPTY"] == ""
+    annotations = job["spec"]["template"]["metadata"]["annotations"]
+    tree = json.loads(annotations[EXECUTOR_SPEC_ANNOTATION])["action"]["serial"]["actions"]
+    run_env = tree[1]["run"]["env"]
+    assert [(var["name"], pod_env[var["fromEnv"]]) for var in run_env] == [
+        (e.name, e.value) for e in td.action.serial_action.actions[1].run_action.env
+    ]
+
+    # BBS clients get the definition as desired, the values included (the image credentials and
+    # the file's content, in their own Secrets, are never shown of a Job-run task, as before).
+    shown = job_run_definition(td)
+    assert shown.environment_variables == td.environment_variables
+    assert shown.action == td.action
+    assert PASSWORD not in str(shown) and CONTENT not in str(shown)
+    entry = svc.view.get("job-1")
+    assert entry is not None and entry.task.task_definition == shown
+    assert [t.task_definition for t in svc.view.tasks()] == [shown]
+
+    # A watch-fed view (another replica, a restart) gets it from the Secret's own watch; events
+    # carry it too.
+    fresh = TaskView(hub, watch_definitions=True)
+    fresh.replace_all([task])
+    assert fresh.get("job-1") is None
+    fresh.definition_feed.replace_all([secret])
+    entry = fresh.get("job-1")
+    assert entry is not None and entry.task.task_definition == shown
+    created = [e for e in hub.events if e.name == events.TASK_CREATED]
+    assert [e.task.task_definition for e in created] == [shown]
+
+
+async def test_a_job_run_task_without_env_values_needs_no_definition_secret() -> None:
+    kube = FakeKube()
+    svc = service(kube)
+    td = task_definition(environment_variables=[models.EnvironmentVariable(name="EMPTY")])
+    await svc.desire(desire(task_guid="job-1", domain="jobs", task_definition=td))
+    task = kube.tasks[task_name("job-1")]
+    assert kube.secrets == {}
+    assert task["spec"]["env"] == [{"name": "EMPTY", "value": ""}]
+    entry = svc.view.get("job-1")
+    assert entry is not None and entry.task.task_definition == td
+
+
+async def test_a_job_run_desire_whose_definition_secret_cannot_be_created_keeps_nothing() -> None:
+    kube = FakeKube()
+    svc = service(kube)
+    kube.fail_write(4)  # create_task, the registry and files Secrets, then the definition Secret
+    with pytest.raises(BBSError) as info:
+        await svc.desire(
+            desire(
+                task_guid="job-1", domain="jobs", task_definition=job_run_definition_with_services()
+            )
+        )
+    assert info.value.type is ErrorType.UnknownError
+    assert kube.tasks == {} and kube.secrets == {}
+    assert svc.view.get("job-1") is None
 
 
 async def test_an_external_desire_whose_secret_cannot_be_created_keeps_nothing() -> None:

@@ -249,6 +249,69 @@ def test_env_task_wide_on_the_container_and_the_run_actions_own_in_the_executor(
     ]
 
 
+def test_a_run_actions_value_from_reaches_its_process_through_the_container_not_the_spec() -> None:
+    ref = {"secretKeyRef": {"name": "t1-definition", "key": "env-1"}}
+    first = {"run": {"path": "x", "env": [{"name": "A", "value": "literal"}]}}
+    second = {
+        "run": {
+            "path": "y",
+            "env": [
+                {"name": "VCAP_SERVICES", "valueFrom": ref},
+                {"name": "HOST", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            ],
+        }
+    }
+    task_ref = {"secretKeyRef": {"name": "t1-definition", "key": "env-0"}}
+    manifest = job(
+        env=[{"name": "VCAP_SERVICES", "valueFrom": task_ref}],
+        action={"serial": {"actions": [first, {"try": {"action": second}}]}},
+    )
+    # The container gets the values (the kubelet fills them in) under taskop's own names …
+    assert container(manifest)["env"] == [
+        {"name": "VCAP_SERVICES", "valueFrom": task_ref},
+        {"name": "TASKOP_ACTION_ENV_0", "valueFrom": ref},
+        {"name": "TASKOP_ACTION_ENV_1", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+    ]
+    # … and the executor, whose spec is a pod annotation, only those names.
+    actions = executor_spec(manifest)["action"]["serial"]["actions"]
+    assert actions[0]["run"]["env"] == [{"name": "A", "value": "literal"}]
+    assert actions[1]["try"]["action"]["run"]["env"] == [
+        {"name": "VCAP_SERVICES", "fromEnv": "TASKOP_ACTION_ENV_0"},
+        {"name": "HOST", "fromEnv": "TASKOP_ACTION_ENV_1"},
+    ]
+
+
+def test_the_action_env_names_are_taskops_own() -> None:
+    with pytest.raises(SpecError) as info:
+        job(env=[{"name": "TASKOP_ACTION_ENV_0", "value": "x"}])
+    assert info.value.messages == [
+        "spec.env[0].name: 'TASKOP_ACTION_ENV_0': names starting with TASKOP_ACTION_ENV_ are"
+        " taskop's own (they carry the run actions' valueFrom variables)"
+    ]
+
+
+def test_a_run_action_variable_takes_value_or_value_from() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(
+            {
+                "image": "busybox",
+                "action": {
+                    "run": {
+                        "path": "x",
+                        "env": [
+                            {
+                                "name": "A",
+                                "value": "v",
+                                "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}},
+                            }
+                        ],
+                    }
+                },
+            }
+        )
+    assert info.value.messages == ["spec.action.run.env[0]: set value or valueFrom, not both"]
+
+
 @pytest.mark.parametrize(
     ("user", "expected"),
     [
