@@ -1,7 +1,11 @@
 """``python -m bench.chaos``: the reconcile core's promises under chaos, on a real cluster.
 
 1,000 Tasks on kwok with varied outcomes; the operator SIGKILLed 50 times at random moments (and
-started again); kube-apiserver and etcd each SIGKILLed and restarted once in the middle. Then it
+started again); kube-apiserver and etcd each SIGKILLed and restarted once in the middle. With
+``--standby`` (the default) a second replica runs beside it under kopf peering, as the chart's
+``replicaCount: 2`` does: every start of the killed replica draws a new priority, so either may be
+the active one, and once, a third of the way in, the killed replica stays down for longer than
+the peering lifetime, so the standby must take over and reconcile from its stale caches. Then it
 waits until every Task is Completed and checks, from its own watches:
 
 - 0 Tasks lost: every Task created exists and is Completed;
@@ -118,15 +122,29 @@ class Observer:
                 await asyncio.sleep(0.5)
 
 
+PEERING = "chaos"
+PEERING_LIFETIME = 60  # kopf's default: a killed replica's record counts as live this long
+ACTIVE = "reconciling: this replica is the active one"
+
+
 class Operator:
-    def __init__(self, kubeconfig: str, namespace: str, log_dir: Path) -> None:
+    def __init__(
+        self, kubeconfig: str, namespace: str, log_dir: Path, name: str = "operator",
+        peering: bool = False,
+    ) -> None:  # fmt: skip
         self.kubeconfig, self.namespace, self.log_dir = kubeconfig, namespace, log_dir
+        self.name, self.peering = name, peering
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
+    def activations(self) -> int:
+        """How often this replica became the active one (its log says so each time)."""
+        path = self.log_dir / f"{self.name}.log"
+        return path.read_text(errors="replace").count(ACTIVE) if path.exists() else 0
+
     def start(self) -> None:
         self.starts += 1
-        logf = open(self.log_dir / "operator.log", "ab")
+        logf = open(self.log_dir / f"{self.name}.log", "ab")
         env = {
             **os.environ,
             "TASKOP_HEALTH_PORT": "0",
@@ -135,7 +153,8 @@ class Operator:
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "taskop", "run", f"--kubeconfig={self.kubeconfig}",
-             f"--namespace={self.namespace}"],
+             f"--namespace={self.namespace}", "--log-format=plain",
+             *([f"--peering={PEERING}"] if self.peering else [])],
             env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -197,17 +216,28 @@ async def run(args: argparse.Namespace) -> int:
     await asyncio.to_thread(
         subprocess.run,
         [str(ROOT / ".venv" / "bin" / "kubectl"), f"--kubeconfig={args.kubeconfig}", "apply",
-         "--server-side", "-f", str(ROOT / "crds")], check=True, capture_output=True,
-    )  # fmt: skip
+         "--server-side", "-f", str(ROOT / "charts" / "taskop" / "crds")],
+        check=True, capture_output=True,
+    )  # fmt: skip  (the chart's crds/: taskop's and kopf's peering CRDs)
     await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+    if args.standby:
+        await api.request(
+            "POST",
+            f"/apis/kopf.dev/v1/namespaces/{ns}/kopfpeerings",
+            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}},
+        )
     tasks = plan(args.tasks, rng)
     observer = Observer()
     watches = [
         asyncio.create_task(observer.watch(api, JOBS.format(ns=ns), observer.on_job)),
         asyncio.create_task(observer.watch(api, PODS.format(ns=ns), observer.on_pod)),
     ]
-    operator = Operator(args.kubeconfig, ns, out)
+    operator = Operator(args.kubeconfig, ns, out, peering=args.standby)
+    standby = Operator(args.kubeconfig, ns, out, name="standby", peering=True)
+    if args.standby:
+        standby.start()
     operator.start()
+    takeover_at = args.kills // 3 if args.standby else 0
     started = time.monotonic()
     manifests = [m for _, m, _ in tasks.values()]
     creating = asyncio.create_task(create_all(api, ns, manifests))
@@ -224,6 +254,11 @@ async def run(args: argparse.Namespace) -> int:
             restarts["etcd"] = await asyncio.to_thread(restart_component, "etcd", args.cluster_dir)
             log(f"etcd restarted in {restarts['etcd']:.1f}s")
         await asyncio.sleep(rng.uniform(0, 0.5))
+        if kill == takeover_at:
+            before = standby.activations()
+            log(f"the killed replica stays down {PEERING_LIFETIME + 15} s: the standby takes over")
+            await asyncio.sleep(PEERING_LIFETIME + 15)
+            log(f"standby activations meanwhile: {standby.activations() - before}")
         operator.start()
         if kill % 10 == 0:
             log(f"{kill} kills; load {loadavg()}")
@@ -241,6 +276,8 @@ async def run(args: argparse.Namespace) -> int:
     for w in watches:
         w.cancel()
     operator.kill()
+    standby.kill()
+    standby_activations = standby.activations()
 
     by_name = {t["metadata"]["name"]: t for t in items}
     lost = sorted(set(tasks) - set(by_name))
@@ -268,6 +305,8 @@ async def run(args: argparse.Namespace) -> int:
         "tasks": len(tasks),
         "operator_kills": args.kills,
         "operator_starts": operator.starts,
+        "standby": args.standby,
+        "standby_activations": standby_activations,
         "component_restarts_s": restarts,
         "converged_after_s": round(converged_after, 1),
         "outcomes": dict(outcome_counts),
@@ -278,13 +317,16 @@ async def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    passed = not (lost or not_completed or second_jobs or wrong)
+    took_over = standby_activations > 0 or not args.standby
+    passed = not (lost or not_completed or second_jobs or wrong) and took_over
     (out / "report.md").write_text(
         f"# Chaos run {stamp}\n\n"
-        f"Command: `bench/chaos --tasks {args.tasks} --kills {args.kills} --seed {args.seed}`\n\n"
-        f"| Tasks | operator SIGKILLs | API server / etcd restarts | converged after | lost |"
-        f" second Jobs | wrong outcomes | not completed |\n|---|---|---|---|---|---|---|---|\n"
-        f"| {len(tasks)} | {args.kills} | "
+        f"Command: `bench/chaos --tasks {args.tasks} --kills {args.kills} --seed {args.seed}"
+        f"{'' if args.standby else ' --no-standby'}`\n\n"
+        f"| Tasks | operator SIGKILLs | standby activations | API server / etcd restarts |"
+        f" converged after | lost | second Jobs | wrong outcomes | not completed |\n"
+        f"|---|---|---|---|---|---|---|---|---|\n"
+        f"| {len(tasks)} | {args.kills} | {standby_activations if args.standby else 'none'} | "
         f"{restarts.get('kube-apiserver', 0):.1f} s / {restarts.get('etcd', 0):.1f} s | "
         f"{converged_after:.0f} s | {len(lost)} | {len(second_jobs)} | {len(wrong)} | "
         f"{len(not_completed)} |\n\nOutcomes: {dict(outcome_counts)}.\n\n"
@@ -308,6 +350,12 @@ def main() -> None:
     parser.add_argument("--mean-interval", type=float, default=2.0, help="seconds between kills")
     parser.add_argument("--settle-timeout", type=float, default=900)
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument(
+        "--standby",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a second replica under kopf peering, which must take over once (default: on)",
+    )
     sys.exit(asyncio.run(run(parser.parse_args())))
 
 

@@ -115,21 +115,25 @@ async def wait_for(api: client.ApiClient, namespace: str, args: argparse.Namespa
             task = await _task(api, namespace, args.name)
             if _completed(task):
                 return task
-            async with watch.Watch() as w:
-                async for event in w.stream(
-                    custom.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    field_selector=f"metadata.name={args.name}",
-                    resource_version=task["metadata"]["resourceVersion"],
-                    timeout_seconds=60,
-                ):
-                    if event["type"] == "DELETED":
-                        raise TaskError(f'task "{args.name}" was deleted before it completed')
-                    if _completed(event["object"]):
-                        return dict(event["object"])
+            try:
+                async with watch.Watch() as w:
+                    async for event in w.stream(
+                        custom.list_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        namespace,
+                        PLURAL,
+                        field_selector=f"metadata.name={args.name}",
+                        resource_version=task["metadata"]["resourceVersion"],
+                        timeout_seconds=60,
+                    ):
+                        if event["type"] == "DELETED":
+                            raise TaskError(f'task "{args.name}" was deleted before it completed')
+                        if _completed(event["object"]):
+                            return dict(event["object"])
+            except client.ApiException as e:
+                if e.status != 410:  # Gone: the API server's watch window moved on; read again
+                    raise
 
     try:
         task = await asyncio.wait_for(until_done(), args.timeout)

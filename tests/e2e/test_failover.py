@@ -26,8 +26,7 @@ from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorProcess
 from tests.tasks import Tasks, task_manifest
 
-# The operator's pods use the host's ports (hack/local-values.yaml): one such test at a time.
-pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("host-ports")]
+pytestmark = pytest.mark.cluster
 
 TAKEOVER_LIMIT = 120.0
 """Seconds: kopf's peering lifetime (60 s) for the dead replica's lease, plus its own checks."""

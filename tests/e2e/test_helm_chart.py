@@ -280,15 +280,18 @@ def test_installed_chart_service_account_runs_a_task_and_nothing_more(
         ("get", "pods:log"),  # the result sidecar's log
         ("create", "networkpolicies.networking.k8s.io"),  # a Task's egress rules
         ("create", "configmaps"),  # the BBS domains' ConfigMap (get/update: that name only)
-        ("create", "secrets"),  # a BBS task's image pull Secret; never read
+        ("create", "secrets"),  # a BBS task's image pull and definition Secrets, a Glance input
+        # The BBS API's and the Glance API's label-selected watches of the Secrets they made (an
+        # external task's definition, a Glance task's input): RBAC cannot narrow a list by label,
+        # so in the BBS namespace taskop may list and watch its Secrets, and nowhere else.
+        ("list", "secrets"),
+        ("watch", "secrets"),
         ("list", "tasktypes.taskop.dev"),  # the Glance API's task types
         ("create", "tokenreviews.authentication.k8s.io"),  # who a Glance request is
         ("create", "subjectaccessreviews.authorization.k8s.io"),  # may they do it
     ]
     denied = [
         ("get", "secrets"),
-        ("list", "secrets"),
-        ("watch", "secrets"),
         ("get", "configmaps"),
         ("update", "configmaps"),
         ("create", "pods"),
@@ -332,7 +335,8 @@ def test_installed_chart_service_account_runs_a_task_and_nothing_more(
             str(sa_kubeconfig), "auth", "can-i", *args, "-n", namespace, check=False
         ).stdout.strip()
 
-    assert self_can_i("list", "secrets") == "no"
+    assert self_can_i("list", "secrets") == "yes"  # the BBS namespace's (see `allowed`)
+    assert self_can_i("list", "secrets", "--all-namespaces") == "no"
     assert self_can_i("create", "jobs.batch") == "yes"
 
     # `helm test` runs its hook Job (on kwok's fake nodes the pod's success is faked; on a real

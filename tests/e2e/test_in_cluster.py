@@ -22,8 +22,9 @@ from tests.e2e.test_helm_chart import run_helm
 from tests.kubeutil import kubectl, wait_until
 from tests.tasks import Tasks, task_manifest
 
-# The operator's pods use the host's ports (hack/local-values.yaml): one such test at a time.
-pytestmark = [pytest.mark.cluster, pytest.mark.realnode, pytest.mark.xdist_group("host-ports")]
+# The installed operator watches every namespace (and uses the host's ports): these tests have
+# the cluster to themselves.
+pytestmark = [pytest.mark.cluster, pytest.mark.realnode, pytest.mark.exclusive]
 
 LOCAL_VALUES = ROOT / "hack" / "local-values.yaml"
 BBS_PORT, METRICS_PORT = 18889, 19102  # hack/local-values.yaml: the pod is on the host network
