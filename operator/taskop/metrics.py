@@ -158,7 +158,7 @@ def _condition_reason(status: Mapping[str, Any], type_: str) -> str:
     return ""
 
 
-BBS_ERROR_KEY = "taskop.bbs.error_type"
+BBS_ERROR_KEY = web.RequestKey("taskop.bbs.error_type", str)
 """Request key where the BBS error middleware names the error type it answered."""
 
 

@@ -18,7 +18,7 @@ from taskop.bbs import routes_domains, routes_events, routes_tasks
 from taskop.bbs.convert import DEFINITION_SECRET_SELECTOR
 from taskop.bbs.hub import EventHub
 from taskop.bbs.keys import HUB, KUBE, SERVICE, SETTINGS, VIEW
-from taskop.bbs.middleware import bbs_errors
+from taskop.bbs.middleware import active_only, bbs_errors
 from taskop.bbs.service import TaskService
 from taskop.bbs.tls import server_context
 from taskop.bbs.view import TaskView
@@ -40,7 +40,8 @@ def create_app(settings: Settings, kube: Kube) -> web.Application:
     # Bodies are read by `http.read_body` with settings.bbs_max_body_bytes; this only bounds
     # aiohttp's own helpers, which taskop does not use.
     app = web.Application(
-        middlewares=[bbs_request_metrics, bbs_errors], client_max_size=settings.bbs_max_body_bytes
+        middlewares=[bbs_request_metrics, bbs_errors, active_only],
+        client_max_size=settings.bbs_max_body_bytes,
     )
     app[SETTINGS] = settings
     app[KUBE] = kube

@@ -18,6 +18,7 @@ from taskop.bbs.codec import error_response
 from taskop.bbs.http import protobuf
 from taskop.domain.errors import BBSError
 from taskop.metrics import BBS_ERROR_KEY
+from taskop.readiness import READINESS
 
 log = logging.getLogger("taskop.bbs")
 
@@ -71,3 +72,15 @@ def _response_type(request: web.Request) -> type | None:
     handler = getattr(route, "handler", None)
     found: type | None = getattr(handler, RESPONSE_TYPE, None)
     return found
+
+
+@web.middleware
+async def active_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A standby replica serves no BBS request (DESIGN §10: a door is an authority, and two
+    replicas writing would break read-your-writes): every route but Ping answers the BBS error
+    saying so; Ping answers false, as a BBS that does not hold the lock is unavailable."""
+    if request.path != "/v1/ping" and (why := READINESS.standby("BBS API")) is not None:
+        if _response_type(request) is None:  # an event stream: no message to carry the error
+            raise web.HTTPServiceUnavailable(text=why)
+        raise BBSError.unknown(why)
+    return await handler(request)
