@@ -665,7 +665,9 @@ class Controller:
             READINESS.add(
                 "reconciler: its Tasks, Jobs, pods and Events are not listed (yet, or a watch is"
                 " broken)",
-                lambda: self.caches_synced and all(SYNCED.get(s.kind) for s in self.streams()),
+                # (a standby lists its Tasks only once active: "standby" says why it is not ready)
+                lambda: (self.caches_synced or not self._active.is_set())
+                and all(SYNCED.get(s.kind) for s in self.streams()),
             )
             self._informers = [
                 asyncio.create_task(inform(kube, namespace, stream), name=f"taskop-{stream.kind}")
