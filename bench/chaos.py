@@ -3,10 +3,11 @@
 1,000 Tasks on kwok with varied outcomes; the operator SIGKILLed 50 times at random moments (and
 started again); kube-apiserver and etcd each SIGKILLed and restarted once in the middle. With
 ``--standby`` (the default) a second replica runs beside it under kopf peering, as the chart's
-``replicaCount: 2`` does: every start of the killed replica draws a new priority, so either may be
-the active one, and once, a third of the way in, the killed replica stays down for longer than
-the peering lifetime, so the standby must take over and reconcile from its stale caches. Then it
-waits until every Task is Completed and checks, from its own watches:
+``replicaCount: 2`` does, with a peering lifetime of 10 s: every kill hits the replica that is
+active at that moment, its restart draws a new priority, so either may be the active one next,
+and once, a third of the way in, the killed replica stays down for longer than the peering
+lifetime, so the other must take over and reconcile from its stale caches. Then it waits until
+every Task is Completed and checks, from its own watches:
 
 - 0 Tasks lost: every Task created exists and is Completed;
 - 0 second Jobs: no Task ever had two Job uids;
@@ -123,8 +124,9 @@ class Observer:
 
 
 PEERING = "chaos"
-PEERING_LIFETIME = 60  # kopf's default: a killed replica's record counts as live this long
+PEERING_LIFETIME = 10  # seconds a killed replica's record counts as live (TASKOP_PEERING_LIFETIME)
 ACTIVE = "reconciling: this replica is the active one"
+STANDING_BY = "standing by: a peer"
 
 
 class Operator:
@@ -136,6 +138,17 @@ class Operator:
         self.name, self.peering = name, peering
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.offset = 0  # where this start's lines begin in the log
+
+    def is_active(self) -> bool:
+        """Whether the running process last said it reconciles (not that it stands by)."""
+        path = self.log_dir / f"{self.name}.log"
+        if not (self.proc and self.proc.poll() is None and path.exists()):
+            return False
+        with open(path, "rb") as f:
+            f.seek(self.offset)
+            text = f.read().decode(errors="replace")
+        return text.rfind(ACTIVE) > text.rfind(STANDING_BY)
 
     def activations(self) -> int:
         """How often this replica became the active one (its log says so each time)."""
@@ -144,12 +157,15 @@ class Operator:
 
     def start(self) -> None:
         self.starts += 1
-        logf = open(self.log_dir / f"{self.name}.log", "ab")
+        path = self.log_dir / f"{self.name}.log"
+        self.offset = path.stat().st_size if path.exists() else 0
+        logf = open(path, "ab")
         env = {
             **os.environ,
             "TASKOP_HEALTH_PORT": "0",
             "TASKOP_BBS_ENABLED": "false",
             "TASKOP_GLANCE_ENABLED": "false",
+            "TASKOP_PEERING_LIFETIME": str(PEERING_LIFETIME),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "taskop", "run", f"--kubeconfig={self.kubeconfig}",
@@ -238,13 +254,17 @@ async def run(args: argparse.Namespace) -> int:
         standby.start()
     operator.start()
     takeover_at = args.kills // 3 if args.standby else 0
+    replicas = [operator, standby] if args.standby else [operator]
+    takeovers = 0
     started = time.monotonic()
     manifests = [m for _, m, _ in tasks.values()]
     creating = asyncio.create_task(create_all(api, ns, manifests))
     restarts: dict[str, float] = {}
     for kill in range(1, args.kills + 1):
         await asyncio.sleep(rng.uniform(0.2, 2 * args.mean_interval))
-        operator.kill()
+        victim = next((r for r in replicas if r.is_active()), operator)
+        other = next((r for r in replicas if r is not victim), None)
+        victim.kill()
         if kill == args.kills // 2:
             restarts["kube-apiserver"] = await asyncio.to_thread(
                 restart_component, "kube-apiserver", args.cluster_dir
@@ -254,12 +274,13 @@ async def run(args: argparse.Namespace) -> int:
             restarts["etcd"] = await asyncio.to_thread(restart_component, "etcd", args.cluster_dir)
             log(f"etcd restarted in {restarts['etcd']:.1f}s")
         await asyncio.sleep(rng.uniform(0, 0.5))
-        if kill == takeover_at:
-            before = standby.activations()
-            log(f"the killed replica stays down {PEERING_LIFETIME + 15} s: the standby takes over")
-            await asyncio.sleep(PEERING_LIFETIME + 15)
-            log(f"standby activations meanwhile: {standby.activations() - before}")
-        operator.start()
+        if kill == takeover_at and other is not None:
+            before = other.activations()
+            log(f"the active replica ({victim.name}) stays down {PEERING_LIFETIME + 20} s")
+            await asyncio.sleep(PEERING_LIFETIME + 20)
+            takeovers = other.activations() - before
+            log(f"{other.name} took over {takeovers} time(s) meanwhile")
+        victim.start()
         if kill % 10 == 0:
             log(f"{kill} kills; load {loadavg()}")
     await creating
@@ -277,7 +298,7 @@ async def run(args: argparse.Namespace) -> int:
         w.cancel()
     operator.kill()
     standby.kill()
-    standby_activations = standby.activations()
+    standby_activations = sum(r.activations() for r in replicas) - 1 if args.standby else 0
 
     by_name = {t["metadata"]["name"]: t for t in items}
     lost = sorted(set(tasks) - set(by_name))
@@ -306,7 +327,8 @@ async def run(args: argparse.Namespace) -> int:
         "operator_kills": args.kills,
         "operator_starts": operator.starts,
         "standby": args.standby,
-        "standby_activations": standby_activations,
+        "active_replica_changes": standby_activations,
+        "took_over_while_the_active_was_down": takeovers,
         "component_restarts_s": restarts,
         "converged_after_s": round(converged_after, 1),
         "outcomes": dict(outcome_counts),
@@ -317,13 +339,14 @@ async def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    took_over = standby_activations > 0 or not args.standby
+    took_over = takeovers > 0 or not args.standby
     passed = not (lost or not_completed or second_jobs or wrong) and took_over
     (out / "report.md").write_text(
         f"# Chaos run {stamp}\n\n"
         f"Command: `bench/chaos --tasks {args.tasks} --kills {args.kills} --seed {args.seed}"
         f"{'' if args.standby else ' --no-standby'}`\n\n"
-        f"| Tasks | operator SIGKILLs | standby activations | API server / etcd restarts |"
+        f"| Tasks | SIGKILLs of the active replica | active-replica changes |"
+        f" API server / etcd restarts |"
         f" converged after | lost | second Jobs | wrong outcomes | not completed |\n"
         f"|---|---|---|---|---|---|---|---|---|\n"
         f"| {len(tasks)} | {args.kills} | {standby_activations if args.standby else 'none'} | "

@@ -125,6 +125,14 @@ class Settings:
     )
 
     # --- the reconcile core
+    peering_lifetime: int = field(
+        default=60,
+        metadata={
+            "doc": "Seconds a replica's kopf peering record counts as alive (with --peering): how"
+            " soon a standby takes over from a replica that died without leaving (SIGKILL, a"
+            " force-deleted pod). kopf's default; the replicas refresh theirs well within it."
+        },
+    )
     max_task_bytes: int = field(
         default=DEFAULT_MAX_TASK_BYTES,
         metadata={

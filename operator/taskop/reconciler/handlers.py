@@ -66,6 +66,7 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
     settings.watching.server_timeout = 300
     settings.networking.connect_timeout = 10
     settings.persistence.diffbase_storage = NoDiffBase()
+    settings.peering.lifetime = taskop_settings.peering_lifetime
     memo["kube"] = Kube(await load_api_client(memo.get("kubeconfig")))
     controller = Controller(memo["kube"], taskop_settings, memo["kube"].create_event)
     if peering_ := memo.get("peering"):
