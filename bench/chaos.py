@@ -139,6 +139,7 @@ class Operator:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.offset = 0  # where this start's lines begin in the log
+        self.exits = 0  # times it had exited by itself when it was to be killed
 
     def is_active(self) -> bool:
         """Whether the running process last said it reconciles (not that it stands by)."""
@@ -163,6 +164,7 @@ class Operator:
         env = {
             **os.environ,
             "TASKOP_HEALTH_PORT": "0",
+            "TASKOP_METRICS_PORT": "0",  # two replicas on one machine: no port of their own
             "TASKOP_BBS_ENABLED": "false",
             "TASKOP_GLANCE_ENABLED": "false",
             "TASKOP_PEERING_LIFETIME": str(PEERING_LIFETIME),
@@ -175,9 +177,12 @@ class Operator:
         )  # fmt: skip
 
     def kill(self) -> None:
+        if self.proc and self.proc.poll() is not None:
+            self.exits += 1
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        self.proc = None
 
 
 def restart_component(name: str, cluster_dir: Path) -> float:
@@ -322,6 +327,7 @@ async def run(args: argparse.Namespace) -> int:
             )
         if not ok:
             wrong[name] = {"kind": kind, "status": status, "pod": observer.pod_messages.get(name)}
+    crashed = {r.name: r.exits for r in replicas if r.exits}
     result = {
         "tasks": len(tasks),
         "operator_kills": args.kills,
@@ -329,6 +335,7 @@ async def run(args: argparse.Namespace) -> int:
         "standby": args.standby,
         "active_replica_changes": standby_activations,
         "took_over_while_the_active_was_down": takeovers,
+        "replicas_that_crashed": crashed,
         "component_restarts_s": restarts,
         "converged_after_s": round(converged_after, 1),
         "outcomes": dict(outcome_counts),
@@ -339,7 +346,7 @@ async def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    took_over = takeovers > 0 or not args.standby
+    took_over = (takeovers > 0 or not args.standby) and not crashed
     passed = not (lost or not_completed or second_jobs or wrong) and took_over
     (out / "report.md").write_text(
         f"# Chaos run {stamp}\n\n"
