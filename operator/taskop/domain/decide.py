@@ -251,6 +251,17 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         p.unenforced = _unenforced(spec, settings.jobs)
         if p.unenforced and d.create_job is not None:
             d.events.append(("Warning", ConditionReason.UNENFORCEABLE.value, p.unenforced))
+    if (
+        p.rec.state in (TaskState.COMPLETED, TaskState.RESOLVING)
+        and our_job is not None
+        and d.delete_job_uid is None
+        and not _finished(our_job)
+        and not _get(our_job, "metadata", "deletionTimestamp")
+    ):
+        # A completed task's Job is stopped: asked for by the pass that completed it (image
+        # pull, pod not created, expiry, lost node), and again by every later pass, since that
+        # delete may have failed after the status write (or taskop restarted in between).
+        d.delete_job_uid = str(our_job["metadata"]["uid"])
     if our_job is not None and WITNESS_FINALIZER in (_get(our_job, "metadata", "finalizers") or ()):
         # Witnessed by now (the status write below names it), or the Task is finished and will
         # never create a Job again: the Job may go whenever it is deleted.
@@ -259,6 +270,7 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
     rec = p.rec
     convergence = _convergence_for(task, spec, settings)
     has_callback = bool(spec and spec.completion_callback_url)
+    expiry_over = False
     if rec.state is not TaskState.COMPLETED or rec == before:
         decision = lifecycle.converge(
             rec, now, convergence, has_callback=has_callback, cell_exists=not obs.cell_lost
@@ -268,11 +280,25 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         if decision.action is ConvergeAction.EXPIRE_PENDING and our_job is not None:
             # "Not started" is a claim about the Job's pods: confirm it with the API server (a
             # Job or pod event may still be on its way), never with the caches alone. A Job gone
-            # meanwhile is a deleted Job (it may have run); one whose pods ended already ran.
-            if not obs.pods_read:
-                return Decision(read_job=True, read_pods=True)
+            # meanwhile is a deleted Job (it may have run); one whose pods ended already ran
+            # (the cache's word suffices for that: counts only grow), and the expiry is over for
+            # it: no read, and no recheck "now" (that would be a pass and two reads every 10 ms
+            # while, say, its next pod pulls an image).
             if _a_pod_ended(our_job):
                 decision = lifecycle.NOTHING
+                expiry_over = True
+            elif not obs.pods_read:
+                return Decision(read_job=True, read_pods=True)
+        elif (
+            decision.action is ConvergeAction.EXPIRE_PENDING
+            and job is None
+            and spec is not None
+            and not spec.external
+            and not obs.job_absent_confirmed
+        ):
+            # No Job in the cache is no proof either: a pass may have made it and lost the
+            # witness write, its event on the way; its pod may run. Ask the API server first.
+            return Decision(read_job=True)
         if decision.record is not None:
             rec = decision.record
             if decision.action is ConvergeAction.EXPIRE_PENDING:
@@ -335,13 +361,21 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
     new_status["observedGeneration"] = generation
     if any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS):
         d.status = new_status
-    d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
+    if not expiry_over:
+        d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
     return d
 
 
 def _a_pod_ended(job: Obj) -> bool:
-    """Whether the Job controller counted a pod of ``job`` as succeeded or failed: one ran."""
-    return bool(_get(job, "status", "succeeded") or _get(job, "status", "failed"))
+    """Whether the Job controller counted a pod of ``job`` as succeeded or failed: one ran.
+    Counting includes ``uncountedTerminatedPods``: the controller lists a pod there, then removes
+    its tracking finalizer (and a deleted pod goes), and only then adds it to the counts."""
+    uncounted = _get(job, "status", "uncountedTerminatedPods") or {}
+    return bool(
+        _get(job, "status", "succeeded")
+        or _get(job, "status", "failed")
+        or any(uncounted.get(k) for k in ("succeeded", "failed"))
+    )
 
 
 def _created_ns(meta: Obj, now: int) -> int:
@@ -467,7 +501,10 @@ def _follow_job(
 
     if not owned_by(job, uid):
         if not witnessed and _owner_named(job, "Task", name):
-            # The Job of an earlier Task with this name: the garbage collector deletes it.
+            # The Job of an earlier Task with this name: the garbage collector deletes it. No
+            # witness meanwhile (at most one Job per Task): ``jobName`` would claim a Job this
+            # Task never made, and the next pass would fail it (JobConflict, then JobDeleted).
+            del p.extra["jobName"]
             p.reason = ConditionReason.PENDING
             p.message = f"waiting for Job {jname} of an earlier Task named {name} to be deleted"
             d.recheck_in = settings.conflict_recheck
@@ -520,7 +557,10 @@ def _follow_job(
         if not outcome.job_finished:  # e.g. an image that never pulls: stop the Job
             d.delete_job_uid = job_uid
         return
-    if not pods and obs.create_failure is not None:
+    ended = ("Succeeded", "Failed")
+    if obs.create_failure is not None and all(_get(q, "status", "phase") in ended for q in pods):
+        # No pod, or none left running: a replacement (retries) that cannot be created is as
+        # stuck as a first pod (nothing stuck: the Task fails after the grace).
         first_seen, message = obs.create_failure
         grace = 0 if POD_SECURITY_REFUSAL in message else settings.pod_create_grace_period
         if now - first_seen >= grace * _NS:
@@ -592,12 +632,16 @@ def _pod_outcome_seen(job: Obj, pods: Sequence[Obj], finished: str) -> bool:
         )
         if condition.get("reason") == "DeadlineExceeded" or not pods:
             return bool(condition.get("reason") == "DeadlineExceeded")
-        return any(
-            task_container_terminated(pod) is not None
+        ended = [
+            pod
+            for pod in pods
+            if task_container_terminated(pod) is not None
             or bool(_get(pod, "status", "reason"))
             or _get(pod, "status", "phase") == "Failed"
-            for pod in pods
-        )
+        ]
+        # Every pod the Job counted as failed is in hand (retries): else the pod watch lags and
+        # an earlier pod's end would be read as the Job's, not the last pod's.
+        return bool(ended) and len(ended) >= int(_get(job, "status", "failed") or 0)
     return any(
         _get(pod, "status", "phase") == "Succeeded" and task_container_terminated(pod) is not None
         for pod in pods

@@ -76,8 +76,14 @@ def slim_job(body: Mapping[str, Any]) -> Obj:
         "status": (
             {
                 "conditions": status.get("conditions") or [],
-                # pods the Job controller counted as ended: one ran (the pending expiry's check)
-                **{k: status[k] for k in ("succeeded", "failed") if status.get(k)},
+                # pods the Job controller counted as ended: one ran (the pending expiry's check),
+                # and those it is counting: their finalizer may be gone (the pod with it) before
+                # they are in ``failed`` or ``succeeded``
+                **{
+                    k: status[k]
+                    for k in ("succeeded", "failed", "uncountedTerminatedPods")
+                    if status.get(k)
+                },
             }
             if status
             else {}
@@ -138,11 +144,18 @@ def _entry(slim: Obj) -> Entry:
 
 
 def _replaces(new: Mapping[str, Any], held: Entry | None) -> bool:
-    """Whether ``new`` may replace ``held`` (a different object, or not older)."""
-    if held is None or (new.get("metadata") or {}).get("uid") != held.uid:
+    """Whether ``new`` may replace ``held``: not older; and another object of the same name (a
+    Task created again, its new Job) only when newer, since one name holds one object at a time:
+    an event of the earlier one that arrives after the later one is stale (a pass would see the
+    earlier Task's Job as the Task's, and fail it as not its own)."""
+    if held is None:
         return True
     rv = _rv(new)
-    return rv is None or held.rv is None or rv >= held.rv
+    if rv is None or held.rv is None:
+        return True
+    if (new.get("metadata") or {}).get("uid") != held.uid:
+        return rv > held.rv
+    return rv >= held.rv
 
 
 class Cache:

@@ -141,6 +141,31 @@ def _owner_task(body: Obj) -> str | None:
     return None
 
 
+def _owner_uid(job: Obj, task: str) -> str | None:
+    """The uid of the Task named ``task`` that owns ``job``."""
+    return next(
+        (
+            str(ref.get("uid"))
+            for ref in (job.get("metadata") or {}).get("ownerReferences") or ()
+            if ref.get("kind") == "Task" and ref.get("name") == task
+        ),
+        None,
+    )
+
+
+def _owned_by_task_named(found: Obj, manifest: Obj) -> bool:
+    """Whether ``found`` is owned by a Task named as the owner of ``manifest`` is."""
+    names = {
+        ref.get("name")
+        for ref in (manifest.get("metadata") or {}).get("ownerReferences") or ()
+        if ref.get("kind") == "Task"
+    }
+    return any(
+        ref.get("kind") == "Task" and ref.get("name") in names
+        for ref in (found.get("metadata") or {}).get("ownerReferences") or ()
+    )
+
+
 def _created_after(held_rv: int | None, list_rv: str) -> bool:
     """Whether an object at ``held_rv`` is newer than a list at ``list_rv`` (so its absence there
     means nothing)."""
@@ -186,6 +211,7 @@ class Controller:
         self._resync: asyncio.Task[None] | None = None
         self._informers: list[asyncio.Task[None]] = []
         self._deleted: set[Key] = set()  # Tasks seen deleted, whose children are to be forgotten
+        self._gone: dict[Key, set[str]] = {}  # uids of Tasks of this name known deleted
         self._active = asyncio.Event()  # cleared while a peer reconciles (reconciler/peering.py)
         self._active.set()
         self._catch_up: asyncio.Task[None] | None = None
@@ -231,8 +257,10 @@ class Controller:
             log.info("the first Task event arrived")
         key = _key(body)
         if event_type == "DELETED":
-            self.cache.drop_task(key, (body.get("metadata") or {}).get("uid"))
+            uid = (body.get("metadata") or {}).get("uid")
+            self.cache.drop_task(key, uid)
             self._deleted.add(key)
+            self._gone.setdefault(key, set()).add(str(uid))
         elif not self.cache.put_task(body):
             return  # older than what this process already wrote: nothing new
         self.enqueue(key)
@@ -330,6 +358,7 @@ class Controller:
                     await self._release(key, str(job["metadata"]["uid"]))
                 self._forget(key)
             return
+        await self._release_earlier(key, task)
         spec = self._spec(task)
         decision = decide(self._observe(key, task), self.decide_settings, spec)
         if decision.reads:
@@ -433,6 +462,12 @@ class Controller:
             found = await self.kube.get_network_policy(meta["namespace"], meta["name"])
             if found is None:
                 raise Conflict(f"NetworkPolicy {meta['name']} is being deleted") from None
+            if not owned_by(found, task_uid) and _owned_by_task_named(found, manifest):
+                # An earlier Task of this name's (deleted and created again): the garbage
+                # collector deletes it; like its Job, it is waited for, not a conflict.
+                raise Conflict(
+                    f"NetworkPolicy {meta['name']} of an earlier Task of this name is being deleted"
+                ) from None
             if not owned_by(found, task_uid):
                 raise CreateRefused(
                     ConditionReason.JOB_CONFLICT,
@@ -485,8 +520,24 @@ class Controller:
         else:
             self.cache.put_job(key, job)
 
+    async def _release_earlier(self, key: Key, task: Obj) -> None:
+        """Release the witness finalizer of the Job of an earlier Task of this name, known to be
+        deleted: the witness has nothing left to guard (invariant: no Job, and so no namespace,
+        is kept for ever by taskop's finalizer; the Task now holding the name waits for that Job
+        to go). Known, not guessed: a Task cache may show an older Task than the Job's owner,
+        whose Job the witness still guards. The release carries the Job's uid (invariant 3)."""
+        if not self._gone.get(key):
+            return
+        job = self.cache.job(key)
+        if job is None or WITNESS_FINALIZER not in (job["metadata"].get("finalizers") or ()):
+            return
+        owner = _owner_uid(job, key[1])
+        if owner != task["metadata"].get("uid") and owner in self._gone.get(key, ()):
+            await self._release(key, str(job["metadata"]["uid"]))
+
     def _forget(self, key: Key) -> None:
         self._deleted.discard(key)
+        self._gone.pop(key, None)
         self.cache.forget(key)
         self.queue.forget(key)
         self.queue.cancel_timer(key)
@@ -570,17 +621,25 @@ class Controller:
     # Like an informer's Replace: a list is the truth, except for what the cache holds newer.
     # Each takes the pages of one LIST and returns (the list's resourceVersion, the keys listed).
     async def replace_tasks(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
-        rv, listed = "", set()
+        rv, uids = "", {}
         async for page in pages:
             rv = rv or str(page["metadata"]["resourceVersion"])
             for body in page.get("items") or ():
-                listed.add(_key(body))
+                uids[_key(body)] = str(body["metadata"].get("uid"))
                 if self.cache.put_task(body):
                     self.enqueue(_key(body))
+        listed = set(uids)
+        for key, held in self.cache.jobs.items():
+            owner = _owner_uid(held.obj(), key[1])
+            if key in uids and owner != uids[key] and not _created_after(held.rv, rv):
+                # The Job existed before the list, whose Task of that name is another: its
+                # owner was deleted (`_release_earlier`).
+                self._gone.setdefault(key, set()).add(str(owner))
         for key, held in list(self.cache.tasks.items()):
             if key not in listed and not _created_after(held.rv, rv):
                 self.cache.drop_task(key)
                 self._deleted.add(key)
+                self._gone.setdefault(key, set()).add(held.uid)
                 self.enqueue(key)
         self._tasks_list_rv = rv
         self._mark_listed("tasks")

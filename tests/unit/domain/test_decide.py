@@ -391,11 +391,29 @@ def test_a_task_never_written_expires_by_its_creation_time_without_a_job() -> No
     never_written["metadata"]["creationTimestamp"] = "2027-01-15T08:00:00Z"
     created = 1_800_000_000 * 10**9  # 2027-01-15T08:00:00Z
 
-    d = decide(Observation(task=never_written, now=created + 31 * 60 * 10**9), SETTINGS)
+    late = created + 31 * 60 * 10**9
+    first = decide(Observation(task=never_written, now=late), SETTINGS)
+    # No Job in the cache is no proof: a pass may have made one and lost its witness write.
+    assert first.read_job and first.create_job is None and first.status is None
+
+    d = decide(Observation(task=never_written, now=late, job_absent_confirmed=True), SETTINGS)
 
     assert d.create_job is None
     assert d.status is not None and d.status["failureReason"] == "not started within time limit"
     assert d.status["createdAt"].startswith("2027-01-15T08:00:00")
+
+
+def test_pending_expiry_finds_a_job_whose_witness_was_lost_and_does_not_expire() -> None:
+    """The Job a pass made (its witness write lost) whose pod runs: read, then followed."""
+    never_written = task()
+    never_written["metadata"]["creationTimestamp"] = "2027-01-15T08:00:00Z"
+    late = 1_800_000_000 * 10**9 + 31 * 60 * 10**9
+    running = pod(phase="Running")
+    d = decide(
+        Observation(task=never_written, job=job(), pods=[running], pods_read=True, now=late),
+        SETTINGS,
+    )
+    assert d.status is not None and d.status["state"] == "Running", d.status
 
 
 def test_pending_expiry_with_a_job_confirms_with_the_api_server_first() -> None:

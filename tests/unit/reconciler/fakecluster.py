@@ -1,28 +1,72 @@
 """An in-memory API server, Job controller, kubelet and garbage collector for the simulation.
 
 Small but faithful where the promises depend on it: resourceVersions from one counter, uid and
-resourceVersion preconditions, AlreadyExists, merge-patch of status, cascading deletion of owned
-objects, watch streams per kind in commit order, and API faults — a 5xx that changed nothing, and
-a timeout *after* the change was made (the ambiguous one).
+resourceVersion preconditions, AlreadyExists, merge-patch of status, watch streams per kind in
+commit order, and API faults — a 5xx that changed nothing, and a timeout *after* the change was
+made (the ambiguous one). Paged LISTs (a few objects a page) whose continue token may expire after
+the first page (410 Gone). The garbage collector deletes dependents *later* (`gc_step`), as the
+real one does (background propagation), and its pod GC fails and deletes the pods of a deleted
+node. The Job controller honours ``backoffLimit`` (a failed, evicted, OOM-killed or deleted pod
+is replaced after the pod-failure back-off, 10 s doubling, until more pods failed than the limit:
+Failed, BackoffLimitExceeded) and ``activeDeadlineSeconds`` (active pods deleted; Failed,
+DeadlineExceeded). The kubelet runs pods on nodes, can fail to pull an image (the pod stays
+Pending, ImagePullBackOff), OOM-kill a container, or evict a pod (Failed, reason Evicted, with a
+DisruptionTarget condition). A namespace being deleted refuses new content (403, "being
+terminated") while its controller deletes everything in it. What each pod did (its fate) is kept
+as ground truth for the proofs.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import itertools
 import json
 import random
+import string
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from taskop.domain.timefmt import format_seconds
-from taskop.kube.client import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, Refused
+from taskop.kube.client import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound, Refused
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
-KINDS = ("tasks", "jobs", "pods", "events")
+KINDS = ("tasks", "jobs", "pods", "events", "nodes")
+NODES = ("node-1", "node-2", "node-3", "node-4")
+POD_FAILURE_BACKOFF = 10 * 10**9  # the Job controller's: 10 s, doubling, at most 6 min
+FAILURES = frozenset({"exit 1", "oom", "evicted", "deleted", "node lost"})
+"""Pod fates the Job controller counts as failed (against ``backoffLimit``)."""
+TERMINATING = "because it is being terminated"
+TRACKING = "batch.kubernetes.io/job-tracking"
+"""The Job controller's finalizer on its pods: a pod stays visible until it is counted."""
+
+
+@dataclasses.dataclass
+class PodTruth:
+    """What happened to one pod (ground truth, for the proofs)."""
+
+    job_uid: str
+    name: str
+    node: str = ""
+    fate: str = ""  # succeeded, exit 1, oom, evicted, deleted, node lost; deadline, stopped
+    removed: bool = False  # gone from the API server
+    removed_at: int = 0  # the commit that removed it
+    pull_failed: bool = False
+
+
+@dataclasses.dataclass
+class JobTruth:
+    """The Job controller's memory of one Job (its pod tracking), and the Job's ground truth."""
+
+    task_uid: str
+    started: int | None = None
+    next_create: int = 0
+    pods: list[str] = dataclasses.field(default_factory=list)  # pod uids, in creation order
+    failed: str = ""  # the reason of its Failed condition
+    deleted_by: str = ""  # user, namespace (someone other than taskop and the GC)
 
 
 class ServerError(Exception):
@@ -66,12 +110,34 @@ class FakeCluster:
         self.refuse_create: dict[str, str] = {}  # Task name → why its Job is refused for good
         self.started_at: dict[str, int] = {}  # Task uid → commit at which a pod of it first ran
         self.expired_at: dict[str, int] = {}  # Task uid → commit that expired it "not started"
+        self.gone_rate = 0.0  # how often a LIST's continue token expires after a page
+        self.large_results = 0.3  # how often a result goes through the result sidecar's log
+        self.gone = 0  # LISTs that did
+        self.lists_failed = 0  # LISTs that failed (410 Gone mid-list, or a 5xx)
+        self.pods: dict[str, PodTruth] = {}  # pod uid → what happened to it
+        self.jobs: dict[str, JobTruth] = {}  # Job uid → the Job controller's tracking
+        self.nodes_deleted: set[str] = set()
+        self.terminating = False  # the namespace is being deleted
+        self.task_writes: list[tuple[str, str, str, str]] = []
+        """Writes through the KubeAPI (taskop's): (call, Task uid, its state before, domain)."""
+        self.cancel_landed: dict[str, str] = {}  # Task uid → its state when cancelled landed
+        self.completed_at: dict[str, int] = {}  # Task uid → the commit that first completed it
+        self.moves: dict[str, int] = {}  # what the world did, by kind (for the coverage check)
+        for node in NODES:
+            self._commit("nodes", "ADDED", {"metadata": {"namespace": "", "name": node}})
 
     # --- storage
     def _commit(self, kind: str, event: str, obj: Obj) -> Obj:
         meta = obj["metadata"]
         key = (meta["namespace"], meta["name"])
         meta["resourceVersion"] = str(next(self._rv))
+        before = self.objects[kind].get(key)
+        if kind == "tasks" and event != "DELETED" and (obj.get("spec") or {}).get("cancelled"):
+            if before is None or not (before.get("spec") or {}).get("cancelled"):
+                state = ((before or {}).get("status") or {}).get("state") or "Pending"
+                self.cancel_landed.setdefault(meta["uid"], state)
+        if kind == "tasks" and (obj.get("status") or {}).get("state") in ("Completed", "Resolving"):
+            self.completed_at.setdefault(meta["uid"], int(meta["resourceVersion"]))
         if event == "DELETED":
             self.objects[kind].pop(key, None)
         else:
@@ -84,6 +150,20 @@ class FakeCluster:
 
     def list_rv(self) -> str:
         return str(next(self._rv))
+
+    def moved(self, move: str) -> None:
+        self.moves[move] = self.moves.get(move, 0) + 1
+
+    def _wrote(self, call: str, task: Obj) -> None:
+        """A write of taskop's (the KubeAPI) to a Task, as it was before."""
+        self.task_writes.append(
+            (
+                call,
+                task["metadata"]["uid"],
+                (task.get("status") or {}).get("state") or "Pending",
+                str((task.get("spec") or {}).get("domain") or ""),
+            )
+        )
 
     def _fault(self, call: str) -> str | None:
         self.calls[call] = self.calls.get(call, 0) + 1
@@ -98,7 +178,12 @@ class FakeCluster:
         return obj
 
     # --- user side
-    def create_task(self, namespace: str, name: str, spec: Obj, labels: Obj | None = None) -> Obj:
+    def create_task(
+        self, namespace: str, name: str, spec: Obj, labels: Obj | None = None
+    ) -> Obj | None:
+        """A user's (or a door's) create; None when the name is taken or the namespace is going."""
+        if self.terminating or (namespace, name) in self.objects["tasks"]:
+            return None
         task = {
             "apiVersion": "taskop.dev/v1alpha1",
             "kind": "Task",
@@ -131,26 +216,123 @@ class FakeCluster:
         }
         return self._commit("jobs", "ADDED", job)
 
-    def user_delete(self, kind: str, key: Key) -> None:
-        obj = self.objects[kind].get(key)
-        if obj is not None:
-            self._delete(kind, copy.deepcopy(obj))
+    def user_patch_meta(self, key: Key, resource_version: str, patch: Obj) -> Obj | None:
+        """A door's metadata merge patch (taskstore's lease and update writes), with its id (the
+        resourceVersion) as precondition; None when it lost."""
+        task = self.objects["tasks"].get(key)
+        if task is None or task["metadata"]["resourceVersion"] != resource_version:
+            return None
+        return self._commit("tasks", "MODIFIED", merge_patch(copy.deepcopy(task), patch))
 
-    # --- garbage collector
+    def user_delete(self, kind: str, key: Key, by: str = "user") -> None:
+        obj = self.objects[kind].get(key)
+        if obj is None:
+            return
+        if kind == "jobs" and obj["metadata"]["uid"] in self.jobs:
+            truth = self.jobs[obj["metadata"]["uid"]]
+            truth.deleted_by = truth.deleted_by or by
+        self._delete(kind, copy.deepcopy(obj))
+
+    # --- garbage collector, namespace controller
     def _delete(self, kind: str, obj: Obj) -> None:
         meta = obj["metadata"]
+        if kind == "pods":
+            self._pod_ends(meta["uid"], "deleted")
         if meta.get("finalizers"):
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
                 self._commit(kind, "MODIFIED", obj)
             return
         self._commit(kind, "DELETED", obj)
-        child = {"tasks": "jobs", "jobs": "pods"}.get(kind)
-        if child:
-            for other in list(self.objects[child].values()):
-                owners = other["metadata"].get("ownerReferences") or ()
-                if any(o.get("uid") == meta["uid"] for o in owners):
-                    self._delete(child, copy.deepcopy(other))
+        if kind == "pods" and meta["uid"] in self.pods:
+            self.pods[meta["uid"]].removed = True
+            self.pods[meta["uid"]].removed_at = int(meta["resourceVersion"])
+
+    def _untrack(self, pod: Obj) -> None:
+        """The Job controller removes its tracking finalizer (the pod goes if being deleted)."""
+        pod = copy.deepcopy(pod)
+        pod["metadata"]["finalizers"] = [
+            f for f in pod["metadata"].get("finalizers") or () if f != TRACKING
+        ]
+        if pod["metadata"].get("deletionTimestamp") and not pod["metadata"]["finalizers"]:
+            self._delete("pods", pod)
+        else:
+            self._commit("pods", "MODIFIED", pod)
+
+    def gc_step(self) -> None:
+        """The garbage collector (dependents whose owner is gone), the pod GC (pods bound to a
+        deleted node: Failed with a DisruptionTarget condition, then deleted) and the Job
+        controller's orphan clean-up (no tracking finalizer on a pod whose Job is gone or being
+        deleted)."""
+        for pod in sorted(self.objects["pods"].values(), key=lambda p: p["metadata"]["name"]):
+            node = pod.get("spec", {}).get("nodeName")
+            if node in self.nodes_deleted and not pod["metadata"].get("deletionTimestamp"):
+                pod = copy.deepcopy(pod)
+                pod["status"] = {
+                    **pod["status"],
+                    "phase": "Failed",
+                    "conditions": [
+                        {
+                            "type": "DisruptionTarget",
+                            "status": "True",
+                            "reason": "DeletionByPodGC",
+                            "message": "PodGC: node no longer exists",
+                        }
+                    ],
+                }
+                self._pod_ends(pod["metadata"]["uid"], "node lost")
+                self._commit("pods", "MODIFIED", pod)
+                self._delete("pods", copy.deepcopy(pod))
+        for kind, owner_kind in (("jobs", "tasks"), ("pods", "jobs")):
+            owners = {o["metadata"]["uid"] for o in self.objects[owner_kind].values()}
+            for obj in sorted(self.objects[kind].values(), key=lambda o: o["metadata"]["name"]):
+                refs = obj["metadata"].get("ownerReferences") or ()
+                if refs and not any(r.get("uid") in owners for r in refs):
+                    if not obj["metadata"].get("deletionTimestamp"):
+                        self._delete(kind, copy.deepcopy(obj))
+        tasks = {t["metadata"]["uid"] for t in self.objects["tasks"].values()}
+        for key, policy in sorted(self.network_policies.items()):
+            refs = policy["metadata"].get("ownerReferences") or ()
+            if self.terminating or (refs and not any(r.get("uid") in tasks for r in refs)):
+                del self.network_policies[key]
+        live_jobs = {
+            j["metadata"]["uid"]
+            for j in self.objects["jobs"].values()
+            if not j["metadata"].get("deletionTimestamp")
+        }
+        for pod in sorted(self.objects["pods"].values(), key=lambda p: p["metadata"]["name"]):
+            job_uid = pod["metadata"]["labels"].get("controller-uid")
+            if TRACKING in (pod["metadata"].get("finalizers") or ()) and job_uid not in live_jobs:
+                self._untrack(pod)
+
+    def delete_namespace(self) -> None:
+        self.terminating = True
+        self.namespace_step()
+
+    def namespace_step(self) -> None:
+        """The namespace controller: deletes everything in a namespace being deleted (again and
+        again, until it is empty)."""
+        if not self.terminating:
+            return
+        for kind in ("tasks", "jobs", "pods", "events"):
+            for key in sorted(self.objects[kind]):
+                obj = self.objects[kind][key]
+                if not obj["metadata"].get("deletionTimestamp"):
+                    self.user_delete(kind, key, by="namespace")
+
+    def delete_node(self, name: str) -> None:
+        node = self.objects["nodes"].get(("", name))
+        if node is not None:
+            self.nodes_deleted.add(name)
+            self._commit("nodes", "DELETED", copy.deepcopy(node))
+
+    def live_nodes(self) -> list[str]:
+        return sorted(key[1] for key in self.objects["nodes"])
+
+    def _refused_in_namespace(self) -> Forbidden:
+        return Forbidden(
+            "unable to create new content in namespace sim " + TERMINATING, passing=True
+        )
 
     # --- the API the controller calls (KubeAPI)
     async def patch_task_status(
@@ -159,6 +341,14 @@ class FakeCluster:
         fault = self._fault("patch_task_status")
         if fault == "5xx":
             raise ServerError("500")
+        task = self._get("tasks", namespace, name)
+        if task["metadata"]["resourceVersion"] == resource_version:  # else a Conflict: no write
+            self._wrote("patch_task_status", task)
+        return self.write_status(namespace, name, resource_version, status, fault)
+
+    def write_status(
+        self, namespace: str, name: str, resource_version: str, status: Obj, fault: str | None
+    ) -> Obj:
         task = copy.deepcopy(self._get("tasks", namespace, name))
         if task["metadata"]["resourceVersion"] != resource_version:
             raise Conflict("the object has been modified")
@@ -178,10 +368,26 @@ class FakeCluster:
         fault = self._fault("patch_task")
         if fault == "5xx":
             raise ServerError("500")
+        task = self._get("tasks", namespace, name)
+        if not resource_version or task["metadata"]["resourceVersion"] == resource_version:
+            self._wrote("patch_task", task)
+        return self.write_task(namespace, name, resource_version, patch, fault)
+
+    def write_task(
+        self,
+        namespace: str,
+        name: str,
+        resource_version: str | None,
+        patch: Obj,
+        fault: str | None,
+    ) -> Obj:
         task = copy.deepcopy(self._get("tasks", namespace, name))
         if resource_version and task["metadata"]["resourceVersion"] != resource_version:
             raise Conflict("the object has been modified")
+        spec = task.get("spec")
         task = merge_patch(task, patch)
+        if task.get("spec") != spec:
+            task["metadata"]["generation"] += 1
         if task["metadata"].get("deletionTimestamp") and not task["metadata"].get("finalizers"):
             self._delete("tasks", task)
             written = copy.deepcopy(task)
@@ -200,6 +406,7 @@ class FakeCluster:
         task = self._get("tasks", namespace, name)
         if uid and task["metadata"]["uid"] != uid:
             raise Conflict("uid precondition failed")
+        self._wrote("delete_task", task)
         self.task_deletes.append((copy.deepcopy(task), self.clock()))
         self._delete("tasks", copy.deepcopy(task))
         if fault == "timeout":
@@ -216,6 +423,8 @@ class FakeCluster:
         if fault == "5xx":
             raise self.rng.choice((ServerError("500"), Refused("403 Forbidden: namespace")))
         name = body["metadata"]["name"]
+        if self.terminating:
+            raise self._refused_in_namespace()
         if (namespace, name) in self.objects["jobs"]:
             raise AlreadyExists(name)
         refusal = self.refuse_create.get(body["metadata"]["ownerReferences"][0]["name"])
@@ -235,6 +444,7 @@ class FakeCluster:
         ):
             self.unguarded_jobs.append(job["metadata"]["name"])
         self.jobs_created.setdefault(owner, []).append(job["metadata"]["uid"])
+        self.jobs[job["metadata"]["uid"]] = JobTruth(task_uid=owner)
         written = self._commit("jobs", "ADDED", job)
         if fault == "timeout":
             raise ClientTimeout
@@ -243,6 +453,8 @@ class FakeCluster:
     async def create_network_policy(self, namespace: str, body: Obj) -> Obj:
         if self._fault("create_network_policy") is not None:
             raise ServerError("500")
+        if self.terminating:
+            raise self._refused_in_namespace()
         key = (namespace, body["metadata"]["name"])
         if key in self.network_policies:
             raise AlreadyExists(key[1])
@@ -314,100 +526,230 @@ class FakeCluster:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> AsyncIterator[Obj]:
-        """One page: the whole list (taskop's Jobs only when a label selector is given)."""
+        """Pages of one to three objects of one consistent list (taskop's Jobs only when a label
+        selector is given); after any page but the last, the continue token may have expired:
+        410 Gone, as the API server answers when etcd compacted the list's revision."""
         if self._fault("list_pages") is not None:
+            self.lists_failed += 1
             raise ServerError("500")
         items = [copy.deepcopy(o) for o in self.objects[kind].values()]
         if kind == "jobs" and label_selector:
             items = [j for j in items if j["metadata"].get("labels")]
-        yield {"metadata": {"resourceVersion": self.list_rv()}, "items": items}
+        rv = self.list_rv()
+        size = self.rng.randint(1, 3)
+        pages = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+        for i, page in enumerate(pages):
+            if i and self.rng.random() < self.gone_rate:
+                self.gone += 1
+                self.lists_failed += 1
+                raise Gone("410: The provided continue parameter is too old")
+            more = {"continue": f"{rv}/{i + 1}"} if i + 1 < len(pages) else {}
+            yield {"metadata": {"resourceVersion": rv, **more}, "items": page}
 
     # --- Job controller and kubelet (one step each; the schedule picks which)
+    def _pod_ends(self, pod_uid: str, fate: str) -> None:
+        """A pod's fate, once: the Job controller counts a failure (its tracking finalizer sees
+        even a deleted pod) and backs off before the next pod."""
+        truth = self.pods.get(pod_uid)
+        if truth is None or truth.fate:
+            return
+        truth.fate = fate
+        job = self.jobs.get(truth.job_uid)
+        if job is not None and fate in FAILURES:
+            failures = sum(self.pods[p].fate in FAILURES for p in job.pods)
+            delay = min(POD_FAILURE_BACKOFF * 2 ** (failures - 1), 360 * 10**9)
+            job.next_create = self.clock() + delay
+
     def job_controller_step(self, job_key: Key, *, refuse: str | None = None) -> None:
+        """One write of the Job controller, as its ``syncJob`` makes them: count an ended pod
+        (its uid in ``uncountedTerminatedPods``), then release its tracking finalizer, then move
+        it to ``failed``/``succeeded``; then finish the Job (Complete; Failed with
+        DeadlineExceeded or BackoffLimitExceeded, its active pods deleted), or create a pod."""
         job = self.objects["jobs"].get(job_key)
         if (
             job is None
-            or job["status"].get("conditions")
             or not job["spec"].get("template")
             or job["metadata"].get("deletionTimestamp")
         ):
             return
-        pods = [p for p in self.objects["pods"].values() if _owned(p, job["metadata"]["uid"])]
-        if not pods:
-            if refuse:
-                self._commit(
-                    "events",
-                    "ADDED",
-                    {
-                        "metadata": {"namespace": job_key[0], "name": f"ev-{self.new_uid()}"},
-                        "involvedObject": {
-                            "kind": "Job",
-                            "namespace": job_key[0],
-                            "name": job_key[1],
-                            "uid": job["metadata"]["uid"],
-                        },
-                        "reason": "FailedCreate",
-                        "message": refuse,
-                    },
-                )
-                return
-            template = job["spec"]["template"]
-            pod = {
-                "metadata": {
-                    "namespace": job_key[0],
-                    "name": f"{job_key[1]}-{self.new_uid()}",
-                    "uid": self.new_uid(),
-                    "creationTimestamp": "2026-01-01T00:00:00Z",
-                    "labels": {
-                        **template["metadata"]["labels"],
-                        "controller-uid": job["metadata"]["uid"],
-                    },
-                    "annotations": dict(template["metadata"].get("annotations") or {}),
-                    "ownerReferences": [
-                        {"kind": "Job", "name": job_key[1], "uid": job["metadata"]["uid"]}
-                    ],
-                },
-                "spec": {},
-                "status": {"phase": "Pending"},
-            }
-            self._commit("pods", "ADDED", pod)
-            return
-        pod = pods[0]
-        terminated = (
-            (pod["status"].get("containerStatuses") or [{}])[0].get("state", {}).get("terminated")
-        )
-        if terminated is None:
-            return
-        job = copy.deepcopy(job)
-        ok = pod["status"]["phase"] == "Succeeded"
-        job["status"]["conditions"] = [
-            {
-                "type": "Complete" if ok else "Failed",
-                "status": "True",
-                "reason": "" if ok else "BackoffLimitExceeded",
-            }
+        uid = job["metadata"]["uid"]
+        truth = self.jobs[uid]
+        now = self.clock()
+        if truth.started is None:
+            truth.started = now
+        status = job["status"]
+        pods = [
+            p
+            for _, p in sorted(self.objects["pods"].items())
+            if p["metadata"]["labels"].get("controller-uid") == uid
         ]
-        self._commit("jobs", "MODIFIED", job)
-
-    def kubelet_step(self, pod_key: Key, *, exit_code: int = 0) -> None:
-        pod = self.objects["pods"].get(pod_key)
-        if pod is None:
+        uncounted = status.get("uncountedTerminatedPods") or {}
+        pending = {u for v in uncounted.values() for u in v}
+        ended = [
+            p
+            for p in pods
+            if TRACKING in (p["metadata"].get("finalizers") or ())
+            and p["metadata"]["uid"] not in pending
+            and (p["status"]["phase"] in ("Succeeded", "Failed") or _deleting(p))
+        ]
+        if ended:  # 1. record them as ended, not yet counted
+            job = copy.deepcopy(job)
+            into = job["status"].setdefault("uncountedTerminatedPods", {})
+            for p in ended:
+                which = "succeeded" if p["status"]["phase"] == "Succeeded" else "failed"
+                into.setdefault(which, []).append(p["metadata"]["uid"])
+            self._commit("jobs", "MODIFIED", job)
             return
+        tracked = [
+            p
+            for p in pods
+            if p["metadata"]["uid"] in pending and TRACKING in p["metadata"].get("finalizers", ())
+        ]
+        if tracked:  # 2. let them go
+            for p in tracked:
+                self._untrack(p)
+            return
+        if pending:  # 3. count them
+            job = copy.deepcopy(job)
+            for which, uids in job["status"].pop("uncountedTerminatedPods").items():
+                job["status"][which] = job["status"].get(which, 0) + len(uids)
+            self._commit("jobs", "MODIFIED", job)
+            return
+        if status.get("conditions"):
+            return
+        active = [p for p in pods if p["status"]["phase"] in ("Pending", "Running")]
+        active = [p for p in active if not _deleting(p)]
+        deadline = job["spec"].get("activeDeadlineSeconds")
+        condition: Obj | None = None
+        if status.get("succeeded"):
+            condition = {"type": "Complete", "status": "True"}
+        elif deadline is not None and now - truth.started >= deadline * 10**9:
+            condition = {
+                "type": "Failed",
+                "status": "True",
+                "reason": "DeadlineExceeded",
+                "message": "Job was active longer than specified deadline",
+            }
+        elif status.get("failed", 0) > job["spec"].get("backoffLimit", 6):
+            condition = {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+        if condition is not None:
+            truth.failed = str(condition.get("reason") or "")
+            if truth.failed == "DeadlineExceeded":
+                self.moved("deadline")
+            for p in active:  # a finished Job's active pods are deleted
+                fate = "deadline" if truth.failed == "DeadlineExceeded" else "stopped"
+                self._pod_ends(p["metadata"]["uid"], fate)
+                self._delete("pods", copy.deepcopy(p))
+            job = copy.deepcopy(job)
+            job["status"]["conditions"] = [condition]
+            self._commit("jobs", "MODIFIED", job)
+            return
+        if active or now < truth.next_create or self.terminating:
+            return  # (no pod can be created in a namespace being deleted)
+        if any(p["status"]["phase"] not in ("Succeeded", "Failed") for p in pods):
+            return  # a pod being deleted is replaced once it has failed
+        if refuse:
+            self._commit(
+                "events",
+                "ADDED",
+                {
+                    "metadata": {"namespace": job_key[0], "name": f"ev-{self.new_uid()}"},
+                    "involvedObject": {
+                        "kind": "Job",
+                        "namespace": job_key[0],
+                        "name": job_key[1],
+                        "uid": uid,
+                    },
+                    "reason": "FailedCreate",
+                    "message": refuse,
+                },
+            )
+            return
+        if truth.pods:
+            self.moved("pod replaced")
+        template = job["spec"]["template"]
+        suffix = "".join(self.rng.choice(string.ascii_lowercase) for _ in range(5))
+        pod: Obj = {
+            "metadata": {
+                "namespace": job_key[0],
+                "name": f"{job_key[1]}-{suffix}",  # generateName: random, not ordered
+                "uid": self.new_uid(),
+                "creationTimestamp": format_seconds(now),
+                "labels": {**template["metadata"]["labels"], "controller-uid": uid},
+                "annotations": dict(template["metadata"].get("annotations") or {}),
+                "ownerReferences": [{"kind": "Job", "name": job_key[1], "uid": uid}],
+                "finalizers": [TRACKING],
+            },
+            "spec": {},
+            "status": {"phase": "Pending"},
+        }
+        self.pods[pod["metadata"]["uid"]] = PodTruth(uid, pod["metadata"]["name"])
+        truth.pods.append(pod["metadata"]["uid"])
+        self._commit("pods", "ADDED", pod)
+
+    def kubelet_step(
+        self, pod_key: Key, *, exit_code: int = 0, oom: bool = False, bad_image: bool = False
+    ) -> None:
+        pod = self.objects["pods"].get(pod_key)
+        if pod is None or pod.get("spec", {}).get("nodeName") in self.nodes_deleted:
+            return  # gone, or its node is (the pod GC deals with it)
         pod = copy.deepcopy(pod)
         phase = pod["status"]["phase"]
-        if phase == "Pending":
-            job_uid = pod["metadata"]["labels"]["controller-uid"]
-            for job in self.objects["jobs"].values():
-                if job["metadata"]["uid"] == job_uid:
-                    owner = job["metadata"]["ownerReferences"][0]["uid"]
-                    self.started_at.setdefault(owner, int(self.list_rv()))
-            pod["spec"]["nodeName"] = "node-1"
+        truth = self.pods[pod["metadata"]["uid"]]
+        if _deleting(pod):  # graceful deletion: its containers are killed
+            if phase not in ("Pending", "Running"):
+                return
+            pod["status"] = {"phase": "Failed"}
+            if phase == "Running":
+                killed = {"terminated": {"exitCode": 137, "reason": "Error"}}
+                pod["status"]["containerStatuses"] = [{"name": "task", "state": killed}]
+        elif phase == "Pending":
+            nodes = self.live_nodes()
+            if not nodes:
+                return
+            pod["spec"].setdefault("nodeName", self.rng.choice(nodes))
+            truth.node = pod["spec"]["nodeName"]
+            if bad_image:
+                waiting = {
+                    "reason": "ImagePullBackOff",
+                    "message": 'Back-off pulling image "busybox:nope"',
+                }
+                statuses = [{"name": "task", "state": {"waiting": waiting}}]
+                if pod["status"].get("containerStatuses") == statuses:
+                    return
+                pod["status"]["containerStatuses"] = statuses
+                if not truth.pull_failed:
+                    self.moved("image pull failure")
+                truth.pull_failed = True
+                self._commit("pods", "MODIFIED", pod)
+                return
+            job_uid = truth.job_uid
+            owner = self.jobs[job_uid].task_uid
+            self.started_at.setdefault(owner, int(self.list_rv()))
             pod["status"] = {
                 "phase": "Running",
                 "containerStatuses": [{"name": "task", "state": {"running": {}}}],
             }
         elif phase == "Running":
-            job_uid = pod["metadata"]["labels"]["controller-uid"]
+            if oom:
+                self.moved("oom")
+                self._pod_ends(pod["metadata"]["uid"], "oom")
+                pod["status"] = {
+                    "phase": "Failed",
+                    "containerStatuses": [
+                        {
+                            "name": "task",
+                            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+                        }
+                    ],
+                }
+                self._commit("pods", "MODIFIED", pod)
+                return
             report: Obj = {"taskop": "executor/v1", "failed": exit_code != 0}
             if exit_code:
                 report["failureReason"] = f"Exited with status {exit_code}"
@@ -415,8 +757,8 @@ class FakeCluster:
                 # What the in-pod executor reports: a small result inline; a large one (up to
                 # Diego's 51,200 bytes) printed by the result sidecar, its size and digest here.
                 line = f"result of {pod['metadata']['name']}\n"
-                result = line * (2000 if self.rng.random() < 0.3 else 1)
-                self.results[job_uid] = result
+                result = line * (2000 if self.rng.random() < self.large_results else 1)
+                self.results[pod["metadata"]["uid"]] = result
                 if len(result) < 3000:
                     report["result"] = result
                 else:
@@ -431,6 +773,7 @@ class FakeCluster:
                             "taskop-result end",
                         ]
                     )
+            self._pod_ends(pod["metadata"]["uid"], "succeeded" if exit_code == 0 else "exit 1")
             pod["status"] = {
                 "phase": "Succeeded" if exit_code == 0 else "Failed",
                 "containerStatuses": [
@@ -449,6 +792,37 @@ class FakeCluster:
         else:
             return
         self._commit("pods", "MODIFIED", pod)
+
+    def evict(self, pod_key: Key) -> None:
+        """The kubelet evicts a running pod (node pressure): Failed, reason Evicted, with the
+        DisruptionTarget condition; it stays until someone deletes it."""
+        pod = self.objects["pods"].get(pod_key)
+        if pod is None or pod["status"]["phase"] != "Running" or _deleting(pod):
+            return
+        pod = copy.deepcopy(pod)
+        message = "The node was low on resource: memory. "
+        pod["status"] = {
+            "phase": "Failed",
+            "reason": "Evicted",
+            "message": message,
+            "conditions": [
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "TerminationByKubelet",
+                    "message": message,
+                }
+            ],
+            "containerStatuses": [
+                {"name": "task", "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}
+            ],
+        }
+        self._pod_ends(pod["metadata"]["uid"], "evicted")
+        self._commit("pods", "MODIFIED", pod)
+
+
+def _deleting(obj: Obj) -> bool:
+    return bool(obj["metadata"].get("deletionTimestamp"))
 
 
 def _owned(obj: Obj, uid: str) -> bool:
