@@ -48,7 +48,7 @@ def test_cluster_restarts_with_its_state_and_down_leaves_nothing_running(
         "TASKOP_FAKE_NODES": "1",
     }
     ports = [33790, 33791, 26443, 20247]
-    cluster_tool("up", env=env)
+    cluster_tool("up", "--no-build", env=env)
     try:
         kc = cluster_tool("kubeconfig", env=env).strip()
         from kubernetes import client, config

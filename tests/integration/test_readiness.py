@@ -47,7 +47,7 @@ def available(port: int) -> bool:
 
 def test_ping_and_readiness_are_false_while_the_task_watch_is_broken(tmp_path: Path) -> None:
     env = {**ENV, "TASKOP_CLUSTER_DIR": str(tmp_path / "cluster")}
-    cluster_tool("up", env=env)
+    cluster_tool("up", "--no-build", env=env)
     proc = None
     try:
         kubeconfig = cluster_tool("kubeconfig", env=env).strip()
@@ -97,7 +97,7 @@ def test_ping_and_readiness_are_false_while_the_task_watch_is_broken(tmp_path: P
         assert response.error.type == models.Error.UnknownError
         assert "not synced with Kubernetes" in response.error.message
 
-        cluster_tool("up", env=env)  # the API server again, same state
+        cluster_tool("up", "--no-build", env=env)  # the API server again, same state
         wait_until(lambda: available(bbs_port), timeout=90, what="Ping to turn true again")
         assert readyz(metrics_port) == (200, "ready\n")
     finally:
