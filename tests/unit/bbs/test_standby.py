@@ -4,8 +4,7 @@ reads and DesireTask refused, so a standby could start, complete, fail, cancel o
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,29 +14,9 @@ from taskop.bbs import models
 from taskop.bbs.app import create_app
 from taskop.readiness import READINESS
 from taskop.settings import Settings
+from tests.unit.readonlykube import ReadOnlyKube
 
 Obj = dict[str, Any]
-
-
-class FakeKube:
-    """Lists nothing, watches for ever; any write is recorded (a standby must make none)."""
-
-    def __init__(self) -> None:
-        self.writes: list[str] = []
-
-    async def list_objects(self, kind: str, namespace: str, label_selector: str | None) -> Obj:
-        return {"items": [], "metadata": {"resourceVersion": "9"}}
-
-    async def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[tuple[str, Obj]]:
-        await asyncio.Event().wait()
-        yield "ADDED", {}  # never reached
-
-    def __getattr__(self, name: str) -> Any:
-        async def write(*args: Any, **kwargs: Any) -> Any:
-            self.writes.append(name)
-            raise AssertionError(f"{name} on a standby")
-
-        return write
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +44,7 @@ ROUTES: list[tuple[str, Any, type]] = [
 
 
 async def test_a_standby_refuses_every_bbs_route_and_writes_nothing() -> None:
-    kube = FakeKube()
+    kube = ReadOnlyKube()
     async with TestClient(TestServer(create_app(Settings(bbs_namespace="ns"), kube))) as client:  # type: ignore[arg-type]
         READINESS.active = False
         for path, message, response_type in ROUTES:

@@ -8,8 +8,7 @@ tests/integration/test_taskstore_api.py."""
 from __future__ import annotations
 
 import asyncio
-import copy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,33 +18,15 @@ from taskop.readiness import READINESS
 from taskop.settings import Settings
 from taskop.taskstore.app import create_app
 from taskop.taskstore.model import new_task
+from tests.unit.readonlykube import ReadOnlyKube
 
 Obj = dict[str, Any]
 
 
-class FakeKube:
-    """Listing and watching only; any write is recorded (a standby must make none)."""
-
-    def __init__(self) -> None:
-        task = new_task("seed", "work", "g", "data", 0, 0)
-        task["metadata"].update(resourceVersion="5", uid="u")
-        self.tasks = [task]
-        self.writes: list[str] = []
-
-    async def list_objects(self, kind: str, namespace: str, label_selector: str | None) -> Obj:
-        items = copy.deepcopy(self.tasks) if kind == "tasks" else []
-        return {"items": items, "metadata": {"resourceVersion": "9"}}
-
-    async def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[tuple[str, Obj]]:
-        await asyncio.Event().wait()
-        yield "ADDED", {}  # never reached
-
-    def __getattr__(self, name: str) -> Any:
-        async def write(*args: Any, **kwargs: Any) -> Any:
-            self.writes.append(name)
-            raise AssertionError(f"{name} on a standby")
-
-        return write
+def seeded_kube() -> ReadOnlyKube:
+    task = new_task("seed", "work", "g", "data", 0, 0)
+    task["metadata"].update(resourceVersion="5", uid="u")
+    return ReadOnlyKube([task])
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +49,7 @@ ROUTES = [
 
 
 async def test_a_standby_refuses_every_route_and_writes_nothing() -> None:
-    kube = FakeKube()
+    kube = seeded_kube()
     app = create_app(Settings(bbs_namespace="ns"), kube, "work")  # type: ignore[arg-type]
     async with TestClient(TestServer(app)) as client:
         for _ in range(200):  # the view lists and replays at start
