@@ -16,24 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 from taskop.kube.client import AlreadyExists, Conflict, NotFound
+from tests.unit.reconciler.fakecluster import merge_patch
 
 Obj = dict[str, Any]
 
 
 class ServerError(Exception):
     """A 5xx answer: the write was not made."""
-
-
-def merge_patch(target: Obj, patch: Obj) -> Obj:
-    out = dict(target)
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge_patch(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
 
 
 class FakeKube:

@@ -196,11 +196,15 @@ PASSWORD, CONTENT = "s3cret-pw", "db-s3cret"
 SERVICES = '{"db":[{"credentials":{"password":"svc-s3cret"}}]}'
 
 
-def secret_definition() -> models.TaskDefinition:
-    env = [models.EnvironmentVariable(name="VCAP_SERVICES", value=SERVICES)]
+def secret_definition(
+    action: models.Action | None = None, env: list[models.EnvironmentVariable] | None = None
+) -> models.TaskDefinition:
+    """A definition holding every kind of secret BBS carries: image credentials, a mounted file,
+    VCAP_SERVICES in the task's env and (by default) its run action's."""
+    env = env or [models.EnvironmentVariable(name="VCAP_SERVICES", value=SERVICES)]
     return task_definition(
         root_fs="docker://registry.example.com/team/app",
-        action=run(env=env),
+        action=action or run(env=env),
         environment_variables=env,
         image_username="robot",
         image_password=PASSWORD,
@@ -253,14 +257,8 @@ def job_run_definition_with_services() -> models.TaskDefinition:
         models.EnvironmentVariable(name="DATABASE_URL", value="$(HOME) svc-s3cret-2"),
     ]
     inner = run(env=action_env)
-    return task_definition(
-        root_fs="docker://registry.example.com/team/app",
-        action=models.Action(serial_action=models.SerialAction(actions=[run(), inner])),
-        environment_variables=env,
-        image_username="robot",
-        image_password=PASSWORD,
-        volume_mounted_files=[models.File(path="/db/password", content=CONTENT)],
-    )
+    serial = models.Action(serial_action=models.SerialAction(actions=[run(), inner]))
+    return secret_definition(action=serial, env=env)
 
 
 async def test_a_job_run_tasks_env_values_are_in_a_secret_it_owns_and_bbs_reads_them() -> None:
