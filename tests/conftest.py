@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -21,6 +22,35 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_TOOL = ROOT / "hack" / "cluster"
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def private_cluster_ports() -> dict[str, str]:
+    """Free loopback ports for a second, private hack/cluster: etcd (and its peer port, one
+    above), the API server and kwok.
+
+    Chosen below Linux's ephemeral range (32768-60999): a port there can be taken at any moment
+    by an outgoing connection of a test running alongside, which once made etcd's port answer with
+    something else.
+    """
+    start = 21000 + (os.getpid() % 500) * 20
+    free = [p for p in range(start, 32000) if port_free(p)]
+    etcd = next(p for p in free if p + 1 in free)
+    apiserver, kwok = [p for p in free if p not in (etcd, etcd + 1)][:2]
+    return {
+        "TASKOP_ETCD_PORT": str(etcd),
+        "TASKOP_APISERVER_PORT": str(apiserver),
+        "TASKOP_KWOK_PORT": str(kwok),
+    }
 
 
 def cluster_tool(*args: str, env: dict[str, str] | None = None) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cluster_tool
+from tests.conftest import cluster_tool, port_free, private_cluster_ports
 
 pytestmark = pytest.mark.cluster
 
@@ -27,14 +27,17 @@ def _alive(pid: int) -> bool:
     return not Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def test_cluster_up_refuses_a_port_another_process_holds(tmp_path: Path, kubeconfig: str) -> None:
+    env = {"TASKOP_CLUSTER_DIR": str(tmp_path / "cluster"), **private_cluster_ports()}
+    etcd_port = int(env["TASKOP_ETCD_PORT"])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", etcd_port))
+        squatter.listen()
+        with pytest.raises(RuntimeError) as refused:
+            cluster_tool("up", "--no-build", env=env)
+    assert f"cannot start etcd: 127.0.0.1:{etcd_port} is already in use" in str(refused.value)
+    assert "TASKOP_ETCD_PORT" in str(refused.value)
+    assert not list((tmp_path / "cluster" / "run").glob("*.pid"))
 
 
 def test_cluster_restarts_with_its_state_and_down_leaves_nothing_running(
@@ -42,12 +45,16 @@ def test_cluster_restarts_with_its_state_and_down_leaves_nothing_running(
 ) -> None:
     env = {
         "TASKOP_CLUSTER_DIR": str(tmp_path / "cluster"),
-        "TASKOP_ETCD_PORT": "33790",
-        "TASKOP_APISERVER_PORT": "26443",
-        "TASKOP_KWOK_PORT": "20247",
+        **private_cluster_ports(),
         "TASKOP_FAKE_NODES": "1",
     }
-    ports = [33790, 33791, 26443, 20247]
+    etcd_port = int(env["TASKOP_ETCD_PORT"])
+    ports = [
+        etcd_port,
+        etcd_port + 1,
+        int(env["TASKOP_APISERVER_PORT"]),
+        int(env["TASKOP_KWOK_PORT"]),
+    ]
     cluster_tool("up", "--no-build", env=env)
     try:
         kc = cluster_tool("kubeconfig", env=env).strip()
@@ -77,4 +84,4 @@ def test_cluster_restarts_with_its_state_and_down_leaves_nothing_running(
 
     assert all(not _alive(p) for p in pids_after.values())
     assert not list((tmp_path / "cluster" / "run").glob("*.pid"))
-    assert all(_port_free(p) for p in ports), [p for p in ports if not _port_free(p)]
+    assert all(port_free(p) for p in ports), [p for p in ports if not port_free(p)]

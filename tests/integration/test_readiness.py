@@ -17,18 +17,11 @@ import pytest
 
 from taskop.bbs import models
 from tests.bbsclient import free_port, post, wait_for_ping
-from tests.conftest import ROOT, cluster_tool
+from tests.conftest import ROOT, cluster_tool, private_cluster_ports
 from tests.kubeutil import kubectl, wait_until
 from tests.operatorproc import OperatorProcess
 
 pytestmark = pytest.mark.cluster
-
-ENV = {
-    "TASKOP_ETCD_PORT": "33890",
-    "TASKOP_APISERVER_PORT": "26543",
-    "TASKOP_KWOK_PORT": "20347",
-    "TASKOP_FAKE_NODES": "1",
-}
 
 
 def readyz(port: int) -> tuple[int, str]:
@@ -46,7 +39,11 @@ def available(port: int) -> bool:
 
 
 def test_ping_and_readiness_are_false_while_the_task_watch_is_broken(tmp_path: Path) -> None:
-    env = {**ENV, "TASKOP_CLUSTER_DIR": str(tmp_path / "cluster")}
+    env = {
+        **private_cluster_ports(),
+        "TASKOP_FAKE_NODES": "1",
+        "TASKOP_CLUSTER_DIR": str(tmp_path / "cluster"),
+    }
     cluster_tool("up", "--no-build", env=env)
     proc = None
     try:
