@@ -294,3 +294,20 @@ def helm() -> str:
 @pytest.fixture(scope="session")
 def promtool() -> Path:
     return Path(built_tool("build-promtool"))
+
+
+@pytest.fixture(scope="session")
+def kueue(kubeconfig: str) -> None:
+    """Kueue in the local cluster: its CRDs, its manager and its webhooks (scoped to Jobs labelled
+    kueue.x-k8s.io/queue-name and Kueue's own kinds), by `hack/cluster kueue up --no-build`
+    (idempotent). hack/bootstrap built it; a kueue that is not built fails, naming hack/bootstrap.
+    With TASKOP_TEST_KUBECONFIG, Kueue must already run in that cluster.
+
+    Tests that use it join `@pytest.mark.xdist_group("kueue")`: one of them stops the manager.
+    """
+    if os.environ.get("TASKOP_TEST_KUBECONFIG"):
+        return
+    try:
+        cluster_tool("kueue", "up", "--no-build")
+    except RuntimeError as e:
+        pytest.fail(str(e)[-3000:], pytrace=False)
