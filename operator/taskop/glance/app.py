@@ -125,7 +125,7 @@ def _refused(who: Identity, verb: str, namespace: str) -> web.HTTPException:
     return error(
         403,
         f"{who.username} may not {verb} tasks.taskop.dev in namespace {namespace}:"
-        " ask an admin for a RoleBinding (e.g. to ClusterRole taskop-task-editor)",
+        " ask an admin for a RoleBinding (e.g. to the chart's ClusterRole taskop-tasks-edit)",
     )
 
 
