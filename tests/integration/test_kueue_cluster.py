@@ -253,7 +253,7 @@ def test_a_queue_with_room_for_two_admits_five_jobs_two_at_a_time(
         assert _true(wl, "Finished")
     # Never more than the quota's two at once, and the quota was used.
     assert admitted_peak[0] == 2, admitted_peak
-    assert running_peak[0] <= 2, running_peak
+    assert running_peak[0] == 2, running_peak
     # The waiting Workloads said why, in the words issue 25 shows on the Task.
     expected = (
         f"couldn't assign flavors to pod set main: insufficient unused quota for cpu in flavor "
