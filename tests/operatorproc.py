@@ -76,14 +76,23 @@ class OperatorFactory:
         self.tmp_path = tmp_path
         self.started: list[OperatorProcess] = []
 
-    def start(self, *, clusterwide: bool = False, **settings: object) -> OperatorProcess:
-        """`taskop run` watching the test's namespace (or every namespace), with ``settings``."""
+    def start(
+        self,
+        *,
+        clusterwide: bool = False,
+        kubeconfig: str | None = None,
+        extra_args: Sequence[str] = (),
+        **settings: object,
+    ) -> OperatorProcess:
+        """`taskop run` watching the test's namespace (or every namespace), with ``settings``
+        (and another ``kubeconfig``, e.g. the API proxy's of tests/apiproxy.py)."""
         log = self.tmp_path / f"operator-{len(self.started)}.log"
         proc = OperatorProcess(
-            self.kubeconfig,
+            kubeconfig or self.kubeconfig,
             self.namespace,
             log,
             {k: str(v) for k, v in settings.items()},
+            extra_args=extra_args,
             clusterwide=clusterwide,
         )
         self.started.append(proc)

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -21,8 +23,10 @@ from kubernetes import client
 from taskop.domain.decide import TASK_NAME_ANNOTATION, WITNESS_FINALIZER
 from taskop.domain.jobs import MANAGED_BY
 from taskop.domain.names import job_name
-from tests.kubeutil import wait_until
+from tests.apiproxy import ApiProxy, a_list
+from tests.kubeutil import kubectl, wait_until
 from tests.operatorproc import OperatorFactory
+from tests.standby import KOPF_CRDS, PEERING
 from tests.tasks import Tasks, task_manifest
 
 pytestmark = pytest.mark.cluster
@@ -97,8 +101,9 @@ def test_a_crashed_creates_job_is_released_when_its_task_went_while_taskop_was_d
     )
     tasks.wait_gone("gone")
     wait_until(  # the garbage collector marks the Job deleted; the finalizer keeps it
-        lambda: tasks.batch.read_namespaced_job(job_name("gone"), namespace).metadata
-        .deletion_timestamp,
+        lambda: (
+            tasks.batch.read_namespaced_job(job_name("gone"), namespace).metadata.deletion_timestamp
+        ),
         timeout=60,
         what="the garbage collector to delete the orphaned Job",
     )
@@ -164,7 +169,11 @@ def test_a_job_someone_else_made_for_the_task_never_stands_in_for_its_job(
 
 
 def test_a_pod_that_started_while_taskop_was_down_is_not_expired_as_not_started(
-    operator: OperatorFactory, tasks: Tasks, namespace: str
+    operator: OperatorFactory,
+    tasks: Tasks,
+    namespace: str,
+    kubeconfig: str,
+    tmp_path: Path,
 ) -> None:
     first = operator.start(expire_pending_task_duration=20)
     created = time.monotonic()
@@ -185,11 +194,91 @@ def test_a_pod_that_started_while_taskop_was_down_is_not_expired_as_not_started(
     time.sleep(max(0.0, 22 - (time.monotonic() - created)))  # past the pending expiry
     job_uid = tasks.batch.read_namespaced_job("late", namespace).metadata.uid
 
-    operator.start(expire_pending_task_duration=20)
+    # The restarted operator's first LIST of Jobs and of pods arrives 8 s late, its Tasks at
+    # once: a pass that ran before those caches were filled would see a Pending Task past its
+    # expiry with no pod, and expire the running Job as "not started". (Without the proxy this
+    # order is a race that the coalescing delay usually hides.)
+    proxy = ApiProxy(kubeconfig, tmp_path / "proxy").start()
+    try:
+        for path in (
+            f"/apis/batch/v1/namespaces/{namespace}/jobs",
+            f"/api/v1/namespaces/{namespace}/pods",
+        ):
+            proxy.add("GET", a_list(path), delay=8, times=1)
+        operator.start(expire_pending_task_duration=20, kubeconfig=proxy.kubeconfig())
 
-    status = tasks.wait_state("late", "Running", timeout=60)
-    assert not status.get("failed")
-    assert tasks.batch.read_namespaced_job("late", namespace).metadata.uid == job_uid
+        status = tasks.wait_state("late", "Running", timeout=60)
+        assert not status.get("failed")
+        assert tasks.batch.read_namespaced_job("late", namespace).metadata.uid == job_uid
+        assert all(rule.hits == 1 for rule in proxy.rules)  # both lists were held
+    finally:
+        operator.stop_all()
+        proxy.stop()
+
+
+def test_a_standby_that_becomes_active_never_acts_on_what_it_saw_before_its_peer_worked(
+    operator: OperatorFactory,
+    tasks: Tasks,
+    namespace: str,
+    kubeconfig: str,
+    k8s: client.ApiClient,
+    tmp_path: Path,
+) -> None:
+    """Hole 8. Replica A sees the Task before its Job exists, then stands by while another
+    replica runs it: the Job is made, witnessed, deleted by a user, and the Task fails saying
+    so. When A becomes active again, what it saw is stale: it must list the Tasks anew before
+    any pass, or it makes a second Job for a Task whose first one may have run."""
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(KOPF_CRDS))
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev")
+    peerings = client.CustomObjectsApi(k8s)
+    peerings.create_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": PEERING}},
+    )  # fmt: skip
+    proxy = ApiProxy(kubeconfig, tmp_path / "proxy").start()
+    try:
+        # A can make no Job yet: it holds the Task as it first saw it, unwitnessed.
+        refused = proxy.add("POST", f"^/apis/batch/v1/namespaces/{namespace}/jobs", status=503)
+        a = operator.start(kubeconfig=proxy.kubeconfig(), extra_args=[f"--peering={PEERING}"])
+        tasks.create(task_manifest("once", kwok={"start-delay": "1s", "complete": "never"}))
+        wait_until(lambda: refused.hits >= 1, timeout=60, what="replica A to try the Job")
+
+        # A peer of a higher priority appears: A stands by.
+        now = datetime.datetime.now(datetime.UTC).isoformat()
+        peer = {"the-other-replica": {"priority": 2**31, "lifetime": 3600, "lastseen": now}}
+        peerings.patch_namespaced_custom_object(
+            "kopf.dev", "v1", namespace, "kopfpeerings", PEERING, {"status": peer}
+        )
+        wait_until(lambda: "standing by" in a.logs(), timeout=30, what="replica A to stand by")
+
+        # The other replica (B, on its own) runs the Task; a user deletes its Job.
+        b = operator.start()
+        wait_until(lambda: tasks.status("once").get("jobName"), timeout=60, what="B's witness")
+        tasks.batch.delete_namespaced_job("once", namespace, propagation_policy="Background")
+        failed = tasks.wait_state("once", "Completed", timeout=60)
+        assert failed["failed"] is True
+        b.stop()
+        wait_until(lambda: not tasks.jobs(), timeout=60, what="the deleted Job to be gone")
+
+        # A becomes active; its new list of Tasks arrives 8 s late. No pass may act before it.
+        proxy.clear()
+        tasks_path = f"/apis/taskop.dev/v1alpha1/namespaces/{namespace}/tasks"
+        relist = proxy.add("GET", a_list(tasks_path), delay=8, times=2)  # kopf's and its own
+        creates = proxy.add("POST", f"^/apis/batch/v1/namespaces/{namespace}/jobs")  # counted
+        peerings.patch_namespaced_custom_object(
+            "kopf.dev", "v1", namespace, "kopfpeerings", PEERING,
+            {"status": {"the-other-replica": None}},
+        )  # fmt: skip
+        wait_until(lambda: relist.hits >= 1, timeout=30, what="replica A to list its Tasks anew")
+        time.sleep(15)  # the late list, then A's passes
+
+        # (A second Job would be stopped once A sees the Task failed: count the creates.)
+        assert creates.hits == 0, "replica A made a second Job from what it saw before"
+        assert tasks.jobs() == []
+        assert tasks.status("once") == failed
+    finally:
+        operator.stop_all()
+        proxy.stop()
 
 
 def test_a_task_larger_than_the_operator_holds_fails_saying_why(
