@@ -23,7 +23,7 @@ from bench.report import analyse_profile
 from bench.scenarios import Bench, log
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ["client", "ceiling", "throughput", "steady", "memory"]
+SCENARIOS = ["client", "ceiling", "throughput", "steady", "memory", "hostile"]
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
         sizes="100", rates="20", steady_seconds=15, held="200", hold_window=10, ceiling=500,
@@ -57,6 +57,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--hold-window", type=float, help="seconds to watch the idle operator")
     p.add_argument("--ceiling", type=int, help="objects per API-server ceiling measurement")
     p.add_argument("--concurrency", type=int, default=32, help="client requests in flight")
+    p.add_argument("--hostile", type=int, default=200, help="Tasks of each kind in the hostile"
+                   " scenario (300 KiB Tasks, past the operator's per-Task limit, against small)")
     p.add_argument("--no-profile", action="store_true", help="skip py-spy")
     p.add_argument("--bbs-api", action="store_true", help="operators also serve the BBS API")
     p.add_argument("--no-latest", action="store_true", help="leave results/LATEST.md as it is")
@@ -127,6 +129,8 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             ]
         if "memory" in only:
             results["memory"] = [await bench.held(n, args.hold_window) for n in _ints(args.held)]
+        if "hostile" in only:
+            results["hostile"] = await bench.hostile(args.hostile, 300 * 1024)
     finally:
         await api.close()
         results["meta"]["loadavg_end"] = loadavg()

@@ -270,6 +270,24 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
                 f"{r['idle_cpu_cores']} ({r['idle_window_s']}) |"
             )
         lines.append("")
+    if r := results.get("hostile"):
+        lines += [
+            "## Tasks larger than the operator holds (TASKOP_MAX_TASK_BYTES)",
+            "",
+            f"{r['n']} small Tasks run to Completed, then two batches of {r['n']} Tasks of"
+            f" {r['hostile_task_bytes']:,} bytes each (which fail: too large), in one operator."
+            f" All settled: {r['all_settled']}. The first hostile batch's RSS includes what the"
+            " allocator keeps of decoding them (freed, not returned to the OS); the second"
+            " batch reuses it.",
+            "",
+            "| RSS empty MB | + small MB | + hostile MB | + 2nd hostile MB | peak MB |"
+            " KB/small Task | KB/hostile Task | KB/hostile Task, 2nd batch |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {r['rss_empty_mb']} | {r['rss_with_small_mb']} | {r['rss_with_both_mb']} |"
+            f" {r['rss_with_second_batch_mb']} | {r['rss_peak_mb']} | {r['kb_per_small_task']} |"
+            f" {r['kb_per_hostile_task']} | {r['kb_per_hostile_task_second_batch']} |",
+            "",
+        ]
     if prof := results.get("profile"):
         lines += [
             f"## Profile: py-spy, operator during {prof['phase']}",
