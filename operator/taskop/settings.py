@@ -176,6 +176,14 @@ class Settings:
         default=True,
         metadata={"doc": "Post Kubernetes Events on Tasks (completion, warnings)."},
     )
+    succeeded_events: bool = field(
+        default=False,
+        metadata={
+            "doc": "Also record a Normal Succeeded Event for each Task that succeeds (Warnings,"
+            " e.g. Failed, are always recorded). Off by default: a write per Task that nothing"
+            " reads; the Task's status says it."
+        },
+    )
 
     # --- BBS compatible API
     bbs_enabled: bool = field(default=True, metadata={"doc": "Serve the BBS Tasks API."})

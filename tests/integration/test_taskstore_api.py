@@ -232,9 +232,11 @@ def test_a_worker_and_a_bbs_client_see_the_same_tasks(store: Store, k8s: Any) ->
         )["items"]
         return {int(t["metadata"]["resourceVersion"]): t["metadata"]["name"] for t in items}
 
-    seen = bbs_tasks()
     names = by_id()
-    assert {names[t["id"]] for t in added} == set(seen)
+    # The BBS view follows the Tasks' watch: it sees another door's writes a moment later.
+    wanted = {names[t["id"]] for t in added}
+    wait_until(lambda: set(bbs_tasks()) == wanted, timeout=10, what="BBS to see the worker's tasks")
+    seen = bbs_tasks()
     assert all(t.state == models.Task.Pending and t.domain == DOMAIN for t in seen.values())
 
     # Done through the worker: gone for BBS. Cancelled through BBS: gone for the worker.

@@ -85,6 +85,9 @@ class DecideSettings:
     ttl_seconds_after_finished: float | None = None
     """Tasks without spec.ttlSecondsAfterFinished (and outside BBS's expiry): deleted this long
     after completion; None: kept."""
+    succeeded_events: bool = False
+    """Record a Normal ``Succeeded`` Event per Task that succeeds (Warnings are always recorded:
+    a write per Task that nothing reads, off by default)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -264,7 +267,8 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         d.delete_job_uid = str(our_job["metadata"]["uid"])
     if our_job is not None and WITNESS_FINALIZER in (_get(our_job, "metadata", "finalizers") or ()):
         # Witnessed by now (the status write below names it), or the Task is finished and will
-        # never create a Job again: the Job may go whenever it is deleted.
+        # never create a Job again: the Job may go whenever it is deleted. (Unless this pass
+        # writes no status: see `_only_a_job_made`.)
         d.release_job_uid = str(our_job["metadata"]["uid"])
 
     rec = p.rec
@@ -322,11 +326,10 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         and not d.events
     ):
         # One Event per completion: a specific one (Cancelled, JobDeleted, …), or this.
-        d.events.append(
-            ("Warning", "Failed", rec.failure_reason)
-            if rec.failed
-            else ("Normal", "Succeeded", "task succeeded")
-        )
+        if rec.failed:
+            d.events.append(("Warning", "Failed", rec.failure_reason))
+        elif settings.succeeded_events:
+            d.events.append(("Normal", "Succeeded", "task succeeded"))
     if rec.state is TaskState.COMPLETED and not (status.get("callback") or {}).get("attempts"):
         # Completed here, or by the BBS API (Complete, Cancel, Fail): call back right away.
         d.callback = has_callback
@@ -359,11 +362,28 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
             generation,
         )
     new_status["observedGeneration"] = generation
-    if any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS):
+    news = any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS)
+    if news and not _only_a_job_made(status, rec, p):
         d.status = new_status
+    elif not status.get("jobName") and rec.state is TaskState.PENDING:
+        d.release_job_uid = None  # no status names the Job yet: its finalizer stays
     if not expiry_over:
         d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
     return d
+
+
+def _only_a_job_made(status: Obj, rec: TaskRecord, p: _Pass) -> bool:
+    """A status never written, whose only news would be that the Job was made: no write. The
+    next write with news (Running, Completed, or a Pending one saying why it waits) names the
+    Job, and only then is its witness finalizer released; until then the finalizer keeps the
+    Job visible, so no pass can mistake it for never made."""
+    return (
+        not status.get("state")
+        and rec.state is TaskState.PENDING
+        and p.reason in (None, ConditionReason.JOB_CREATED)
+        and not p.message
+        and not p.unenforced
+    )
 
 
 def _a_pod_ended(job: Obj) -> bool:

@@ -117,6 +117,7 @@ def decide_settings(settings: Settings) -> DecideSettings:
         jobs=settings.job_settings(),
         outcome=OutcomeSettings(image_pull_grace_period=settings.image_pull_grace_period),
         pod_create_grace_period=settings.pod_create_grace_period,
+        succeeded_events=settings.succeeded_events,
         ttl_seconds_after_finished=(
             float(settings.ttl_seconds_after_finished)
             if settings.ttl_seconds_after_finished.strip()
@@ -411,10 +412,8 @@ class Controller:
         try:
             if d.create_network_policy is not None:
                 await self._create_network_policy(d.create_network_policy, str(meta["uid"]))
-            if d.create_job is not None:
-                release = await self._create_job(key, d.create_job)
-                if release is None:
-                    return  # found, not created: decide again on what is there
+            if d.create_job is not None and await self._create_job(key, d.create_job) is None:
+                return  # found, not created: decide again on what is there
         except CreateRefused as refused:
             # For good (invalid, or a name taken by what taskop does not own): the Task fails,
             # saying why, instead of retrying for ever.

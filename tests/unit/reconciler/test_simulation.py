@@ -994,8 +994,10 @@ def test_thousands_of_schedules_keep_every_promise() -> None:
     assert not missing, f"these moves never happened: {missing} (of {moves})"
 
 
-async def test_a_task_that_runs_and_succeeds_costs_three_task_writes_and_no_reads() -> None:
-    """The API floor of the happy path: Pending (the Job's witness), Running, Completed."""
+async def test_a_task_that_runs_and_succeeds_costs_two_task_writes_one_job_write_no_reads() -> None:
+    """The API floor of the happy path: the Job's create, Running (its first status write, which
+    names the Job: the witness), Completed, and the witness finalizer's release once the Job
+    finished (a released Job that still ran would be re-synced: a Job status write)."""
     sim = Simulation(seed=1)
     cluster = sim.cluster
     cluster.large_results = 0.0  # inline in the termination message: no log read
@@ -1026,7 +1028,7 @@ async def test_a_task_that_runs_and_succeeds_costs_three_task_writes_and_no_read
 
     (task,) = cluster.objects["tasks"].values()
     assert (task["status"]["state"], task["status"]["failed"]) == ("Completed", False)
-    assert cluster.calls == {"create_job": 1, "release_job": 1, "patch_task_status": 3}
+    assert cluster.calls == {"create_job": 1, "release_job": 1, "patch_task_status": 2}
 
 
 async def test_a_failed_jobs_outcome_is_its_last_pods_even_while_the_pod_watch_lags() -> None:
@@ -1112,7 +1114,7 @@ async def test_a_task_created_again_is_not_confused_by_its_predecessors_late_job
     while sim.deliver_next("jobs"):  # the first Job's events, late, one pass after each
         await _reconcile(sim)
     await _reconcile(sim, *cluster.streams)
-    status = cluster.objects["tasks"][(NS, "a")]["status"]
+    status = cluster.objects["tasks"][(NS, "a")].get("status") or {}  # no news yet: no write
     assert not status.get("failed"), status["failureReason"]
 
 
