@@ -7,8 +7,9 @@ reads and writes. The promises it keeps, and where:
 - **At most once.** ``status.jobName`` is the witness that the Job was created: a Task whose status
   names a Job that is gone — confirmed by the API server, not just the cache — fails; it never gets
   a second Job. The Job is created carrying the finalizer ``taskop.dev/witness``, removed only once
-  the witness is written, so between its creation and the witness the Job cannot vanish (a delete
-  leaves it visible, terminating): an operator that crashes there finds it again on restart.
+  a status write names it, so between its creation and the witness the Job cannot vanish (a delete
+  leaves it visible, terminating): an operator that crashes there finds it again on restart. The
+  witness has no write of its own: it rides on the first write with news (`_only_a_job_made`).
   Retries happen only inside the one Job (``backoffLimit`` = ``spec.retries``).
 - **Ownership.** A Job is acted on only when an owner reference carries the Task's uid, and every
   delete names that uid. A same-named Job owned by another Task of the same name (an earlier Task,
