@@ -128,19 +128,32 @@ class Entry(NamedTuple):
     uid: str
     rv: int | None
     data: bytes
+    """The projection without its resourceVersion (kept in ``rv``): two versions of an object
+    whose projections are equal have equal ``data`` (see `Cache.put_task`)."""
 
     def obj(self) -> Obj:
         decoded: Obj = json.loads(self.data)
+        if self.rv is not None:
+            decoded["metadata"]["resourceVersion"] = str(self.rv)
         return decoded
 
 
 def _entry(slim: Obj) -> Entry:
     meta = slim["metadata"]
+    rv = _rv(slim)
+    if rv is not None:
+        meta.pop("resourceVersion", None)
     return Entry(
         str(meta.get("uid") or ""),
-        _rv(slim),
+        rv,
         json.dumps(slim, separators=(",", ":")).encode(),  # ASCII: lone surrogates survive
     )
+
+
+def _news(new: Entry, held: Entry | None) -> bool:
+    """Whether keeping ``new`` over ``held`` tells a pass anything: no for an echo of taskop's
+    own write (kept at once from the write's answer), or a change to fields it does not keep."""
+    return held is None or new.uid != held.uid or new.data != held.data
 
 
 def _replaces(new: Mapping[str, Any], held: Entry | None) -> bool:
@@ -174,13 +187,15 @@ class Cache:
         return held.obj() if held else None
 
     def put_task(self, body: Mapping[str, Any]) -> bool:
-        """Keep ``body`` unless the cache holds a newer version; True when kept."""
+        """Keep ``body`` unless the cache holds a newer version; True when kept and its
+        projection changed (news for a pass)."""
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        if not _replaces(body, self.tasks.get(key)):
+        held = self.tasks.get(key)
+        if not _replaces(body, held):
             return False
-        self.tasks[key] = _entry(slim_task(body, self.max_task_bytes))
-        return True
+        self.tasks[key] = entry = _entry(slim_task(body, self.max_task_bytes))
+        return _news(entry, held)
 
     def drop_task(self, key: Key, uid: str | None = None) -> None:
         held = self.tasks.get(key)
@@ -192,11 +207,15 @@ class Cache:
         held = self.jobs.get(key)
         return held.obj() if held else None
 
-    def put_job(self, key: Key, body: Mapping[str, Any]) -> None:
-        if _replaces(body, self.jobs.get(key)):
-            self.jobs[key] = _entry(slim_job(body))
-            name = str((body.get("metadata") or {}).get("name"))
-            self._job_keys[(key[0], name)] = key
+    def put_job(self, key: Key, body: Mapping[str, Any]) -> bool:
+        """Like `put_task`: True when kept and its projection changed."""
+        held = self.jobs.get(key)
+        if not _replaces(body, held):
+            return False
+        self.jobs[key] = entry = _entry(slim_job(body))
+        name = str((body.get("metadata") or {}).get("name"))
+        self._job_keys[(key[0], name)] = key
+        return _news(entry, held)
 
     def drop_job(self, key: Key, uid: str | None = None) -> None:
         held = self.jobs.get(key)
@@ -212,11 +231,15 @@ class Cache:
     def pods_of(self, key: Key) -> list[Obj]:
         return [held.obj() for held in self.pods.get(key, {}).values()]
 
-    def put_pod(self, key: Key, body: Mapping[str, Any]) -> None:
+    def put_pod(self, key: Key, body: Mapping[str, Any]) -> bool:
+        """Like `put_task`: True when kept and its projection changed."""
         name = str((body.get("metadata") or {}).get("name"))
         pods = self.pods.setdefault(key, {})
-        if _replaces(body, pods.get(name)):
-            pods[name] = _entry(slim_pod(body))
+        held = pods.get(name)
+        if not _replaces(body, held):
+            return False
+        pods[name] = entry = _entry(slim_pod(body))
+        return _news(entry, held)
 
     def drop_pod(self, key: Key, name: str) -> None:
         pods = self.pods.get(key)

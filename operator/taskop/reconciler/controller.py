@@ -263,7 +263,7 @@ class Controller:
             self._deleted.add(key)
             self._gone.setdefault(key, set()).add(str(uid))
         elif not self.cache.put_task(body):
-            return  # older than what this process already wrote: nothing new
+            return  # older than what it holds, or an echo of its own write: nothing new
         self.enqueue(key)
 
     def job_event(self, event_type: str | None, body: Obj) -> None:
@@ -273,8 +273,8 @@ class Controller:
         key = (_key(body)[0], task)
         if event_type == "DELETED":
             self.cache.drop_job(key, (body.get("metadata") or {}).get("uid"))
-        else:
-            self.cache.put_job(key, body)
+        elif not self.cache.put_job(key, body):
+            return  # nothing a pass reads changed
         self.enqueue(key)
 
     def pod_event(self, event_type: str | None, body: Obj) -> None:
@@ -285,8 +285,8 @@ class Controller:
         key = (str(meta.get("namespace")), str(task))
         if event_type == "DELETED":
             self.cache.drop_pod(key, str(meta.get("name")))
-        else:
-            self.cache.put_pod(key, body)
+        elif not self.cache.put_pod(key, body):
+            return  # nothing a pass reads changed
         self.enqueue(key)
 
     def failed_create_event(self, body: Obj) -> None:
