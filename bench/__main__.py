@@ -21,20 +21,22 @@ from bench.kube import Api
 from bench.procs import RUNNING, component_pids, loadavg
 from bench.report import analyse_profile
 from bench.scenarios import Bench, log
+from bench.status_writes import status_writes
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ["client", "ceiling", "throughput", "steady", "memory", "hostile"]
+SCENARIOS = ["client", "ceiling", "status-writes", "throughput", "steady", "memory", "hostile"]
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
         sizes="100", rates="20", steady_seconds=15, held="200", hold_window=10, ceiling=500,
+        status_writes=1000,
     ),
     "standard": dict(
         sizes="100,1000", rates="20,50", steady_seconds=15, held="1000", hold_window=20,
-        ceiling=2000,
+        ceiling=2000, status_writes=2000,
     ),
     "full": dict(
         sizes="100,1000,5000", rates="20,50", steady_seconds=60, held="1000,10000",
-        hold_window=130, ceiling=5000,
+        hold_window=130, ceiling=5000, status_writes=4000,
     ),
 }  # fmt: skip
 
@@ -56,6 +58,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--held", help="held-Task counts, e.g. 1000,10000")
     p.add_argument("--hold-window", type=float, help="seconds to watch the idle operator")
     p.add_argument("--ceiling", type=int, help="objects per API-server ceiling measurement")
+    p.add_argument("--status-writes", type=int, help="status writes per variant (status-writes)")
+    p.add_argument("--status-base", help="git revision whose crds/ the status-writes scenario"
+                   " also measures (variant task-base), e.g. HEAD before a CRD change")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=32, help="client requests in flight")
     p.add_argument("--hostile", type=int, default=200, help="Tasks of each kind in the hostile"
                    " scenario (300 KiB Tasks, past the operator's per-Task limit, against small)")
@@ -98,6 +103,10 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             results["client_cost"] = await bench.client_cost(2000)
         if "ceiling" in only:
             results["ceiling"] = await bench.ceiling(args.ceiling)
+        if "status-writes" in only:
+            results["status_writes"] = await status_writes(
+                bench, args.status_writes, args.status_base
+            )
         if "throughput" in only:
             sizes = _ints(args.sizes)
             results["throughput"] = []
@@ -152,7 +161,8 @@ def point_latest(out: Path, report_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
-    out = RESULTS / time.strftime("%Y%m%d-%H%M%S")
+    prefix = "status-writes-" if args.only == "status-writes" else ""
+    out = RESULTS / (prefix + time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True)
     log(f"results in {out}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

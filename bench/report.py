@@ -170,6 +170,8 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
             f"{c['task_get_per_s']} | {c['job_create_per_s']} |",
             "",
         ]
+    if c := results.get("status_writes"):
+        lines += _status_writes(c)
     if c := results.get("client_cost"):
         on, off = c["trust_env_on"], c["trust_env_off"]
         lines += [
@@ -308,6 +310,34 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
     lines += _bottleneck(results)
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _status_writes(c: dict[str, Any]) -> list[str]:
+    rules = ", ".join(
+        f"{v}: {r['rules']} ({r['oldSelf_rules']} oldSelf)" for v, r in c["rules"].items()
+    )
+    lines = [
+        "## Status writes: the API server's cost of one status PATCH, Task against Job",
+        "",
+        f"{c['n']} merge-patch writes to `/status` per variant over {c['objects']} objects each, "
+        f"{c['inflight']} in flight, in {c['rounds']} interleaved rounds; no operator, no pods. "
+        f"kube-apiserver CPU from /proc (idle: {_fmt(c['apiserver_idle_cores'])} cores); "
+        f"latency at the client. CEL rules per CRD: {rules}.",
+        "",
+        "| variant | writes/s | API server CPU ms/write | ratio | p50 ms | ratio | p99 ms | "
+        "etcd CPU ms/write | CPU ms/write by round |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, r in c["variants"].items():
+        ratio = r["ratio_to_job"]
+        lines.append(
+            f"| {variant} | {r['per_s']} | {_fmt(r['apiserver_cpu_ms_per_write'])} | "
+            f"{_fmt(ratio['apiserver_cpu_ms_per_write'])} | {r['latency_p50_ms']} | "
+            f"{_fmt(ratio['latency_p50_ms'])} | {r['latency_p99_ms']} | "
+            f"{_fmt(r['etcd_cpu_ms_per_write'])} | "
+            f"{' '.join(str(x) for x in r['apiserver_cpu_ms_per_write_rounds'])} |"
+        )
+    return [*lines, ""]
 
 
 def _bottleneck(results: dict[str, Any]) -> list[str]:
