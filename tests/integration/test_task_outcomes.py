@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorFactory
 from tests.tasks import Tasks, task_manifest
 
@@ -110,7 +111,12 @@ def test_a_task_never_started_fails_after_the_pending_limit(
     status = tasks.wait_state("stuck", "Completed")
 
     assert (status["failed"], status["failureReason"]) == (True, "not started within time limit")
-    assert tasks.jobs() == [] or all(j.metadata.deletion_timestamp for j in tasks.jobs())
+    # The same pass deletes the Job, right after that status write.
+    wait_until(
+        lambda: all(j.metadata.deletion_timestamp for j in tasks.jobs()),
+        timeout=10,
+        what="the expired Task's Job to be deleted",
+    )
 
 
 def test_cancelling_a_running_task_deletes_its_job_and_fails_it(
@@ -126,8 +132,6 @@ def test_cancelling_a_running_task_deletes_its_job_and_fails_it(
     assert (status["failed"], status["failureReason"]) == (True, "task was cancelled")
     conditions = {c["type"]: c["reason"] for c in status["conditions"]}
     assert conditions["Completed"] == "Cancelled"
-    from tests.kubeutil import wait_until
-
     wait_until(
         lambda: tasks.jobs() == [], timeout=30, what="the cancelled Task's Job to be deleted"
     )
@@ -143,8 +147,6 @@ def test_deleting_a_task_deletes_its_job(operator: OperatorFactory, tasks: Tasks
     )
 
     tasks.wait_gone("bye")
-    from tests.kubeutil import wait_until
-
     wait_until(lambda: tasks.jobs() == [], timeout=30, what="the Job to be deleted")
 
 
@@ -256,8 +258,6 @@ def test_a_task_no_node_can_take_fails_in_diegos_words_after_its_domains_grace(
     assert "preemption" not in said  # the verdict, not the post-filter plugins' notes
     conditions = {c["type"]: c["reason"] for c in status["conditions"]}
     assert conditions["Completed"] == "Unschedulable"
-    from tests.kubeutil import wait_until
-
     wait_until(
         lambda: (
             [j.metadata.name for j in tasks.jobs() if not j.metadata.deletion_timestamp]

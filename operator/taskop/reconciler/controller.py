@@ -421,8 +421,12 @@ class Controller:
             await self._write(key, task, decide(observed, self.decide_settings, self._spec(task)))
             return
         if d.status is not None:
+            # Only what changed (a merge patch keeps the rest; the resourceVersion precondition
+            # makes "the rest" the status this pass decided from).
+            stored = task.get("status") or {}
+            changed = {k: v for k, v in d.status.items() if stored.get(k) != v}
             written = await self.kube.patch_task_status(
-                namespace, name, meta["resourceVersion"], d.status
+                namespace, name, meta["resourceVersion"], changed
             )
             metrics.record_transition(task.get("status") or {}, d.status, time.time())
             self.cache.put_task(written)
