@@ -7,7 +7,7 @@ outcomes, route templates, BBS error types and watched kinds; never a Task's nam
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -99,15 +99,14 @@ class Live(Collector):
     taskstore groups' statistics (groups are queues an admin's workers use: few, by design)."""
 
     def __init__(self) -> None:
-        self.tasks: Callable[[], Iterable[Mapping[str, Any]]] = list
+        self.task_states: Callable[[], Mapping[str, int]] = dict
         self.queue_depth: Callable[[], int] = lambda: 0
         self.taskstore_groups: Callable[[], Mapping[str, Mapping[str, int]]] = dict
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         counts = dict.fromkeys((s.value for s in TaskState), 0)
-        for task in self.tasks():
-            state = (task.get("status") or {}).get("state") or TaskState.PENDING.value
-            counts[state] = counts.get(state, 0) + 1
+        for state, n in self.task_states().items():
+            counts[state] = counts.get(state, 0) + n
         tasks = GaugeMetricFamily("taskop_tasks", "Tasks by state.", labels=["state"])
         for state, n in counts.items():
             tasks.add_metric([state], n)

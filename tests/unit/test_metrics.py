@@ -40,12 +40,26 @@ def test_a_task_running_then_failing_is_timed_and_counted_by_reason() -> None:
     assert sample("taskop_task_completions_total", failed) == failed_before + 1
 
 
-def test_tasks_by_state_are_counted_at_scrape_time() -> None:
+def test_tasks_by_state_are_counted_as_the_cache_changes_not_decoded_at_scrape_time() -> None:
+    from taskop.reconciler.cache import Cache
+
+    def task(name: str, rv: int, **status: str) -> dict[str, object]:
+        meta = {"namespace": "ns", "name": name, "uid": name, "resourceVersion": str(rv)}
+        return {"metadata": meta, "spec": {}, "status": status}
+
+    cache = Cache()
+    cache.put_task(task("a", 1, state="Running"))
+    cache.put_task(task("b", 2))
+    cache.put_task(task("c", 3))
+    cache.put_task(task("c", 4, state="Completed"))  # moves from Pending
+    cache.put_task(task("d", 5, state="Running"))
+    cache.drop_task(("ns", "d"))
+    cache.forget(("ns", "nothing"))
     live = metrics.Live()
-    live.tasks = lambda: [{"status": {"state": "Running"}}, {"status": {}}, {}]
+    live.task_states = lambda: cache.states
     (tasks, depth, groups) = list(live.collect())
     counts = {s.labels["state"]: s.value for s in tasks.samples}
-    assert counts == {"Pending": 2, "Running": 1, "Completed": 0, "Resolving": 0}
+    assert counts == {"Pending": 1, "Running": 1, "Completed": 1, "Resolving": 0}
     assert depth.samples[0].value == 0
     assert groups.samples == []  # no taskstore API running
 

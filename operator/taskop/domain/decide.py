@@ -164,6 +164,13 @@ def _finished(job: Obj) -> str | None:
     return None
 
 
+def done_with(job: Obj) -> bool:
+    """A finished Job whose witness finalizer is released: a finished Task needs it no more."""
+    return bool(_finished(job)) and WITNESS_FINALIZER not in (
+        _get(job, "metadata", "finalizers") or ()
+    )
+
+
 def owned_by(obj: Obj, uid: str) -> bool:
     return any(o.get("uid") == uid for o in _get(obj, "metadata", "ownerReferences") or ())
 

@@ -12,6 +12,7 @@ server's storage (etcd revisions) makes them; one that is not an integer always 
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -175,6 +176,8 @@ class Cache:
     def __init__(self, max_task_bytes: int = DEFAULT_MAX_TASK_BYTES) -> None:
         self.max_task_bytes = max_task_bytes
         self.tasks: dict[Key, Entry] = {}
+        self.states: collections.Counter[str] = collections.Counter()  # Tasks by status.state
+        self._state: dict[Key, str] = {}
         self.jobs: dict[Key, Entry] = {}  # by the Task whose deterministic Job name it has
         self.pods: dict[Key, dict[str, Entry]] = {}
         self.create_failures: dict[Key, tuple[int, str]] = {}
@@ -195,12 +198,22 @@ class Cache:
         if not _replaces(body, held):
             return False
         self.tasks[key] = entry = _entry(slim_task(body, self.max_task_bytes))
+        self._count(key, str((body.get("status") or {}).get("state") or "Pending"))
         return _news(entry, held)
+
+    def _count(self, key: Key, state: str | None) -> None:
+        """Keep `states` as the cache changes: a scrape never decodes the cache."""
+        if (was := self._state.pop(key, None)) is not None:
+            self.states[was] -= 1
+        if state is not None:
+            self._state[key] = state
+            self.states[state] += 1
 
     def drop_task(self, key: Key, uid: str | None = None) -> None:
         held = self.tasks.get(key)
         if held is not None and (uid is None or held.uid == uid):
             del self.tasks[key]
+            self._count(key, None)
 
     # --- Jobs, by the Task they are named after
     def job(self, key: Key) -> Obj | None:
@@ -259,9 +272,20 @@ class Cache:
     def forget(self, key: Key) -> None:
         """The Task is gone: nothing about it is kept."""
         self.tasks.pop(key, None)
+        self._count(key, None)
         self.drop_job(key)
         self.pods.pop(key, None)
         self.create_failures.pop(key, None)
+
+    def state(self, key: Key) -> str | None:
+        """The held Task's status.state ("Pending" when none yet), without decoding it."""
+        return self._state.get(key)
+
+    def drop_children(self, key: Key) -> None:
+        """The Task is finished and its Job done with (finished, released): a pass needs
+        neither, so they are not held (an event of them brings them back until they go)."""
+        self.drop_job(key)
+        self.pods.pop(key, None)
 
     def keys(self) -> set[Key]:
         return set(self.tasks) | set(self.jobs) | set(self.pods)

@@ -46,13 +46,14 @@ from taskop.domain.decide import (
     Decision,
     Observation,
     decide,
+    done_with,
     owned_by,
 )
 from taskop.domain.jobs import MANAGED_BY, RESULT_CONTAINER_NAME
 from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
-from taskop.domain.states import ConditionReason
+from taskop.domain.states import ConditionReason, TaskState
 from taskop.kube.client import AlreadyExists, Conflict, Forbidden, Invalid, Kube, NotFound, Obj
 from taskop.readiness import READINESS
 from taskop.reconciler.cache import Cache, Key
@@ -109,6 +110,9 @@ class CreateRefused(Exception):
     def __init__(self, reason: ConditionReason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+FINISHED_STATES = frozenset({TaskState.COMPLETED.value, TaskState.RESOLVING.value})
 
 
 def decide_settings(settings: Settings) -> DecideSettings:
@@ -369,6 +373,9 @@ class Controller:
                 self.queue.add_after(key, 1.0)
                 return
         await self._write(key, task, decision)
+        if self.cache.state(key) in FINISHED_STATES and (job := self.cache.job(key)) is not None:
+            if done_with(job):
+                self.cache.drop_children(key)  # memory: held Tasks cost their own entry only
 
     async def _read(self, key: Key, task: Obj, decision: Decision) -> dict[str, Any]:
         """The reads a decision asked for, taken into the cache (a result log is not kept:
@@ -720,7 +727,7 @@ class Controller:
 
     def start(self, kube: Kube | None = None) -> None:
         """Workers, callbacks, the resync, and (given a real ``kube``) the child informers."""
-        metrics.LIVE.tasks = lambda: (entry.obj() for entry in self.cache.tasks.values())
+        metrics.LIVE.task_states = lambda: self.cache.states
         metrics.LIVE.queue_depth = lambda: len(self.queue)
         if kube is not None:
             namespace = self.settings.namespace or None

@@ -1029,6 +1029,9 @@ async def test_a_task_that_runs_and_succeeds_costs_two_task_writes_one_job_write
     (task,) = cluster.objects["tasks"].values()
     assert (task["status"]["state"], task["status"]["failed"]) == ("Completed", False)
     assert cluster.calls == {"create_job": 1, "release_job": 1, "patch_task_status": 2}
+    # Finished, its Job finished and released: the operator holds the Task's entry only.
+    assert sim.controller.cache.job((NS, "a")) is None
+    assert sim.controller.cache.pods_of((NS, "a")) == []
 
 
 async def test_a_failed_jobs_outcome_is_its_last_pods_even_while_the_pod_watch_lags() -> None:
