@@ -122,6 +122,15 @@ def test_the_spec_is_immutable_except_cancelling(
     assert changed.returncode != 0
     assert "spec.image is immutable" in changed.stderr, changed.stderr
 
+    for added_or_removed, field in [
+        ('{"memoryMb":64}', "spec.memoryMb"),
+        ('{"resultFile":null}', "spec.resultFile"),
+        ('{"image":null,"rootfs":"docker:///busybox"}', "spec.image"),
+    ]:
+        changed = patch(added_or_removed, check=False)
+        assert changed.returncode != 0
+        assert f"{field} is immutable" in changed.stderr, changed.stderr
+
     patch('{"cancelled":true}')
     uncancelled = patch('{"cancelled":false}', check=False)
     assert uncancelled.returncode != 0
