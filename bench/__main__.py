@@ -61,6 +61,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--status-writes", type=int, help="status writes per variant (status-writes)")
     p.add_argument("--status-base", help="git revision whose crds/ the status-writes scenario"
                    " also measures (variant task-base), e.g. HEAD before a CRD change")  # fmt: skip
+    p.add_argument("--status-crd", action="append", help="name=path: a Task CRD file that"
+                   " status-writes also measures (variant file-<name>); repeatable")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=32, help="client requests in flight")
     p.add_argument("--hostile", type=int, default=200, help="Tasks of each kind in the hostile"
                    " scenario (300 KiB Tasks, past the operator's per-Task limit, against small)")
@@ -105,7 +107,7 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             results["ceiling"] = await bench.ceiling(args.ceiling)
         if "status-writes" in only:
             results["status_writes"] = await status_writes(
-                bench, args.status_writes, args.status_base
+                bench, args.status_writes, args.status_base, args.status_crd
             )
         if "throughput" in only:
             sizes = _ints(args.sizes)

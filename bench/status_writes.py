@@ -6,7 +6,8 @@ alone), in interleaved rounds, and reads the kube-apiserver's CPU seconds (/proc
 and every request's latency. Every write changes the object: it flips it between a Task's two
 Running statuses (Pending with its Job made → Running on a node) or a Job's (``ready`` 0 → 1).
 
-Variants, each a CRD of its own (group ``<variant>.bench.taskop.dev``, same kind and schema):
+Variants, each a CRD of its own (group ``<variant>.bench.taskop.dev``, kind ``BenchTask``, the
+Task's schema):
 
 - ``task``: crds/ as installed by the run, the whole status in each patch (taskop's write);
 - ``task-changed``: the same CRD, a patch with only the fields that changed;
@@ -14,7 +15,8 @@ Variants, each a CRD of its own (group ``<variant>.bench.taskop.dev``, same kind
 - ``task-no-oldself``: crds/ without its transition rules (every rule that reads ``oldSelf``);
 - ``task-no-cel``: crds/ without any ``x-kubernetes-validations`` rule;
 - ``task-no-schema``: spec and status ``x-kubernetes-preserve-unknown-fields`` (no structure to
-  validate, prune or track in managedFields beyond what the object holds).
+  validate, prune or track in managedFields beyond what the object holds);
+- ``file-<name>``: a CRD file of one's own (``--status-crd name=path``), e.g. a candidate rule set.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import copy
 import statistics
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,6 +36,7 @@ from bench.procs import cpu_seconds
 from bench.scenarios import ROOT, Bench, bare_job_manifest, limited, log, task_manifest
 
 GROUP = "taskop.dev"
+KIND, PLURAL = "BenchTask", "benchtasks"  # the variants' kind
 VARIANTS = ["task", "task-changed", "task-base", "task-no-oldself", "task-no-cel", "task-no-schema"]
 
 
@@ -72,7 +76,10 @@ def crd_variant(crd: Obj, variant: str) -> Obj:
     version["schema"]["openAPIV3Schema"] = root
     group = f"{variant}.bench.{GROUP}"
     crd["spec"]["group"] = group
-    crd["metadata"] = {"name": f"{crd['spec']['names']['plural']}.{group}"}
+    # a kind of its own: kubectl's "tasks" and the "taskop" category stay taskop's own
+    crd["spec"]["names"] = {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL,
+                            "singular": KIND.lower()}  # fmt: skip
+    crd["metadata"] = {"name": f"{PLURAL}.{group}"}
     return crd
 
 
@@ -170,14 +177,20 @@ class StatusWrites:
     """``n`` status writes per variant, in ``rounds`` interleaved rounds, ``inflight`` at once."""
 
     def __init__(self, bench: Bench, n: int, base_rev: str | None, inflight: int = 8,
-                 objects: int = 100, rounds: int = 4) -> None:  # fmt: skip
+                 objects: int = 100, rounds: int = 4,
+                 files: dict[str, str] | None = None) -> None:  # fmt: skip
         self.bench, self.api = bench, bench.api
         self.n, self.inflight, self.objects, self.rounds = n, inflight, objects, rounds
         self.ns = "bench-status"
         self.apiserver = bench.cluster_pids.get("kube-apiserver")
         self.etcd = bench.cluster_pids.get("etcd")
         self.base_rev = base_rev
-        self.variants = [v for v in VARIANTS if v != "task-base" or base_rev] + ["job"]
+        self.files: dict[str, Obj] = {
+            f"file-{name}": yaml.safe_load(Path(path).read_text())
+            for name, path in (files or {}).items()
+        }
+        self.variants = [v for v in VARIANTS if v != "task-base" or base_rev]
+        self.variants += [*self.files, "job"]
         self.names = [f"s-{i:04d}" for i in range(objects)]
         self.last: dict[tuple[str, str], Obj] = {}
         self.writes: dict[tuple[str, str], int] = {}
@@ -213,17 +226,20 @@ class StatusWrites:
                 crd = installed
                 if variant == "task-base":
                     crd = crd_variant(base_crd(self.base_rev or "HEAD"), variant)
+                elif variant in self.files:
+                    crd = crd_variant(self.files[variant], variant)
                 elif variant not in ("task", "task-changed"):
                     crd = crd_variant(installed, variant)
                 self.crds[variant] = crd
                 if crd is not installed:
                     await self._install(crd)
-                group = crd["spec"]["group"]
-                path = f"/apis/{group}/v1alpha1/namespaces/{self.ns}/tasks"
+                group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+                path = f"/apis/{group}/v1alpha1/namespaces/{self.ns}/{plural}"
                 bodies = []
                 for x in self.names:
                     task = task_manifest(x)
                     task["apiVersion"] = f"{group}/v1alpha1"
+                    task["kind"] = crd["spec"]["names"]["kind"]
                     bodies.append(task)
             self.paths[variant] = path
             if variant != "task-changed":  # shares the Tasks of "task" (their own names below)
@@ -337,5 +353,9 @@ class StatusWrites:
                 )
 
 
-async def status_writes(bench: Bench, n: int, base_rev: str | None) -> dict[str, Any]:
-    return await StatusWrites(bench, n, base_rev).run()
+async def status_writes(
+    bench: Bench, n: int, base_rev: str | None, files: list[str] | None = None
+) -> dict[str, Any]:
+    """``files``: ``name=path`` of CRD files measured too (variants ``file-<name>``)."""
+    own = dict(f.split("=", 1) for f in files or [])
+    return await StatusWrites(bench, n, base_rev, files=own).run()
