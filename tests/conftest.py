@@ -303,7 +303,8 @@ def kueue(kubeconfig: str) -> None:
     (idempotent). hack/bootstrap built it; a kueue that is not built fails, naming hack/bootstrap.
     With TASKOP_TEST_KUBECONFIG, Kueue must already run in that cluster.
 
-    Tests that use it join `@pytest.mark.xdist_group("kueue")`: one of them stops the manager.
+    Tests that use it join `@pytest.mark.xdist_group("kueue")`; one that stops the manager is also
+    `exclusive` (a fresh-machine run once had a queue test meet the stopped manager's webhooks).
     """
     if os.environ.get("TASKOP_TEST_KUBECONFIG"):
         return

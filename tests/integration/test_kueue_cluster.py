@@ -262,6 +262,7 @@ def test_a_queue_with_room_for_two_admits_five_jobs_two_at_a_time(
     assert expected in pending_messages, sorted(set(pending_messages))
 
 
+@pytest.mark.exclusive  # it stops the shared Kueue: no other test may meet its webhooks then
 def test_an_unlabelled_job_runs_while_kueue_is_stopped(
     k8s: client.ApiClient, namespace: str, kueue: None
 ) -> None:

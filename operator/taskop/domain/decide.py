@@ -258,9 +258,15 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
             )
     if spec is not None and (our_job is not None or d.create_job is not None):
         # Said on every pass with a Job, not only the one making it (that status write may be
-        # lost, and a cancel may come first); the Event once, with the Job.
+        # lost, and a cancel may come first).
         p.unenforced = _unenforced(spec, settings.jobs)
-        if p.unenforced and d.create_job is not None:
+        recorded = any(
+            c.get("type") == ConditionType.ENFORCED.value and c.get("status") == "False"
+            for c in (task.get("status") or {}).get("conditions") or ()
+        )
+        if p.unenforced and not recorded:
+            # With the status write that first records it (a write lost to a conflict is made
+            # again by the next pass, and so is its Event): once, never lost.
             d.events.append(("Warning", ConditionReason.UNENFORCEABLE.value, p.unenforced))
     if (
         p.rec.state in (TaskState.COMPLETED, TaskState.RESOLVING)

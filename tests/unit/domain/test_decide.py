@@ -327,6 +327,14 @@ def test_under_the_warn_policy_the_job_is_made_and_what_it_does_not_enforce_is_r
     assert [(c["status"], c["reason"], c["message"]) for c in enforced] == [
         ("False", "Unenforceable", message)
     ]
+    # Its write lost (a conflict): the next pass, the Job made, records it and says it again;
+    # once recorded, never again.
+    lost = decide(Observation(task=t, job=job(finalizers=(WITNESS_FINALIZER,)), now=NOW), settings)
+    assert ("Warning", "Unenforceable", message) in lost.events
+    assert lost.status is not None
+    recorded = task({**PENDING, "conditions": lost.status["conditions"]}, **t["spec"])
+    again = decide(Observation(task=recorded, job=job(), now=NOW), settings)
+    assert not [e for e in again.events if e[1] == "Unenforceable"]
     # Under the default policy the same task fails, naming the rule.
     refused = run(t)
     assert refused.create_job is None and refused.status is not None
