@@ -8,8 +8,7 @@ reads and writes. The promises it keeps, and where:
   names a Job that is gone — confirmed by the API server, not just the cache — fails; it never gets
   a second Job. The Job is created carrying the finalizer ``taskop.dev/witness``, removed only once
   a status write names it, so between its creation and the witness the Job cannot vanish (a delete
-  leaves it visible, terminating): an operator that crashes there finds it again on restart. The
-  witness has no write of its own: it rides on the first write with news (`_only_a_job_made`).
+  leaves it visible, terminating): an operator that crashes there finds it again on restart.
   Retries happen only inside the one Job (``backoffLimit`` = ``spec.retries``).
 - **Ownership.** A Job is acted on only when an owner reference carries the Task's uid, and every
   delete names that uid. A same-named Job owned by another Task of the same name (an earlier Task,
@@ -281,8 +280,11 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         d.delete_job_uid = str(our_job["metadata"]["uid"])
     if our_job is not None and WITNESS_FINALIZER in (_get(our_job, "metadata", "finalizers") or ()):
         # Witnessed by now (the status write below names it), or the Task is finished and will
-        # never create a Job again: the Job may go whenever it is deleted. (Unless this pass
-        # writes no status: see `_only_a_job_made`.)
+        # never create a Job again: the Job may go whenever it is deleted. Released at once, in
+        # the pass that makes the Job: released later, while its pod runs, the release races
+        # the Job controller (the chaos run saw two Jobs past their deadline report
+        # BackoffLimitExceeded), and released only once finished, a Job would keep its
+        # namespace Terminating for as long as taskop is down.
         d.release_job_uid = str(our_job["metadata"]["uid"])
 
     rec = p.rec
@@ -376,28 +378,11 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
             generation,
         )
     new_status["observedGeneration"] = generation
-    news = any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS)
-    if news and not _only_a_job_made(status, rec, p):
+    if any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS):
         d.status = new_status
-    elif not status.get("jobName") and rec.state is TaskState.PENDING:
-        d.release_job_uid = None  # no status names the Job yet: its finalizer stays
     if not expiry_over:
         d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
     return d
-
-
-def _only_a_job_made(status: Obj, rec: TaskRecord, p: _Pass) -> bool:
-    """A status never written, whose only news would be that the Job was made: no write. The
-    next write with news (Running, Completed, or a Pending one saying why it waits) names the
-    Job, and only then is its witness finalizer released; until then the finalizer keeps the
-    Job visible, so no pass can mistake it for never made."""
-    return (
-        not status.get("state")
-        and rec.state is TaskState.PENDING
-        and p.reason in (None, ConditionReason.JOB_CREATED)
-        and not p.message
-        and not p.unenforced
-    )
 
 
 def _a_pod_ended(job: Obj) -> bool:

@@ -84,39 +84,18 @@ def run(t: dict[str, Any], **observed: Any) -> Decision:
     return decide(Observation(task=t, now=NOW, **observed), SETTINGS)
 
 
-def test_a_new_task_creates_its_job_with_the_witness_finalizer_and_writes_no_status_yet() -> None:
-    """The Job being made is no news worth a write: the Running (or Completed) write names it,
-    and until then its finalizer keeps it visible."""
+def test_a_new_task_creates_its_job_with_the_witness_finalizer_then_names_it() -> None:
     d = run(task())
     assert d.create_job is not None
     assert d.create_job["metadata"]["finalizers"] == [WITNESS_FINALIZER]
-    assert d.status is None
-    d = run(task(), job=job(finalizers=(WITNESS_FINALIZER,)))  # its pod not running yet
-    assert d.create_job is None and d.status is None and d.release_job_uid is None
+    assert d.status is not None and d.status["jobName"] == "t"
+    assert d.status["state"] == "Pending"
 
 
-def test_the_running_write_names_the_job_and_releases_its_witness_finalizer() -> None:
-    d = run(task(), job=job(finalizers=(WITNESS_FINALIZER,)), pods=[pod()])
-    assert d.status is not None and (d.status["state"], d.status["jobName"]) == ("Running", "t")
-    assert d.release_job_uid == JOB_UID  # after the write (a stopped taskop strands no Job)
-
-
-def test_a_pending_write_with_news_names_the_job_and_releases_it() -> None:
-    d = run(task(PENDING), job=job(finalizers=(WITNESS_FINALIZER,)))
-    assert d.status is None or d.status["jobName"] == "t"
-    assert d.release_job_uid == JOB_UID  # PENDING's status names the Job already
-
-
-def test_a_completed_write_names_the_job_and_releases_it() -> None:
-    done = pod("Succeeded", {"exitCode": 0, "message": "the result"})
-    d = run(
-        task(), job=job("Complete", finalizers=(WITNESS_FINALIZER,)), pods=[done], pods_read=True
-    )
-    assert d.status is not None and (d.status["state"], d.status["jobName"]) == ("Completed", "t")
+def test_the_witness_finalizer_is_released_once_status_names_the_job() -> None:
+    d = run(task(PENDING), job=job(finalizers=(WITNESS_FINALIZER,)), pods=[pod()])
     assert d.release_job_uid == JOB_UID
-    d = run(task(), job=job(deleting=True, finalizers=(WITNESS_FINALIZER,)))
-    assert d.status is not None and d.status["jobName"] == "t"  # witnessed first, then released
-    assert d.release_job_uid == JOB_UID
+    assert d.status is not None and d.status["state"] == "Running"
 
 
 def test_a_job_deleted_while_it_ran_is_confirmed_then_fails_the_task_never_recreated() -> None:

@@ -994,10 +994,9 @@ def test_thousands_of_schedules_keep_every_promise() -> None:
     assert not missing, f"these moves never happened: {missing} (of {moves})"
 
 
-async def test_a_task_that_runs_and_succeeds_costs_two_task_writes_one_job_write_no_reads() -> None:
-    """The API floor of the happy path: the Job's create, Running (its first status write, which
-    names the Job: the witness), Completed, and the witness finalizer's release once the Job
-    finished (a released Job that still ran would be re-synced: a Job status write)."""
+async def test_a_task_that_runs_and_succeeds_costs_three_task_writes_and_no_reads() -> None:
+    """The API floor of the happy path: Pending (the Job's witness, then its finalizer released
+    at once), Running, Completed."""
     sim = Simulation(seed=1)
     cluster = sim.cluster
     cluster.large_results = 0.0  # inline in the termination message: no log read
@@ -1028,7 +1027,7 @@ async def test_a_task_that_runs_and_succeeds_costs_two_task_writes_one_job_write
 
     (task,) = cluster.objects["tasks"].values()
     assert (task["status"]["state"], task["status"]["failed"]) == ("Completed", False)
-    assert cluster.calls == {"create_job": 1, "release_job": 1, "patch_task_status": 2}
+    assert cluster.calls == {"create_job": 1, "release_job": 1, "patch_task_status": 3}
     # Finished, its Job finished and released: the operator holds the Task's entry only.
     assert sim.controller.cache.job((NS, "a")) is None
     assert sim.controller.cache.pods_of((NS, "a")) == []
