@@ -191,10 +191,12 @@ def restart_component(name: str, cluster_dir: Path) -> float:
     pid = int((cluster_dir / "run" / f"{name}.pid").read_text())
     os.killpg(pid, signal.SIGKILL)
     env = {**os.environ, "TASKOP_CLUSTER_DIR": str(cluster_dir)}
-    subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "cluster"), "up"], env=env, check=True,
-        capture_output=True,
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "cluster"), "up"], env=env, capture_output=True,
+        text=True,
     )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"hack/cluster up after killing {name} failed:\n{proc.stderr[-3000:]}")
     return time.monotonic() - started
 
 
