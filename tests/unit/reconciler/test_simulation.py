@@ -1046,21 +1046,13 @@ async def test_a_failed_jobs_outcome_is_its_last_pods_even_while_the_pod_watch_l
         await sim.relist(kind)
     await sim.controller.list_tasks()
 
-    async def reconcile(*kinds: str) -> None:
-        for kind in kinds:
-            while sim.deliver_next(kind):
-                pass
-        sim.queue.release_due()
-        while sim.queue.ready:
-            await sim.run_pass(sorted(sim.queue.ready)[0])
-
     job_key = (NS, "a")
-    await reconcile(*cluster.streams)
+    await _reconcile(sim, *cluster.streams)
     cluster.job_controller_step(job_key)  # the first pod
     (first,) = cluster.objects["pods"]
     cluster.kubelet_step(first)  # runs
     cluster.kubelet_step(first, exit_code=1)  # exits 1
-    await reconcile(*cluster.streams)
+    await _reconcile(sim, *cluster.streams)
     for _ in range(3):  # counted: uncounted, finalizer released, failed: 1
         cluster.job_controller_step(job_key)
     sim.now += 11 * 10**9  # past the pod-failure back-off
@@ -1071,8 +1063,8 @@ async def test_a_failed_jobs_outcome_is_its_last_pods_even_while_the_pod_watch_l
     for _ in range(4):  # counted, then Failed: BackoffLimitExceeded
         cluster.job_controller_step(job_key)
     assert cluster.objects["jobs"][job_key]["status"]["conditions"][0]["type"] == "Failed"
-    await reconcile("jobs", "tasks")  # the pod watch lags behind
-    await reconcile(*cluster.streams)
+    await _reconcile(sim, "jobs", "tasks")  # the pod watch lags behind
+    await _reconcile(sim, *cluster.streams)
 
     status = cluster.objects["tasks"][(NS, "a")]["status"]
     assert status["state"] == "Completed" and status["failed"], status
