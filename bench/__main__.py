@@ -57,6 +57,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--steady-seconds", type=float)
     p.add_argument("--held", help="held-Task counts, e.g. 1000,10000")
     p.add_argument("--hold-window", type=float, help="seconds to watch the idle operator")
+    p.add_argument("--held-cheap-above", type=int, default=20_000, help="held counts above this"
+                   " are made cheaply: no pods (see Bench.held_cheaply)")  # fmt: skip
     p.add_argument("--ceiling", type=int, help="objects per API-server ceiling measurement")
     p.add_argument("--status-writes", type=int, help="status writes per variant (status-writes)")
     p.add_argument("--status-base", help="git revision whose crds/ the status-writes scenario"
@@ -139,7 +141,10 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                 await bench.steady(rate, args.steady_seconds) for rate in _ints(args.rates)
             ]
         if "memory" in only:
-            results["memory"] = [await bench.held(n, args.hold_window) for n in _ints(args.held)]
+            results["memory"] = [
+                await bench.held(n, args.hold_window, args.held_cheap_above)
+                for n in _ints(args.held)
+            ]
         if "hostile" in only:
             results["hostile"] = await bench.hostile(args.hostile, 300 * 1024)
     finally:

@@ -146,8 +146,11 @@ class Timeline:
         name = obj["metadata"]["name"]
         if type_ == "ADDED":
             self.mark(name, "created", t)
-        if (obj.get("status") or {}).get("state") == "Completed":
+        state = (obj.get("status") or {}).get("state")
+        if state == "Completed":
             self.mark(name, "completed", t)
+        elif state == "Pending":
+            self.mark(name, "pending", t)
 
     def on_job(self, type_: str, obj: Obj, t: float, bare: bool) -> None:
         meta = obj["metadata"]

@@ -379,8 +379,14 @@ class Bench:
         await self.delete_namespace(ns)
         return result
 
-    async def held(self, n: int, window: float) -> dict[str, Any]:
-        """The operator's memory and CPU with ``n`` Tasks held: half Completed, half Pending."""
+    async def held(self, n: int, window: float, cheap_above: int = 20_000) -> dict[str, Any]:
+        """The operator's memory and CPU with ``n`` Tasks held: half Completed, half Pending.
+
+        Up to ``cheap_above``, each completes through its Job and pod (or waits Pending with its
+        Job, its pod never starting). Past it (100,000 pods do not fit this machine's time) they
+        are held cheaply: `held_cheaply`."""
+        if n > cheap_above:
+            return await self.held_cheaply(n, window)
         ns = f"bench-held-{n}"
         await self.new_namespace(ns)
         timeline = Timeline()
@@ -432,6 +438,100 @@ class Bench:
         log(
             f"held {n}: RSS {baseline:.0f} -> {rss_held:.0f} MB "
             f"({result['rss_per_task_kb']} KB/task), idle CPU {idle_cpu:.3f} cores"
+        )
+        await self.delete_namespace(ns)
+        return result
+
+    async def held_cheaply(self, n: int, window: float) -> dict[str, Any]:
+        """``n`` Tasks made while no operator runs: half Completed (created, then given the
+        canary's final status; no Job left), half Pending external tasks (a BBS external
+        domain's: no Job). Then an operator starts on them: the time, CPU and memory to take them
+        all in (its first LIST) and write the Pending ones' first status; then idle."""
+        ns = f"bench-held-{n}"
+        await self.new_namespace(ns)
+        timeline = Timeline()
+        watches = await start_watches(self.api, ns, timeline, bare=False)
+        empty = await self.start_operator(ns, timeline)  # proves it live; RSS with nothing held
+        await asyncio.sleep(3)
+        baseline = statistics.mean(s[1] for s in empty.samples[-5:])
+        empty.stop()
+        canary = await self.api.request("GET", f"{TASKS.format(ns=ns)}/canary")
+        final = {k: v for k, v in canary["status"].items() if k not in ("jobName", "cellId")}
+        done = [f"h-{i:06d}" for i in range(n // 2)]
+        waiting = [f"p-{i:06d}" for i in range(n - n // 2)]
+        tasks = TASKS.format(ns=ns)
+        made = time.monotonic()
+        await self.create_all(tasks, [task_manifest(x) for x in done])
+        await limited(
+            (
+                self.api.request(
+                    "PATCH",
+                    f"{tasks}/{x}/status",
+                    {"status": final},
+                    "application/merge-patch+json",
+                )
+                for x in done
+            ),
+            self.concurrency,
+        )
+        external = {"external": True, "domain": "bench-external"}
+        await self.create_all(
+            tasks, [{**t, "spec": {**t["spec"], **external}} for t in map(task_manifest, waiting)]
+        )
+        log(f"held {n}: made in {time.monotonic() - made:.0f}s; starting the operator")
+        requests0 = await apiserver_requests(self.api)
+        op = Operator(self.kubeconfig, ns, self.out / f"operator-{ns}.log", self.bbs_port)
+        started = time.monotonic()
+        await op.started()
+        d, w = set(done), set(waiting)
+        ok = await self.wait_for(
+            "held settled",
+            lambda: timeline.count("completed", d) + timeline.count("pending", w),
+            n,
+        )
+        await asyncio.sleep(5)
+        settled = time.monotonic()
+        cpu_load = op.samples[-1][2]
+        requests1 = await apiserver_requests(self.api)
+        await asyncio.sleep(window)
+        requests2 = await apiserver_requests(self.api)
+        win = [s for s in op.samples if s[0] >= settled]
+        rss_held = statistics.mean(s[1] for s in win)
+        idle_cpu = (win[-1][2] - win[0][2]) / max(0.1, win[-1][0] - win[0][0])
+        for wt in watches:
+            wt.cancel()
+        op.stop()
+
+        def delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+            return {k: round(b[k] - a.get(k, 0), 1) for k in b if b[k] - a.get(k, 0) >= 1}
+
+        idle_requests = delta(requests1, requests2)
+        result = {
+            "n": n,
+            "how": "cheap: made while no operator ran (Completed with the canary's final status"
+            " and no Job; Pending external tasks, no Job); then one operator started on them",
+            "completed": len(done),
+            "pending": len(waiting),
+            "all_settled": ok,
+            "settle_s": round(settled - started - 5, 1),
+            "rss_baseline_mb": round(baseline, 1),
+            "rss_held_mb": round(rss_held, 1),
+            "rss_peak_mb": round(max(s[1] for s in op.samples), 1),
+            "rss_per_task_kb": round((rss_held - baseline) * 1024 / n, 1),
+            "cpu_s_to_settle": round(cpu_load, 1),
+            "cpu_ms_per_task": round(1000 * cpu_load / n, 2),
+            "idle_window_s": window,
+            "idle_cpu_cores": round(idle_cpu, 3),
+            "settle_requests": delta(requests0, requests1),
+            "idle_requests": idle_requests,
+            "idle_requests_per_s": round(sum(idle_requests.values()) / window, 2),
+            "rss_samples": [(round(t - started, 1), round(r, 1)) for t, r, _ in op.samples],
+        }
+        log(
+            f"held {n} (cheap): RSS {baseline:.0f} -> {rss_held:.0f} MB, peak"
+            f" {result['rss_peak_mb']} MB ({result['rss_per_task_kb']} KB/task), settled in"
+            f" {result['settle_s']}s, idle CPU {idle_cpu:.3f} cores,"
+            f" {result['idle_requests_per_s']} requests/s"
         )
         await self.delete_namespace(ns)
         return result

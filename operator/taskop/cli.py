@@ -20,6 +20,7 @@ import sys
 import kopf
 
 from taskop import metrics
+from taskop.kube.feed import TaskFeed, doors
 from taskop.settings import Settings, SettingsError
 
 
@@ -48,28 +49,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve_doors(settings: Settings, kubeconfig: str | None) -> None:
+async def serve_doors(
+    settings: Settings, kubeconfig: str | None, feed: TaskFeed | None = None
+) -> None:
     """The enabled APIs (BBS, Glance, taskstore) until cancelled, with their own Kubernetes
-    client; when one stops (e.g. its port is taken), the others are stopped and its error
-    raised."""
+    client, their Tasks from ``feed`` (the reconciler's; without one, a feed of their own); when
+    one stops (e.g. its port is taken), the others are stopped and its error raised."""
     from taskop.kube.client import Kube, load_api_client
 
     servers = []
     kube = Kube(await load_api_client(kubeconfig))
+    if feed is None:
+        feed = TaskFeed.for_settings(settings, reconciler=False)
+        servers.append(asyncio.create_task(feed.run(kube), name="taskop-tasks"))
     try:
-        if settings.bbs_enabled:
+        enabled = doors(settings)
+        if "bbs" in enabled:
             from taskop.bbs.app import serve as serve_bbs
 
-            servers.append(asyncio.create_task(serve_bbs(settings, kube), name="taskop-bbs"))
-        if settings.glance_enabled:
+            servers.append(asyncio.create_task(serve_bbs(settings, kube, feed), name="taskop-bbs"))
+        if "glance" in enabled:
             from taskop.glance.app import serve as serve_glance
 
-            servers.append(asyncio.create_task(serve_glance(settings, kube), name="taskop-glance"))
-        if settings.taskstore_enabled and settings.profiles.taskstore_domain():
+            servers.append(
+                asyncio.create_task(serve_glance(settings, kube, feed), name="taskop-glance")
+            )
+        if "taskstore" in enabled:
             from taskop.taskstore.app import serve as serve_taskstore
 
             servers.append(
-                asyncio.create_task(serve_taskstore(settings, kube), name="taskop-taskstore")
+                asyncio.create_task(serve_taskstore(settings, kube, feed), name="taskop-taskstore")
             )
         if servers:
             done, _ = await asyncio.wait(servers, return_when=asyncio.FIRST_COMPLETED)
@@ -99,7 +108,8 @@ async def run(settings: Settings, kubeconfig: str | None, peering: str | None = 
     from taskop.reconciler.handlers import registry
 
     namespaces = [settings.namespace] if settings.namespace else []
-    memo = kopf.Memo(settings=settings, kubeconfig=kubeconfig)
+    feed = TaskFeed.for_settings(settings, reconciler=True)  # one Task watch for all (feed.py)
+    memo = kopf.Memo(settings=settings, kubeconfig=kubeconfig, feed=feed)
     priority = random.randint(1, 2**30) if peering else 0  # distinct: one replica runs
     identity = f"taskop-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
     if peering:
@@ -126,8 +136,8 @@ async def run(settings: Settings, kubeconfig: str | None, peering: str | None = 
         else None
     )
     apis: asyncio.Task[None] | None = None
-    if settings.bbs_enabled or settings.glance_enabled or settings.profiles.taskstore_domain():
-        apis = asyncio.create_task(serve_doors(settings, kubeconfig), name="taskop-apis")
+    if doors(settings):
+        apis = asyncio.create_task(serve_doors(settings, kubeconfig, feed), name="taskop-apis")
 
         async def stop_apis(**_: object) -> None:
             # In kopf's cleanup, so that kopf does not wait for the server's tasks as hung ones.

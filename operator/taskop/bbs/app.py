@@ -23,6 +23,7 @@ from taskop.bbs.service import TaskService
 from taskop.bbs.tls import server_context
 from taskop.bbs.view import TaskView
 from taskop.kube.client import Kube
+from taskop.kube.feed import FEED, TaskFeed, watch_tasks
 from taskop.kube.watch import keep_current
 from taskop.metrics import bbs_request_metrics
 from taskop.readiness import READINESS
@@ -36,7 +37,7 @@ READY_TIMEOUT = 30.0
 """How long start-up waits for the first LIST before serving anyway (Ping says unavailable)."""
 
 
-def create_app(settings: Settings, kube: Kube) -> web.Application:
+def create_app(settings: Settings, kube: Kube, feed: TaskFeed | None = None) -> web.Application:
     # Bodies are read by `http.read_body` with settings.bbs_max_body_bytes; this only bounds
     # aiohttp's own helpers, which taskop does not use.
     app = web.Application(
@@ -45,6 +46,7 @@ def create_app(settings: Settings, kube: Kube) -> web.Application:
     )
     app[SETTINGS] = settings
     app[KUBE] = kube
+    app[FEED] = feed
     app.add_routes(routes_tasks.routes)
     app.add_routes(routes_events.routes)
     app.add_routes(routes_domains.routes)
@@ -60,7 +62,7 @@ async def _tasks_view(app: web.Application) -> AsyncIterator[None]:
     app[HUB], app[VIEW] = hub, view
     app[SERVICE] = TaskService(kube, settings, view)
     watcher = asyncio.create_task(
-        keep_current(kube, settings.bbs_namespace, view), name="taskop-bbs-watch"
+        watch_tasks(kube, app[FEED], "bbs", settings.bbs_namespace, view), name="taskop-bbs-watch"
     )
     definitions = asyncio.create_task(
         keep_current(
@@ -95,10 +97,10 @@ async def _end_streams(app: web.Application) -> None:
     app[HUB].close()
 
 
-async def serve(settings: Settings, kube: Kube) -> None:
+async def serve(settings: Settings, kube: Kube, feed: TaskFeed | None = None) -> None:
     """Serve the API until cancelled."""
     await serve_app(
-        create_app(settings, kube),
+        create_app(settings, kube, feed),
         "BBS API",
         settings.bbs_listen_address,
         settings.bbs_listen_port,

@@ -32,6 +32,8 @@ import json
 import logging
 from typing import Any
 
+import msgspec
+
 from taskop.bbs import events, models
 from taskop.bbs.convert import (
     definition_bytes,
@@ -70,7 +72,7 @@ class Entry:
 
     @property
     def obj(self) -> Obj:
-        decoded: Obj = json.loads(self.raw)
+        decoded: Obj = _decode_json(self.raw)
         return decoded
 
     @property
@@ -97,9 +99,17 @@ def _encode(task: models.Task) -> bytes:
     return encoded
 
 
+_decode_json = msgspec.json.Decoder().decode
+_encoder = msgspec.json.Encoder()
+
+
 def _slim(obj: Obj) -> bytes:
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return json.dumps({**obj, "metadata": meta}, separators=(",", ":")).encode()
+    slim = {**obj, "metadata": meta}
+    try:
+        return _encoder.encode(slim)
+    except UnicodeEncodeError:  # a lone surrogate (no API server sends one): as json escapes it
+        return json.dumps(slim, separators=(",", ":")).encode()
 
 
 def _varint(n: int) -> bytes:
@@ -263,7 +273,16 @@ class TaskView:
 
     def replace_all(self, items: list[Obj]) -> None:
         """A fresh LIST: the view becomes exactly ``items``; events for what changed meanwhile."""
-        names = {item["metadata"]["name"] for item in items}
+        for item in items:
+            self.list_item(item)
+        self.list_end({item["metadata"]["name"] for item in items})
+
+    def list_item(self, item: Obj) -> None:
+        """One object of a LIST being read page by page (`taskop.kube.feed`)."""
+        self.apply("MODIFIED", item)
+
+    def list_end(self, names: set[str]) -> None:
+        """The LIST's ``names`` are all there is: the rest is gone."""
         for name in list(self._entries):
             if name not in names:
                 entry = self._entries[name]
@@ -275,8 +294,6 @@ class TaskView:
             if name not in names:
                 before = self._published.pop(name)
                 self._publish(TaskEvent(events.TASK_REMOVED, _decode(before)))
-        for item in items:
-            self.apply("MODIFIED", item)
         self.ready = True
 
     # --- definition Secrets (`DefinitionFeed`)

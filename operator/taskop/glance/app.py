@@ -45,6 +45,7 @@ from taskop.glance.model import EVERY_TASK, TYPE_LABEL, GlanceTask, Sight
 from taskop.glance.tasktypes import INPUT_SECRET_SELECTOR, TaskTypeError, build
 from taskop.glance.view import GlanceView, Inputs, TaskTypes
 from taskop.kube.client import AlreadyExists, Invalid, Kube
+from taskop.kube.feed import FEED, TaskFeed, watch_tasks
 from taskop.kube.owned import SecretNotCreated, create_owned_secret
 from taskop.kube.watch import keep_current
 from taskop.readiness import READINESS
@@ -316,11 +317,11 @@ routes.route("*", "/v2/tasks")(_not_allowed("GET, POST"))
 
 
 # --- the app
-def create_app(settings: Settings, kube: Kube) -> web.Application:
+def create_app(settings: Settings, kube: Kube, feed: TaskFeed | None = None) -> web.Application:
     app = web.Application(
         middlewares=[glance_errors, active_only("Glance API", lambda why: error(503, why))]
     )
-    app[SETTINGS], app[KUBE] = settings, kube
+    app[SETTINGS], app[KUBE], app[FEED] = settings, kube, feed
     app[AUTH] = Authorizer(kube, settings.bbs_namespace)
     app.add_routes(routes)
     app.cleanup_ctx.append(_views)
@@ -334,7 +335,7 @@ async def _views(app: web.Application) -> AsyncIterator[None]:
     namespace = settings.bbs_namespace
     watchers = [
         asyncio.create_task(
-            keep_current(kube, namespace, view, "tasks", label_selector=TYPE_LABEL),
+            watch_tasks(kube, app[FEED], "glance", namespace, view, TYPE_LABEL),
             name="taskop-glance-tasks",
         ),
         asyncio.create_task(
@@ -364,10 +365,10 @@ def server_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(settings: Settings, kube: Kube) -> None:
+async def serve(settings: Settings, kube: Kube, feed: TaskFeed | None = None) -> None:
     """Serve the Glance API until cancelled."""
     await serve_app(
-        create_app(settings, kube),
+        create_app(settings, kube, feed),
         "Glance API",
         settings.glance_listen_address,
         settings.glance_listen_port,

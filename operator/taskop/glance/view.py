@@ -63,11 +63,19 @@ class GlanceView:
         self.apply("MODIFIED", obj)
 
     def replace_all(self, items: list[Obj]) -> None:
-        self._tasks.clear()
-        self._ids.clear()
-        self._sorted.clear()
         for item in items:
-            self.apply("ADDED", item)
+            self.list_item(item)
+        self.list_end({item["metadata"]["name"] for item in items})
+
+    def list_item(self, item: Obj) -> None:
+        """One object of a LIST being read page by page (`taskop.kube.feed`)."""
+        self.apply("ADDED", item)
+
+    def list_end(self, names: set[str]) -> None:
+        """The LIST's ``names`` are all there is: the rest is gone."""
+        for name in [n for n in self._ids if n not in names]:
+            self._tasks.pop(self._ids.pop(name), None)
+        self._sorted.clear()
         self.ready = True
 
     def apply(self, type_: str, obj: Obj) -> None:
@@ -86,6 +94,8 @@ class GlanceView:
         held = self._tasks.get(task.id)
         if held is not None and held[0] >= rv:
             return
+        if (earlier := self._ids.get(name)) is not None and earlier != task.id:
+            self._tasks.pop(earlier, None)  # an earlier Task of this name, deleted unseen
         self._tasks[task.id] = (rv, task)
         self._ids[name] = task.id
         self._sorted.clear()

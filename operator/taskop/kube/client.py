@@ -12,12 +12,17 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 GROUP = "taskop.dev"
 VERSION = "v1alpha1"
 PLURAL = "tasks"
+
+_decode = msgspec.json.Decoder().decode
+"""JSON from the API server, about twice as fast as ``json.loads`` (every LIST page, watch event
+and write's answer passes here)."""
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
@@ -147,7 +152,7 @@ async def _body(coro: Any) -> bytes:
 
 async def _json(coro: Any) -> Obj:
     """`_body`, decoded as JSON."""
-    data: Obj = json.loads(await _body(coro))
+    data: Obj = _decode(await _body(coro))
     return data
 
 
@@ -221,7 +226,7 @@ class Kube:
             while line := await resp.content.readline():
                 if not line.strip():
                     continue
-                event = json.loads(line)
+                event = _decode(line)
                 type_, obj = event.get("type", ""), event.get("object") or {}
                 if type_ == "ERROR":
                     _raise(int(obj.get("code") or 500), json.dumps(obj), str(obj.get("reason")))

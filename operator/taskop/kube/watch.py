@@ -30,6 +30,14 @@ class View(Protocol):
     def apply(self, type_: str, obj: dict[str, Any]) -> None: ...
 
 
+class PagedView(View, Protocol):
+    """A view that takes a LIST page by page (`taskop.kube.feed`): never all of it at once."""
+
+    def list_item(self, obj: dict[str, Any]) -> None: ...
+
+    def list_end(self, names: set[str]) -> None: ...
+
+
 async def keep_current(
     kube: Kube,
     namespace: str,

@@ -17,6 +17,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+import msgspec
+
 from taskop.domain.limits import DEFAULT_MAX_TASK_BYTES, oversized_stub, task_bytes
 
 Key = tuple[str, str]  # (namespace, Task name)
@@ -133,7 +135,7 @@ class Entry(NamedTuple):
     whose projections are equal have equal ``data`` (see `Cache.put_task`)."""
 
     def obj(self) -> Obj:
-        decoded: Obj = json.loads(self.data)
+        decoded: Obj = _decode(self.data)
         if self.rv is not None:
             decoded["metadata"]["resourceVersion"] = str(self.rv)
         return decoded
@@ -147,8 +149,21 @@ def _entry(slim: Obj) -> Entry:
     return Entry(
         str(meta.get("uid") or ""),
         rv,
-        json.dumps(slim, separators=(",", ":")).encode(),  # ASCII: lone surrogates survive
+        _encode(slim),
     )
+
+
+_decode = msgspec.json.Decoder().decode
+_encoder = msgspec.json.Encoder()
+
+
+def _encode(slim: Obj) -> bytes:
+    """Compact JSON, several times faster than ``json.dumps``; a string no UTF-8 can hold (a lone
+    surrogate, which no API server sends) is kept as ``json`` escapes it."""
+    try:
+        return _encoder.encode(slim)
+    except UnicodeEncodeError:
+        return json.dumps(slim, separators=(",", ":")).encode()
 
 
 def _news(new: Entry, held: Entry | None) -> bool:

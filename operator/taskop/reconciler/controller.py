@@ -55,10 +55,11 @@ from taskop.domain.outcome import OutcomeSettings
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
 from taskop.domain.states import ConditionReason, TaskState
 from taskop.kube.client import AlreadyExists, Conflict, Forbidden, Invalid, Kube, NotFound, Obj
+from taskop.kube.feed import TaskFeed
+from taskop.kube.informer import SYNCED, Stream, inform
 from taskop.readiness import READINESS
 from taskop.reconciler.cache import Cache, Key
 from taskop.reconciler.callbacks import CallbackPool
-from taskop.reconciler.informer import SYNCED, Stream, inform
 from taskop.reconciler.queue import ShutDown, WorkQueue
 from taskop.settings import Settings
 
@@ -248,7 +249,7 @@ class Controller:
         for key in self.cache.keys():
             self.queue.add(key)
 
-    # --- watch events (kopf handlers call these)
+    # --- watch events (the Task feed and the child informers call these)
     def _enqueue_coalesced(self, key: Key) -> None:
         # A Task, its Job and its pod change in bursts: let a burst arrive, then look once.
         self.queue.add_after(key, self.settings.coalesce_delay)
@@ -603,7 +604,7 @@ class Controller:
                 self.queue.done(key)
 
     async def list_tasks(self) -> None:
-        """The controller's own Task list: kopf delivers its list as events, with no end mark."""
+        """A Task list outside the feed (the simulation's schedule lists so)."""
         await self.replace_tasks(self.kube.list_pages("tasks", self.settings.namespace or None))
 
     async def _until_listed(self, list_: Callable[[], Awaitable[None]]) -> None:
@@ -727,24 +728,29 @@ class Controller:
             except Exception as e:
                 log.warning("resync failed; next one as planned", extra={"error": repr(e)[:500]})
 
-    def start(self, kube: Kube | None = None) -> None:
-        """Workers, callbacks, the resync, and (given a real ``kube``) the child informers."""
+    def start(self, kube: Kube | None = None, feed: TaskFeed | None = None) -> None:
+        """Workers, callbacks, the resync, and (given a real ``kube``) the informers: the Tasks
+        through ``feed`` (shared with the doors' views; one of its own without it), and the
+        children."""
         metrics.LIVE.task_states = lambda: self.cache.states
         metrics.LIVE.queue_depth = lambda: len(self.queue)
         if kube is not None:
             namespace = self.settings.namespace or None
+            feed = feed or TaskFeed(namespace, expect={"reconciler"})
+            feed.attach_reconciler(self.replace_tasks, self.task_event)
             READINESS.add(
                 "reconciler: its Tasks, Jobs, pods and Events are not listed (yet, or a watch is"
                 " broken)",
-                # (a standby lists its Tasks only once active: "standby" says why it is not ready)
+                # (a standby lists its Tasks anew once active: "standby" says why it is not ready)
                 lambda: (self.caches_synced or not self._active.is_set())
-                and all(SYNCED.get(s.kind) for s in self.streams()),
+                and all(SYNCED.get(kind) for kind in LISTED_KINDS),
             )
             self._informers = [
                 asyncio.create_task(inform(kube, namespace, stream), name=f"taskop-{stream.kind}")
                 for stream in self.streams()
             ]
-        if self._active.is_set():  # a standby lists its Tasks when it becomes active
+            self._informers.append(asyncio.create_task(feed.run(kube), name="taskop-tasks"))
+        elif self._active.is_set():  # (the simulation lists when its schedule says)
             self._catch_up = asyncio.create_task(
                 self._until_listed(self.list_tasks), name="taskop-list-tasks"
             )

@@ -1,8 +1,10 @@
-"""kopf handlers: thin. Each Task (and node) watch event feeds the controller's cache and queues
-its Task; taskop's Jobs, pods and FailedCreate Events come through the controller's own lean
-informers (``taskop.reconciler.informer``), which kopf's per-event machinery would make costly.
+"""kopf handlers: thin. kopf is the operator's framework (login, startup and cleanup, peering,
+probes) and watches nodes (a lost cell fails its Tasks); Tasks, Jobs, pods and FailedCreate Events
+come through taskop's own lean informers (`taskop.kube.informer`; Tasks through the one
+`taskop.kube.feed` the doors' views share), where kopf's per-event machinery would cost more CPU
+and memory per Task than the rest of the reconciler (see docs/design.md).
 
-Only ``on.event`` handlers are used, so kopf keeps no progress annotations on our objects and adds
+Only an ``on.event`` handler is used, so kopf keeps no progress annotations on our objects and adds
 no finalizer.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from taskop.kube.client import GROUP, PLURAL, VERSION, Kube, load_api_client
+from taskop.kube.client import Kube, load_api_client
 from taskop.readiness import READINESS
 from taskop.reconciler import peering
 from taskop.reconciler.controller import Controller
@@ -87,7 +89,7 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
             ),
             name="taskop-peering",
         )
-    controller.start(memo["kube"])
+    controller.start(memo["kube"], memo.get("feed"))
     memo["controller"] = controller
     log.info("taskop reconciler started")
 
@@ -99,11 +101,6 @@ async def on_operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     if "controller" in memo:
         await memo["controller"].stop()
         await memo["kube"].close()
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-async def on_task_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo["controller"].task_event(event["type"], event["object"])
 
 
 @kopf.on.event("", "v1", "nodes", registry=registry)

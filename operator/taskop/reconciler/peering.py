@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from taskop.kube.client import Kube, Obj
-from taskop.reconciler.informer import Stream, inform
+from taskop.kube.informer import Stream, inform
 
 log = logging.getLogger("taskop.peering")
 

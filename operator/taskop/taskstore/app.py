@@ -34,7 +34,7 @@ from aiohttp import web
 
 from taskop import metrics
 from taskop.kube.client import Conflict, Kube, NotFound
-from taskop.kube.watch import keep_current
+from taskop.kube.feed import FEED, TaskFeed, watch_tasks
 from taskop.readiness import READINESS
 from taskop.serving import active_only, serve_app
 from taskop.settings import Settings
@@ -319,11 +319,13 @@ def group_stats(view: StoreView, now: int) -> dict[str, dict[str, int]]:
 
 
 # --- the app
-def create_app(settings: Settings, kube: Kube, domain: str) -> web.Application:
+def create_app(
+    settings: Settings, kube: Kube, domain: str, feed: TaskFeed | None = None
+) -> web.Application:
     app = web.Application(
         middlewares=[active_only("taskstore API", lambda why: web.HTTPServiceUnavailable(text=why))]
     )
-    app[SETTINGS], app[KUBE] = settings, kube
+    app[SETTINGS], app[KUBE], app[FEED] = settings, kube, feed
     app[DOOR] = Door(kube, settings, domain)
     app.add_routes(routes)
     app.cleanup_ctx.append(_view)
@@ -333,7 +335,7 @@ def create_app(settings: Settings, kube: Kube, domain: str) -> web.Application:
 async def _view(app: web.Application) -> AsyncIterator[None]:
     door, kube = app[DOOR], app[KUBE]
     watcher = asyncio.create_task(
-        keep_current(kube, door.namespace, door.view, "tasks", label_selector=GROUP_LABEL),
+        watch_tasks(kube, app[FEED], "taskstore", door.namespace, door.view, GROUP_LABEL),
         name="taskop-taskstore-watch",
     )
     READINESS.add(NOT_READY, lambda: door.ready)
@@ -365,12 +367,12 @@ async def _replay(door: Door) -> None:
         await asyncio.sleep(delay)
 
 
-async def serve(settings: Settings, kube: Kube) -> None:
+async def serve(settings: Settings, kube: Kube, feed: TaskFeed | None = None) -> None:
     """Serve the taskstore API until cancelled (only with a domain marked run: taskstore)."""
     domain = settings.profiles.taskstore_domain()
     assert domain is not None, "serve only with a domain profile that says run: taskstore"
     await serve_app(
-        create_app(settings, kube, domain),
+        create_app(settings, kube, domain, feed),
         "taskstore API",
         settings.taskstore_listen_address,
         settings.taskstore_listen_port,

@@ -39,12 +39,19 @@ class StoreView:
 
     # --- writes
     def replace_all(self, items: list[Obj]) -> None:
-        self._by_name.clear()
-        self._by_id.clear()
-        self._groups.clear()
-        self._gone.clear()
         for item in items:
-            self.apply("ADDED", item)
+            self.list_item(item)
+        self.list_end({item["metadata"]["name"] for item in items})
+
+    def list_item(self, item: Obj) -> None:
+        """One object of a LIST being read page by page (`taskop.kube.feed`)."""
+        self.apply("ADDED", item)
+
+    def list_end(self, names: set[str]) -> None:
+        """The LIST's ``names`` are all there is: the rest is gone."""
+        for name in [n for n in self._by_name if n not in names]:
+            self._remove(name)
+        self._gone.clear()
         self.ready = True
 
     def observe(self, obj: Obj) -> None:

@@ -1,9 +1,10 @@
-"""Lean informers for taskop's children: LIST, then WATCH from the list's resourceVersion, forever.
+"""Lean informers: LIST, then WATCH from the list's resourceVersion, forever.
 
-Jobs, pods and the Job controller's FailedCreate Events change many times per Task; kopf's
-per-event machinery (memories, cause detection, handler invocation) is more than a cache needs, so
-these streams are watched here, with server-side selectors, and fed straight into the controller.
-kopf stays the framework for the Task resource.
+Tasks (`taskop.kube.feed`), Jobs, pods and the Job controller's FailedCreate Events change many
+times per Task; kopf's per-event machinery (memories, cause detection, handler invocation) is more
+than a cache needs, so these streams are watched here, with server-side selectors, and fed straight
+into the controller (and, for Tasks, the doors' views). kopf stays the operator's framework: login,
+startup and cleanup, peering, probes, and the node watch.
 
 A re-list (at start, after 410 Gone, after any failure) replaces what the controller holds for that
 kind, as an informer's Replace does: objects that vanished meanwhile are dropped, not kept forever.
@@ -36,6 +37,8 @@ class Stream:
     replace: Callable[[AsyncIterator[Obj]], Awaitable[tuple[str, set[Key]]]]
     """Takes the pages of a LIST as the whole truth for this kind; returns its resourceVersion."""
     on_event: Callable[[str, Obj], None]  # ADDED, MODIFIED, DELETED
+    on_broken: Callable[[], None] = lambda: None
+    """The watch failed or expired: what was fed may be stale until the next LIST."""
 
 
 SYNCED: dict[str, bool] = {}
@@ -70,12 +73,14 @@ async def inform(kube: Kube, namespace: str | None, stream: Stream) -> None:
                         stream.on_event(type_, obj)
         except Gone:
             SYNCED[stream.kind] = False
+            stream.on_broken()
             metrics.WATCH_RESTARTS.labels(stream.kind).inc()
             log.info("watch expired (410 Gone); listing again", extra=where)
         except asyncio.CancelledError:
             raise
         except Exception as e:
             SYNCED[stream.kind] = False
+            stream.on_broken()
             metrics.WATCH_RESTARTS.labels(stream.kind).inc()
             log.warning(
                 "watch failed; listing again in %.1fs", backoff, extra={**where, "error": str(e)}
