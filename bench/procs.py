@@ -96,7 +96,8 @@ class Operator:
     """``python -m taskop run`` for one namespace, sampled from /proc while it runs."""
 
     def __init__(self, kubeconfig: str, namespace: str, log_path: Path, bbs_port: int = 0) -> None:
-        """``bbs_port``: also serve the BBS API (its view of the namespace's Tasks) there."""
+        """``bbs_port``: also serve the BBS API (its view of the namespace's Tasks) there, and
+        the Glance door on the next port (its views)."""
         env = {
             **os.environ,
             "TASKOP_HEALTH_PORT": "0",
@@ -108,6 +109,8 @@ class Operator:
                 TASKOP_BBS_ENABLED="true",
                 TASKOP_BBS_NAMESPACE=namespace,
                 TASKOP_BBS_LISTEN_PORT=str(bbs_port),
+                TASKOP_GLANCE_ENABLED="true",
+                TASKOP_GLANCE_LISTEN_PORT=str(bbs_port + 1),
             )
         self.log_path = log_path
         with open(log_path, "ab") as log:

@@ -261,16 +261,21 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
         lines += [
             "## Operator memory and CPU with Tasks held (half Completed, half Pending)",
             "",
-            "| Tasks | RSS empty MB | RSS held MB | peak MB | KB/Task | CPU s to settle | "
-            "CPU ms/Task | idle CPU (cores, window s) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| Tasks | RSS empty MB | RSS held MB | peak MB | KB/Task | s to settle | CPU s to "
+            "settle | CPU ms/Task | idle CPU (cores, window s) | idle API requests/s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             lines.append(
                 f"| {r['n']} | {r['rss_baseline_mb']} | {r['rss_held_mb']} | {r['rss_peak_mb']} | "
-                f"{r['rss_per_task_kb']} | {r['cpu_s_to_settle']} | {r['cpu_ms_per_task']} | "
-                f"{r['idle_cpu_cores']} ({r['idle_window_s']}) |"
+                f"{r['rss_per_task_kb']} | {r['settle_s']} | {r['cpu_s_to_settle']} | "
+                f"{r['cpu_ms_per_task']} | {r['idle_cpu_cores']} ({r['idle_window_s']}) | "
+                f"{r.get('idle_requests_per_s', '-')} |"
             )
+        lines.append("")
+        for r in rows:
+            if r.get("how"):
+                lines.append(f"- {r['n']} held: {r['how']}; idle requests {r['idle_requests']}.")
         lines.append("")
     if r := results.get("hostile"):
         lines += [

@@ -20,6 +20,7 @@ from bench.kube import watch_namespace as start_watches
 from bench.procs import CpuMeter, Operator, Profiler
 from taskop.domain.jobs import JobSettings, build_job
 from taskop.domain.spec import parse_spec
+from taskop.domain.timefmt import format_ns
 from taskop.kube.client import Kube, load_api_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,6 +176,18 @@ class Bench:
                 last = time.monotonic()
             await asyncio.sleep(0.1)
         return True
+
+    async def wait_quiet(self, op: Operator, cores: float = 0.05, window: float = 5.0) -> bool:
+        """Until the operator used less than ``cores`` over the last ``window`` seconds."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            recent = [s for s in op.samples if s[0] >= op.samples[-1][0] - window]
+            if recent[-1][0] - recent[0][0] >= window - 1:
+                if (recent[-1][2] - recent[0][2]) / (recent[-1][0] - recent[0][0]) < cores:
+                    return True
+        log(f"timed out: the operator never went quiet ({op.log_path})")
+        return False
 
     async def start_operator(self, ns: str, timeline: Timeline) -> Operator:
         """The operator for ``ns``, proven live by a canary Task that reaches Completed."""
@@ -443,41 +456,48 @@ class Bench:
         return result
 
     async def held_cheaply(self, n: int, window: float) -> dict[str, Any]:
-        """``n`` Tasks made while no operator runs: half Completed (created, then given the
-        canary's final status; no Job left), half Pending external tasks (a BBS external
-        domain's: no Job). Then an operator starts on them: the time, CPU and memory to take them
-        all in (its first LIST) and write the Pending ones' first status; then idle."""
+        """``n`` Tasks made while no operator runs, each with the status the operator wrote on
+        a canary of its kind: half Completed (no Job left), half Pending external tasks (a BBS
+        external domain's: no Job; their creation time now). Then an operator starts on them, as
+        after a restart: the time, CPU and memory to take them all in (its first LIST, a pass
+        each, nothing to write) until it is quiet; then idle."""
         ns = f"bench-held-{n}"
         await self.new_namespace(ns)
         timeline = Timeline()
         watches = await start_watches(self.api, ns, timeline, bare=False)
         empty = await self.start_operator(ns, timeline)  # proves it live; RSS with nothing held
+        tasks = TASKS.format(ns=ns)
+        external = {"external": True, "domain": "bench-external"}
+        pending = task_manifest("canary-pending")
+        await self.api.request("POST", tasks, {**pending, "spec": {**pending["spec"], **external}})
+        await self.wait_for(
+            "pending canary", lambda: timeline.count("pending", {"canary-pending"}), 1, 60
+        )
         await asyncio.sleep(3)
         baseline = statistics.mean(s[1] for s in empty.samples[-5:])
         empty.stop()
-        canary = await self.api.request("GET", f"{TASKS.format(ns=ns)}/canary")
+        canary = await self.api.request("GET", f"{tasks}/canary")
         final = {k: v for k, v in canary["status"].items() if k not in ("jobName", "cellId")}
+        waits = (await self.api.request("GET", f"{tasks}/canary-pending"))["status"]
         done = [f"h-{i:06d}" for i in range(n // 2)]
         waiting = [f"p-{i:06d}" for i in range(n - n // 2)]
-        tasks = TASKS.format(ns=ns)
         made = time.monotonic()
-        await self.create_all(tasks, [task_manifest(x) for x in done])
-        await limited(
-            (
-                self.api.request(
-                    "PATCH",
-                    f"{tasks}/{x}/status",
-                    {"status": final},
-                    "application/merge-patch+json",
-                )
-                for x in done
-            ),
-            self.concurrency,
-        )
-        external = {"external": True, "domain": "bench-external"}
-        await self.create_all(
-            tasks, [{**t, "spec": {**t["spec"], **external}} for t in map(task_manifest, waiting)]
-        )
+
+        async def make(name: str, spec: Obj, status: Obj) -> None:
+            body = task_manifest(name)
+            await self.api.request("POST", tasks, {**body, "spec": {**body["spec"], **spec}})
+            if status.get("state") == "Pending":
+                now = format_ns(time.time_ns())
+                status = {**status, "createdAt": now, "updatedAt": now}
+            await self.api.request(
+                "PATCH",
+                f"{tasks}/{name}/status",
+                {"status": status},
+                "application/merge-patch+json",
+            )
+
+        await limited((make(x, {}, final) for x in done), self.concurrency)
+        await limited((make(x, external, waits) for x in waiting), self.concurrency)
         log(f"held {n}: made in {time.monotonic() - made:.0f}s; starting the operator")
         requests0 = await apiserver_requests(self.api)
         op = Operator(self.kubeconfig, ns, self.out / f"operator-{ns}.log", self.bbs_port)
@@ -485,11 +505,11 @@ class Bench:
         await op.started()
         d, w = set(done), set(waiting)
         ok = await self.wait_for(
-            "held settled",
+            "held seen",
             lambda: timeline.count("completed", d) + timeline.count("pending", w),
             n,
         )
-        await asyncio.sleep(5)
+        ok = ok and await self.wait_quiet(op)
         settled = time.monotonic()
         cpu_load = op.samples[-1][2]
         requests1 = await apiserver_requests(self.api)
@@ -508,12 +528,13 @@ class Bench:
         idle_requests = delta(requests1, requests2)
         result = {
             "n": n,
-            "how": "cheap: made while no operator ran (Completed with the canary's final status"
-            " and no Job; Pending external tasks, no Job); then one operator started on them",
+            "how": "cheap: made while no operator ran, each with the status the operator wrote on"
+            " a canary of its kind (Completed, no Job left; Pending external tasks, no Job); then"
+            " one operator started on them (its first LIST, a pass each), until quiet",
             "completed": len(done),
             "pending": len(waiting),
             "all_settled": ok,
-            "settle_s": round(settled - started - 5, 1),
+            "settle_s": round(settled - started, 1),
             "rss_baseline_mb": round(baseline, 1),
             "rss_held_mb": round(rss_held, 1),
             "rss_peak_mb": round(max(s[1] for s in op.samples), 1),

@@ -113,7 +113,7 @@ async def test_one_list_feeds_the_reconciler_and_each_view_its_own_tasks(
     feed.subscribe("bbs", "ns", None, bbs)
     feed.subscribe("glance", "ns", "taskop.dev/glance-type", glance)
     feed.attach_reconciler(
-        replace, lambda t, o: reconciler_events.append((t, o["metadata"]["name"]))
+        replace, lambda t, o: reconciler_events.append((t, o["metadata"]["name"])), lambda k: None
     )
 
     await run_until_watched(feed, kube)
@@ -138,7 +138,7 @@ async def test_the_first_list_waits_for_every_expected_subscriber() -> None:
             pass
         return "10", set()
 
-    feed.attach_reconciler(replace, lambda t, o: None)
+    feed.attach_reconciler(replace, lambda t, o: None, lambda k: None)
     runner = asyncio.create_task(feed.run(kube))  # type: ignore[arg-type]
     await asyncio.sleep(0.05)
     assert kube.lists == 0  # the BBS view is not attached yet: it would miss the LIST

@@ -58,11 +58,17 @@ def create_app(settings: Settings, kube: Kube, feed: TaskFeed | None = None) -> 
 async def _tasks_view(app: web.Application) -> AsyncIterator[None]:
     settings, kube = app[SETTINGS], app[KUBE]
     hub = EventHub()
-    view = TaskView(hub, watch_definitions=True, max_task_bytes=settings.max_task_bytes)
+    feed = app[FEED]
+    view = TaskView(
+        hub,
+        watch_definitions=True,
+        max_task_bytes=settings.max_task_bytes,
+        store=feed.store_for(settings.bbs_namespace) if feed is not None else None,
+    )
     app[HUB], app[VIEW] = hub, view
     app[SERVICE] = TaskService(kube, settings, view)
     watcher = asyncio.create_task(
-        watch_tasks(kube, app[FEED], "bbs", settings.bbs_namespace, view), name="taskop-bbs-watch"
+        watch_tasks(kube, feed, "bbs", settings.bbs_namespace, view), name="taskop-bbs-watch"
     )
     definitions = asyncio.create_task(
         keep_current(

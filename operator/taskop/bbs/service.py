@@ -311,8 +311,8 @@ class TaskService:
     async def _read(self, guid: str, *, fresh: bool) -> Current:
         """The Task of ``guid``: from the view, else (or when ``fresh``) from the API server."""
         entry = self.view.get(guid)
-        if not fresh and entry is not None:
-            return Current.of(entry.obj)
+        if not fresh and entry is not None and (held := self.view.obj_of(entry)) is not None:
+            return Current.of(held)
         name = entry.name if entry is not None else task_name(guid)
         obj = await self.kube.get_task(self.namespace, name)
         if obj is None or obj["metadata"].get("deletionTimestamp") or guid_of(obj) != guid:

@@ -30,6 +30,8 @@ import collections
 import dataclasses
 import json
 import logging
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -56,7 +58,8 @@ MAX_TOMBSTONES = 4096
 class Entry:
     """One Task of the view, kept encoded: 10,000 held Tasks must cost little memory.
 
-    ``raw`` is the Task object without ``managedFields`` as compact JSON; ``task_bytes`` its BBS
+    ``raw`` is the Task object without ``managedFields`` as compact JSON (empty when the
+    reconciler's cache holds the object: `TaskView.obj_of`); ``task_bytes`` its BBS
     ``models.Task``, serialized deterministically. Both decode in microseconds when read.
     """
 
@@ -188,8 +191,12 @@ class TaskView:
         *,
         watch_definitions: bool = False,
         max_task_bytes: int = DEFAULT_MAX_TASK_BYTES,
+        store: Callable[[str], Obj | None] | None = None,
     ) -> None:
+        """``store``: the Task of a name as the reconciler's cache holds it (same process, same
+        feed): the view then keeps no copy of the object, only its BBS Task (`obj_of`)."""
         self.max_task_bytes = max_task_bytes
+        self._store_of = store
         """``watch_definitions``: a watch of the definition Secrets feeds `definition_feed`, and
         the view is not ready until it has listed them (else only `observe_definition` feeds
         them: tests)."""
@@ -217,6 +224,18 @@ class TaskView:
         self._listed = value
 
     # --- reads
+    def obj_of(self, entry: Entry) -> Obj | None:
+        """The Task object of ``entry``, at its resourceVersion or newer; None when only the API
+        server has it (the reconciler's cache has not seen a write of the door's own yet)."""
+        if entry.raw:
+            return entry.obj
+        obj = self._store_of(entry.name) if self._store_of is not None else None
+        if obj is None or obj["metadata"].get("uid") != entry.uid:
+            return None
+        if _newer(entry.resource_version, obj["metadata"].get("resourceVersion")):
+            return None
+        return obj
+
     def get(self, guid: str) -> Entry | None:
         name = self._by_guid.get(guid)
         return self._entries.get(name) if name is not None else None
@@ -395,10 +414,10 @@ class TaskView:
             uid,
             rv,
             guid_of(obj),
-            task.domain,
-            task.cell_id,
+            sys.intern(task.domain),  # a few distinct values, held by every entry
+            sys.intern(task.cell_id),
             bool((obj.get("spec") or {}).get("external")),
-            _slim(obj),
+            _slim(obj) if self._store_of is None else b"",
             _encode(task),
         )
         self._entries[name] = entry

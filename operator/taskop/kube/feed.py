@@ -70,6 +70,7 @@ class TaskFeed:
     expect: Collection[str] = ()
     """Names of the subscribers the first LIST waits for ("reconciler", "bbs", …)."""
     _reconciler: tuple[Replace, OnEvent] | None = None
+    _held: Callable[[Key], Obj | None] | None = None
     _views: list[_Subscriber] = field(default_factory=list)
     _attached: set[str] = field(default_factory=set)
     _all_attached: asyncio.Event = field(default_factory=asyncio.Event)
@@ -89,9 +90,25 @@ class TaskFeed:
     def covers(self, namespace: str) -> bool:
         return self.namespace is None or self.namespace == namespace
 
-    def attach_reconciler(self, replace: Replace, on_event: OnEvent) -> None:
+    def attach_reconciler(
+        self, replace: Replace, on_event: OnEvent, held: Callable[[Key], Obj | None]
+    ) -> None:
+        """The reconciler: its cache takes every LIST and event first, and is the one copy of
+        each Task the views read (`store_for`)."""
         self._reconciler = (replace, on_event)
+        self._held = held
         self._attached_as("reconciler")
+
+    def store_for(self, namespace: str) -> Callable[[str], Obj | None] | None:
+        """A view's way to the Tasks the reconciler holds, when this feed has one (else None:
+        the view keeps its own copy)."""
+        if "reconciler" not in self.expect or not self.covers(namespace):
+            return None
+
+        def held(name: str) -> Obj | None:
+            return self._held((namespace, name)) if self._held is not None else None
+
+        return held
 
     def subscribe(self, name: str, namespace: str, label: str | None, view: PagedView) -> None:
         if not self.covers(namespace):

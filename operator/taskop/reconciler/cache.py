@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -122,7 +123,7 @@ def slim_pod(body: Mapping[str, Any]) -> Obj:
 
 
 class Entry(NamedTuple):
-    """One cached object: what comparisons need, and the slim projection as compact JSON.
+    """One cached object: what comparisons need, and the slim projection, encoded.
 
     Stored encoded, not as dicts: a decoded dict of ~1 KB of JSON costs several KB of Python
     objects, and 10,000 held Tasks must cost little (decoding on read is microseconds).
@@ -153,17 +154,23 @@ def _entry(slim: Obj) -> Entry:
     )
 
 
-_decode = msgspec.json.Decoder().decode
-_encoder = msgspec.json.Encoder()
+_msgpack = msgspec.msgpack.Decoder().decode
+_encoder = msgspec.msgpack.Encoder()
 
 
 def _encode(slim: Obj) -> bytes:
-    """Compact JSON, several times faster than ``json.dumps``; a string no UTF-8 can hold (a lone
-    surrogate, which no API server sends) is kept as ``json`` escapes it."""
+    """MessagePack: a sixth smaller than compact JSON, and several times faster to make than
+    ``json.dumps``. A string no UTF-8 can hold (a lone surrogate, which no API server sends) is
+    kept as ``json`` escapes it (JSON starts with ``{``, which no MessagePack map does)."""
     try:
         return _encoder.encode(slim)
     except UnicodeEncodeError:
         return json.dumps(slim, separators=(",", ":")).encode()
+
+
+def _decode(data: bytes) -> Obj:
+    decoded: Obj = json.loads(data) if data[:1] == b"{" else _msgpack(data)
+    return decoded
 
 
 def _news(new: Entry, held: Entry | None) -> bool:
@@ -208,12 +215,12 @@ class Cache:
         """Keep ``body`` unless the cache holds a newer version; True when kept and its
         projection changed (news for a pass)."""
         meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace")), str(meta.get("name")))
+        key = (sys.intern(str(meta.get("namespace"))), str(meta.get("name")))
         held = self.tasks.get(key)
         if not _replaces(body, held):
             return False
         self.tasks[key] = entry = _entry(slim_task(body, self.max_task_bytes))
-        self._count(key, str((body.get("status") or {}).get("state") or "Pending"))
+        self._count(key, sys.intern(str((body.get("status") or {}).get("state") or "Pending")))
         return _news(entry, held)
 
     def _count(self, key: Key, state: str | None) -> None:

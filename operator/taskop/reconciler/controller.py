@@ -745,7 +745,7 @@ class Controller:
         if kube is not None:
             namespace = self.settings.namespace or None
             feed = feed or TaskFeed(namespace, expect={"reconciler"})
-            feed.attach_reconciler(self.replace_tasks, self.task_event)
+            feed.attach_reconciler(self.replace_tasks, self.task_event, self.cache.task)
             READINESS.add(
                 "reconciler: its Tasks, Jobs, pods and Events are not listed (yet, or a watch is"
                 " broken)",

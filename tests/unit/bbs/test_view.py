@@ -240,3 +240,21 @@ def test_a_secret_of_another_task_with_the_same_name_is_not_its_definition() -> 
     view.observe_definition(owned_secret("a", uid="new"))  # what desire does after creating it
     entry = view.get("A")
     assert entry is not None and entry.uid == "new"
+
+
+def test_fed_with_the_reconcilers_store_the_view_keeps_no_copy_of_the_object() -> None:
+    """In `taskop run` the reconciler's cache holds each Task once; the view keeps only its BBS
+    Task, and hands out the cache's object when it is at least as new as what the view saw."""
+    cache: dict[str, dict[str, Any]] = {"a": obj("a", 5)}
+    view = TaskView(Recorder(), store=cache.get)
+    view.apply("ADDED", obj("a", 5))
+    entry = view.get("A")
+    assert entry is not None and entry.raw == b""
+    assert view.obj_of(entry) == obj("a", 5)
+    cache["a"] = obj("a", 7)  # the reconciler wrote it: newer still serves
+    assert view.obj_of(entry)["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
+    view.observe(obj("a", 9))  # the door's own write, not yet in the cache: read it again
+    entry = view.get("A")
+    assert entry is not None and view.obj_of(entry) is None
+    cache["a"] = obj("a", 9, uid="another")  # a Task of the same name, not this one
+    assert view.obj_of(entry) is None
