@@ -16,6 +16,8 @@ import msgspec
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from taskop.kube import records
+
 GROUP = "taskop.dev"
 VERSION = "v1alpha1"
 PLURAL = "tasks"
@@ -226,7 +228,7 @@ class Kube:
             while line := await resp.content.readline():
                 if not line.strip():
                     continue
-                event = _decode(line)
+                event = records.decode_event(kind, line)
                 type_, obj = event.get("type", ""), event.get("object") or {}
                 if type_ == "ERROR":
                     _raise(int(obj.get("code") or 500), json.dumps(obj), str(obj.get("reason")))
@@ -540,7 +542,7 @@ class Kube:
                 kwargs["field_selector"] = field_selector
             if token:
                 kwargs["_continue"] = token
-            page = await _json(self._list_call(kind, namespace, kwargs))
+            page = records.decode_page(kind, await _body(self._list_call(kind, namespace, kwargs)))
             yield page
             token = (page.get("metadata") or {}).get("continue")
             if not token:

@@ -1,4 +1,4 @@
-"""taskop.domain stays pure: stdlib and pydantic only, nothing of ours outside it."""
+"""taskop.domain stays pure: stdlib, pydantic and msgspec (pure serialization) only, nothing of ours outside it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 DOMAIN = pathlib.Path(__file__).parents[3] / "operator" / "taskop" / "domain"
-ALLOWED = {"pydantic", "taskop"}
+ALLOWED = {"pydantic", "msgspec", "taskop"}
 
 
 @pytest.mark.parametrize("path", sorted(DOMAIN.glob("*.py")), ids=lambda p: p.name)
