@@ -69,7 +69,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--hostile", type=int, default=200, help="Tasks of each kind in the hostile"
                    " scenario (300 KiB Tasks, past the operator's per-Task limit, against small)")
     p.add_argument("--no-profile", action="store_true", help="skip py-spy")
-    p.add_argument("--bbs-api", action="store_true", help="operators also serve the BBS API and the Glance door")
+    p.add_argument("--bbs-api", action="store_true",
+                   help="operators also serve the BBS API and the Glance door")  # fmt: skip
     p.add_argument("--no-latest", action="store_true", help="leave results/LATEST.md as it is")
     args = p.parse_args(argv)
     for key, value in PRESETS[args.preset].items():

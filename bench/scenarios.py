@@ -104,19 +104,21 @@ class Bench:
 
     # --- plumbing
     async def install_crd(self) -> None:
-        text = (ROOT / "crds" / "taskop.dev_tasks.yaml").read_text()
-        await self.api.request(
-            "PATCH",
-            f"{CRDS}/tasks.taskop.dev?fieldManager=bench&force=true",
-            body=yaml.safe_load(text),  # JSON is YAML
-            content_type="application/apply-patch+yaml",
-        )
-        while True:
-            crd = await self.api.request("GET", f"{CRDS}/tasks.taskop.dev")
-            conds = (crd.get("status") or {}).get("conditions") or []
-            if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
-                return
-            await asyncio.sleep(0.2)
+        """The Task CRD, and the Glance door's TaskType CRD (``--bbs-api`` serves the door)."""
+        for plural in ("tasks", "tasktypes"):
+            text = (ROOT / "crds" / f"taskop.dev_{plural}.yaml").read_text()
+            await self.api.request(
+                "PATCH",
+                f"{CRDS}/{plural}.taskop.dev?fieldManager=bench&force=true",
+                body=yaml.safe_load(text),  # JSON is YAML
+                content_type="application/apply-patch+yaml",
+            )
+            while True:
+                crd = await self.api.request("GET", f"{CRDS}/{plural}.taskop.dev")
+                conds = (crd.get("status") or {}).get("conditions") or []
+                if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                    break
+                await asyncio.sleep(0.2)
 
     async def new_namespace(self, ns: str) -> None:
         await self.delete_namespace(ns)
