@@ -152,9 +152,12 @@ async def _body(coro: Any) -> bytes:
     return raw
 
 
-async def _json(coro: Any) -> Obj:
-    """`_body`, decoded as JSON."""
-    data: Obj = _decode(await _body(coro))
+async def _json(coro: Any, kind: str | None = None) -> Obj:
+    """`_body`, decoded as JSON: as the slim record of ``kind`` (tasks, jobs) when given."""
+    raw = await _body(coro)
+    if kind is not None:
+        return records.decode_object(kind, raw)
+    data: Obj = _decode(raw)
     return data
 
 
@@ -177,7 +180,8 @@ class Kube:
             return await _json(
                 self.custom.get_namespaced_custom_object(
                     GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
-                )
+                ),
+                "tasks",
             )
         except NotFound:
             return None
@@ -278,7 +282,8 @@ class Kube:
         return await _json(
             self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, body, _preload_content=False
-            )
+            ),
+            "tasks",
         )
 
     async def patch_task_status(
@@ -296,7 +301,8 @@ class Kube:
                 body,
                 _content_type=MERGE_PATCH,
                 _preload_content=False,
-            )
+            ),
+            "tasks",
         )
 
     async def patch_task(
@@ -316,7 +322,8 @@ class Kube:
                 body,
                 _content_type=MERGE_PATCH,
                 _preload_content=False,
-            )
+            ),
+            "tasks",
         )
 
     async def delete_task(
@@ -430,14 +437,15 @@ class Kube:
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         try:
             return await _json(
-                self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+                self.batch.read_namespaced_job(name, namespace, _preload_content=False), "jobs"
             )
         except NotFound:
             return None
 
     async def create_job(self, namespace: str, body: Obj) -> Obj:
         return await _json(
-            self.batch.create_namespaced_job(namespace, body, _preload_content=False)  # type: ignore[arg-type]
+            self.batch.create_namespaced_job(namespace, body, _preload_content=False),  # type: ignore[arg-type]
+            "jobs",
         )
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> bool:
@@ -468,7 +476,8 @@ class Kube:
                     body,
                     _content_type=STRATEGIC_MERGE_PATCH,
                     _preload_content=False,
-                )
+                ),
+                "jobs",
             )
         except (NotFound, Conflict, Invalid):
             return None  # a different uid is refused as a change of an immutable field

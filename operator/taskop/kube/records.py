@@ -102,10 +102,10 @@ class PodPage(msgspec.Struct):
     items: list[Pod] | None = None
 
 
-_BY_KIND: dict[str, tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]] = {
-    "tasks": (msgspec.json.Decoder(TaskEvent), msgspec.json.Decoder(TaskPage)),
-    "jobs": (msgspec.json.Decoder(JobEvent), msgspec.json.Decoder(JobPage)),
-    "pods": (msgspec.json.Decoder(PodEvent), msgspec.json.Decoder(PodPage)),
+_BY_KIND: dict[str, tuple[msgspec.json.Decoder[Any], ...]] = {
+    "tasks": tuple(msgspec.json.Decoder(t) for t in (TaskEvent, TaskPage, Task)),
+    "jobs": tuple(msgspec.json.Decoder(t) for t in (JobEvent, JobPage, Job)),
+    "pods": tuple(msgspec.json.Decoder(t) for t in (PodEvent, PodPage, Pod)),
 }
 _generic = msgspec.json.Decoder().decode
 
@@ -137,3 +137,16 @@ def decode_page(kind: str, raw: bytes) -> Obj:
             return {"metadata": page.metadata, "items": msgspec.to_builtins(page.items or [])}
     decoded: Obj = _generic(raw)
     return decoded
+
+
+def decode_object(kind: str, raw: bytes) -> Obj:
+    """One object, as a write or a GET answers it."""
+    typed = _BY_KIND.get(kind)
+    if typed is not None:
+        try:
+            decoded: Obj = msgspec.to_builtins(typed[2].decode(raw))
+            return decoded
+        except msgspec.ValidationError:
+            pass
+    whole: Obj = _generic(raw)
+    return whole
