@@ -9,8 +9,9 @@ choosing at every step, from a seeded RNG, one of:
 - the reconciler: run a queued pass, run a callback, advance the clock (now and then past the
   pending expiry, as after a long outage), restart the operator (a new Controller that knows
   nothing, whose caches then fill in any order while passes are asked for), hand over to the
-  peering standby (kopf paused its Task watch while the other replica worked; its Job, pod and
-  Event informers kept running), inject API faults (5xx that change nothing, timeouts after the
+  peering standby (its Task watch stood still while the other replica worked — the harder case:
+  taskop's own Task feed keeps a standby watching; its Job, pod and Event informers kept
+  running), inject API faults (5xx that change nothing, timeouts after the
   change);
 - Kubernetes: step the Job controller (pods tracked by its finalizer; ``backoffLimit`` =
   ``spec.retries``: a failed, evicted, OOM-killed or deleted pod is replaced after the back-off,
@@ -503,8 +504,8 @@ class Simulation:
 
     async def takeover(self) -> None:
         """Peering: the active replica stops (killed, or demoted and kept as the standby with
-        its caches), and the standby — whose Task watch kopf paused, while its own informers ran
-        — becomes the active one. Its Task cache is stale until it lists the Tasks anew."""
+        its caches), and the standby — whose Task watch stood still (the harder case than taskop's
+        feed, which keeps watching), while its other informers ran — becomes the active one. Its Task cache is stale until it lists the Tasks anew."""
         self.takeovers += 1
         old = self.controller
         if self.standby is None:
