@@ -479,7 +479,7 @@ class Bench:
         baseline = statistics.mean(s[1] for s in empty.samples[-5:])
         empty.stop()
         canary = await self.api.request("GET", f"{tasks}/canary")
-        final = {k: v for k, v in canary["status"].items() if k not in ("jobName", "cellId")}
+        final = {k: v for k, v in canary["status"].items() if k != "jobName"}  # no Job left
         waits = (await self.api.request("GET", f"{tasks}/canary-pending"))["status"]
         done = [f"h-{i:06d}" for i in range(n // 2)]
         waiting = [f"p-{i:06d}" for i in range(n - n // 2)]
