@@ -1,4 +1,5 @@
-"""taskop.domain stays pure: stdlib, pydantic and msgspec (pure serialization) only, nothing of ours outside it."""
+"""taskop.domain stays pure: stdlib, pydantic and msgspec (pure serialization) only, nothing of
+ours outside it."""
 
 from __future__ import annotations
 

@@ -505,7 +505,8 @@ class Simulation:
     async def takeover(self) -> None:
         """Peering: the active replica stops (killed, or demoted and kept as the standby with
         its caches), and the standby — whose Task watch stood still (the harder case than taskop's
-        feed, which keeps watching), while its other informers ran — becomes the active one. Its Task cache is stale until it lists the Tasks anew."""
+        feed, which keeps watching), while its other informers ran — becomes the active one. Its
+        Task cache is stale until it lists the Tasks anew."""
         self.takeovers += 1
         old = self.controller
         if self.standby is None:
