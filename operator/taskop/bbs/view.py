@@ -47,6 +47,7 @@ from taskop.bbs.downgrade import downgrade_v2
 from taskop.bbs.hub import EventHub, TaskEvent
 from taskop.domain.limits import DEFAULT_MAX_TASK_BYTES, task_bytes
 from taskop.domain.names import definition_secret_name
+from taskop.kube.watch import replace_paged
 
 log = logging.getLogger("taskop.bbs")
 
@@ -292,9 +293,7 @@ class TaskView:
 
     def replace_all(self, items: list[Obj]) -> None:
         """A fresh LIST: the view becomes exactly ``items``; events for what changed meanwhile."""
-        for item in items:
-            self.list_item(item)
-        self.list_end({item["metadata"]["name"] for item in items})
+        replace_paged(self, items)
 
     def list_item(self, item: Obj) -> None:
         """One object of a LIST being read page by page (`taskop.kube.feed`)."""

@@ -21,6 +21,7 @@ from typing import Any
 from taskop.glance.listing import Sorted
 from taskop.glance.model import GlanceTask, from_task
 from taskop.glance.tasktypes import TaskTypeError, TaskTypeSpec, parse_task_type, secret_input
+from taskop.kube.watch import replace_paged
 
 Obj = dict[str, Any]
 
@@ -63,9 +64,7 @@ class GlanceView:
         self.apply("MODIFIED", obj)
 
     def replace_all(self, items: list[Obj]) -> None:
-        for item in items:
-            self.list_item(item)
-        self.list_end({item["metadata"]["name"] for item in items})
+        replace_paged(self, items)
 
     def list_item(self, item: Obj) -> None:
         """One object of a LIST being read page by page (`taskop.kube.feed`)."""

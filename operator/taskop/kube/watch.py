@@ -38,6 +38,13 @@ class PagedView(View, Protocol):
     def list_end(self, names: set[str]) -> None: ...
 
 
+def replace_paged(view: PagedView, items: list[dict[str, Any]]) -> None:
+    """A whole LIST into a `PagedView`, as the feed hands one over page by page."""
+    for item in items:
+        view.list_item(item)
+    view.list_end({item["metadata"]["name"] for item in items})
+
+
 async def keep_current(
     kube: Kube,
     namespace: str,

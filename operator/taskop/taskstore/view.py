@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from taskop.kube.watch import replace_paged
 from taskop.taskstore.model import StoreTask, from_task
 
 Obj = dict[str, Any]
@@ -39,9 +40,7 @@ class StoreView:
 
     # --- writes
     def replace_all(self, items: list[Obj]) -> None:
-        for item in items:
-            self.list_item(item)
-        self.list_end({item["metadata"]["name"] for item in items})
+        replace_paged(self, items)
 
     def list_item(self, item: Obj) -> None:
         """One object of a LIST being read page by page (`taskop.kube.feed`)."""
