@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import logging
 import sys
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from taskop.bbs.convert import (
 )
 from taskop.bbs.downgrade import downgrade_v2
 from taskop.bbs.hub import EventHub, TaskEvent
-from taskop.domain.limits import DEFAULT_MAX_TASK_BYTES, task_bytes
+from taskop.domain.limits import DEFAULT_MAX_TASK_BYTES, compact_json, task_bytes
 from taskop.domain.names import definition_secret_name
 from taskop.kube.watch import replace_paged
 
@@ -104,16 +103,11 @@ def _encode(task: models.Task) -> bytes:
 
 
 _decode_json = msgspec.json.Decoder().decode
-_encoder = msgspec.json.Encoder()
 
 
 def _slim(obj: Obj) -> bytes:
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    slim = {**obj, "metadata": meta}
-    try:
-        return _encoder.encode(slim)
-    except UnicodeEncodeError:  # a lone surrogate (no API server sends one): as json escapes it
-        return json.dumps(slim, separators=(",", ":")).encode()
+    return compact_json({**obj, "metadata": meta})
 
 
 def _varint(n: int) -> bytes:

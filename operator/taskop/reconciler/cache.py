@@ -20,7 +20,12 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from taskop.domain.limits import DEFAULT_MAX_TASK_BYTES, oversized_stub, task_bytes
+from taskop.domain.limits import (
+    DEFAULT_MAX_TASK_BYTES,
+    compact_json,
+    oversized_stub,
+    task_bytes,
+)
 
 Key = tuple[str, str]  # (namespace, Task name)
 Obj = dict[str, Any]
@@ -165,7 +170,7 @@ def _encode(slim: Obj) -> bytes:
     try:
         return _encoder.encode(slim)
     except UnicodeEncodeError:
-        return json.dumps(slim, separators=(",", ":")).encode()
+        return compact_json(slim)
 
 
 def _decode(data: bytes) -> Obj:
