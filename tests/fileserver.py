@@ -25,6 +25,21 @@ def tgz(files: dict[str, tuple[bytes, int]]) -> bytes:
     return out.getvalue()
 
 
+def tgz_links(entries: list[tuple[str, str | bytes]]) -> bytes:
+    """A tgz of symlinks (a str is the link's target) and files (bytes are the body), in order."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, what in entries:
+            info = tarfile.TarInfo(name)
+            if isinstance(what, str):
+                info.type, info.linkname = tarfile.SYMTYPE, what
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(what), 0o644
+                tar.addfile(info, io.BytesIO(what))
+    return out.getvalue()
+
+
 def zipped(files: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
@@ -51,6 +66,11 @@ FILES = {
     "notes.zip": zipped({"notes/a.txt": b"from the zip\n"}),
     "lifecycle.tgz": tgz({"launcher": (LAUNCHER, 0o755)}),
     "droplet.tgz": tgz({"app/run.sh": (RUN_SH, 0o755)}),
+    # Issue 23, hole 2: archives whose entries write outside the destination through symlinks.
+    "escape-absolute.tgz": tgz_links([("a", "/tmp"), ("a/pwned", b"written through a link\n")]),
+    "escape-chain.tgz": tgz_links(
+        [("y", "."), ("x", "y/.."), ("x/pwned", b"written one level up\n")]
+    ),
 }
 
 

@@ -166,6 +166,33 @@ def test_a_cached_dependency_that_cannot_be_fetched_fails_before_the_action(
     assert status.get("result", "") == ""
 
 
+@pytest.mark.parametrize(
+    ("archive", "escaped_to"),
+    [("escape-absolute.tgz", "/tmp/pwned"), ("escape-chain.tgz", "/tmp/app/pwned")],
+)
+def test_an_archive_that_writes_through_a_link_out_of_its_destination_is_refused(
+    run: Tasks, files: FileServer, archive: str, escaped_to: str
+) -> None:
+    # Issue 23, hole 2: `a -> /tmp` then `a/pwned`; or `y -> .`, `x -> y/..` then `x/pwned`.
+    download = {"download": {"artifact": "app", "from": files.url(archive), "to": "/tmp/app/dest"}}
+    look = sh(f"if [ -e {escaped_to} ]; then echo present; else echo absent; fi > /tmp/result")
+    run.create(on_real_node("refused", {"serial": {"actions": [download, sh("true")]}}))
+    run.create(
+        on_real_node(
+            "looked",
+            {"serial": {"actions": [{"try": {"action": download}}, look]}},
+            resultFile="/tmp/result",
+        )
+    )
+
+    refused, looked = completed(run, "refused"), completed(run, "looked")
+
+    assert refused["failed"] is True
+    assert "app" in refused["failureReason"]
+    assert "outside the destination" in refused["failureReason"]
+    assert (looked["failed"], looked["result"]) == (False, "absent\n")
+
+
 def test_codependent_stops_its_sibling_when_one_exits(run: Tasks) -> None:
     sleeper = sh("sleep 600")
     quick = sh("exit 0")
