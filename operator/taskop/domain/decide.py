@@ -6,9 +6,14 @@ reads and writes. The promises it keeps, and where:
 
 - **At most once.** ``status.jobName`` is the witness that the Job was created: a Task whose status
   names a Job that is gone — confirmed by the API server, not just the cache — fails; it never gets
-  a second Job. The Job is created carrying the finalizer ``taskop.dev/witness``, removed only once
-  a status write names it, so between its creation and the witness the Job cannot vanish (a delete
-  leaves it visible, terminating): an operator that crashes there finds it again on restart.
+  a second Job. The Job is created carrying the finalizer ``taskop.dev/witness``, so until a status
+  write names it the Job cannot vanish (a delete leaves it visible, terminating): an operator that
+  crashes there finds it again on restart. The witness has no write of its own: it rides on the
+  first write with news (`_only_a_job_made`), Running or Completed. The finalizer is removed once
+  a status names the Job *and* the Job has finished or is being deleted (`_release_now`), as the
+  Job controller keeps its own pod finalizer until it has recorded the pod: released while its pod
+  runs, the patch races the Job controller (a chaos run saw Jobs past their deadline report
+  ``BackoffLimitExceeded``); released once finished, it makes the Job controller write nothing.
   Retries happen only inside the one Job (``backoffLimit`` = ``spec.retries``).
 - **Ownership.** A Job is acted on only when an owner reference carries the Task's uid, and every
   delete names that uid. A same-named Job owned by another Task of the same name (an earlier Task,
@@ -58,7 +63,8 @@ from taskop.domain.timefmt import parse_ns
 Obj = Mapping[str, Any]
 
 WITNESS_FINALIZER = "taskop.dev/witness"
-"""On a Job from its creation until ``status.jobName`` names it (see the module docstring)."""
+"""On a Job from its creation until ``status.jobName`` names it and the Job has finished or is
+being deleted (see the module docstring)."""
 LEGACY_FINALIZER = "taskop.dev/cleanup"
 """Finalizer of taskop ≤ 0.1 (removed from Tasks being deleted; no longer added)."""
 TASK_NAME_ANNOTATION = "taskop.dev/task-name"
@@ -278,15 +284,6 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         # pull, pod not created, expiry, lost node), and again by every later pass, since that
         # delete may have failed after the status write (or taskop restarted in between).
         d.delete_job_uid = str(our_job["metadata"]["uid"])
-    if our_job is not None and WITNESS_FINALIZER in (_get(our_job, "metadata", "finalizers") or ()):
-        # Witnessed by now (the status write below names it), or the Task is finished and will
-        # never create a Job again: the Job may go whenever it is deleted. Released at once, in
-        # the pass that makes the Job: released later, while its pod runs, the release races
-        # the Job controller (the chaos run saw two Jobs past their deadline report
-        # BackoffLimitExceeded), and released only once finished, a Job would keep its
-        # namespace Terminating for as long as taskop is down.
-        d.release_job_uid = str(our_job["metadata"]["uid"])
-
     rec = p.rec
     convergence = _convergence_for(task, spec, settings)
     has_callback = bool(spec and spec.completion_callback_url)
@@ -378,11 +375,44 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
             generation,
         )
     new_status["observedGeneration"] = generation
-    if any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS):
+    news = any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS)
+    if news and not _only_a_job_made(status, rec, p):
         d.status = new_status
+    if our_job is not None and _release_now(our_job, d.status or status, rec, d):
+        d.release_job_uid = str(our_job["metadata"]["uid"])
     if not expiry_over:
         d.recheck_in = _recheck_in(rec, now, convergence, has_callback, spec, d.recheck_in)
     return d
+
+
+def _only_a_job_made(status: Obj, rec: TaskRecord, p: _Pass) -> bool:
+    """A status never written, whose only news would be that the Job was made: no write. The
+    next write with news (Running, Completed, or a Pending one saying why it waits) names the
+    Job; until then its witness finalizer keeps it visible, so no pass can take it for never
+    made."""
+    return (
+        not status.get("state")
+        and rec.state is TaskState.PENDING
+        and p.reason in (None, ConditionReason.JOB_CREATED)
+        and not p.message
+        and not p.unenforced
+    )
+
+
+def _release_now(job: Obj, status: Obj, rec: TaskRecord, d: Decision) -> bool:
+    """Whether the pass removes ``job``'s witness finalizer (after its status write): the
+    finalizer is there; the status (as this pass leaves it) names the Job, or the Task is
+    finished and will never make a Job again; and the Job has finished or is being deleted (by
+    someone, or by this pass). A finished Job is not synced again by the Job controller, so the
+    release costs one Job write and induces none."""
+    if WITNESS_FINALIZER not in (_get(job, "metadata", "finalizers") or ()):
+        return False
+    witnessed = status.get("jobName") == _get(job, "metadata", "name")
+    if not witnessed and rec.state not in (TaskState.COMPLETED, TaskState.RESOLVING):
+        return False
+    return bool(
+        _finished(job) or _get(job, "metadata", "deletionTimestamp") or d.delete_job_uid
+    )
 
 
 def _a_pod_ended(job: Obj) -> bool:

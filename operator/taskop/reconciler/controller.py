@@ -429,10 +429,8 @@ class Controller:
         try:
             if d.create_network_policy is not None:
                 await self._create_network_policy(d.create_network_policy, str(meta["uid"]))
-            if d.create_job is not None:
-                release = await self._create_job(key, d.create_job)
-                if release is None:
-                    return  # found, not created: decide again on what is there
+            if d.create_job is not None and await self._create_job(key, d.create_job) is None:
+                return  # found, not created: decide again on what is there
         except CreateRefused as refused:
             # For good (invalid, or a name taken by what taskop does not own): the Task fails,
             # saying why, instead of retrying for ever.

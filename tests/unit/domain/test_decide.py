@@ -84,18 +84,45 @@ def run(t: dict[str, Any], **observed: Any) -> Decision:
     return decide(Observation(task=t, now=NOW, **observed), SETTINGS)
 
 
-def test_a_new_task_creates_its_job_with_the_witness_finalizer_then_names_it() -> None:
+def test_a_new_task_creates_its_job_with_the_witness_finalizer_and_writes_no_status_yet() -> None:
+    """The Job being made is no news worth a write: the Running (or Completed) write names it,
+    and until then its finalizer keeps it visible."""
     d = run(task())
     assert d.create_job is not None
     assert d.create_job["metadata"]["finalizers"] == [WITNESS_FINALIZER]
+    assert d.status is None
+    d = run(task(), job=job(finalizers=(WITNESS_FINALIZER,)))  # its pod not running yet
+    assert d.create_job is None and d.status is None and d.release_job_uid is None
+
+
+def test_the_running_write_names_the_job_and_keeps_its_finalizer_while_the_pod_runs() -> None:
+    """A release while the pod runs would race the Job controller (deadline handling)."""
+    d = run(task(), job=job(finalizers=(WITNESS_FINALIZER,)), pods=[pod()])
+    assert d.status is not None and (d.status["state"], d.status["jobName"]) == ("Running", "t")
+    assert d.release_job_uid is None
+    d = run(task(RUNNING), job=job(finalizers=(WITNESS_FINALIZER,)), pods=[pod()])
+    assert d.release_job_uid is None
+
+
+def test_the_completed_write_names_a_finished_job_and_releases_it() -> None:
+    done = pod("Succeeded", {"exitCode": 0, "message": "the result"})
+    d = run(
+        task(), job=job("Complete", finalizers=(WITNESS_FINALIZER,)), pods=[done], pods_read=True
+    )
+    assert d.status is not None and (d.status["state"], d.status["jobName"]) == ("Completed", "t")
+    assert d.release_job_uid == JOB_UID  # after the write: a crash in between strands nothing
+
+
+def test_a_cancelled_task_deletes_its_running_job_and_releases_it() -> None:
+    d = run(task(RUNNING, cancelled=True), job=job(finalizers=(WITNESS_FINALIZER,)), pods=[pod()])
+    assert d.status is not None and d.status["state"] == "Completed"
+    assert d.delete_job_uid == JOB_UID and d.release_job_uid == JOB_UID
+
+
+def test_a_deleted_job_is_witnessed_first_then_released() -> None:
+    d = run(task(), job=job(deleting=True, finalizers=(WITNESS_FINALIZER,)))
     assert d.status is not None and d.status["jobName"] == "t"
-    assert d.status["state"] == "Pending"
-
-
-def test_the_witness_finalizer_is_released_once_status_names_the_job() -> None:
-    d = run(task(PENDING), job=job(finalizers=(WITNESS_FINALIZER,)), pods=[pod()])
     assert d.release_job_uid == JOB_UID
-    assert d.status is not None and d.status["state"] == "Running"
 
 
 def test_a_job_deleted_while_it_ran_is_confirmed_then_fails_the_task_never_recreated() -> None:
