@@ -185,6 +185,18 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
             f"| off | {off['cpu_ms_per_request']} | {off['per_s']} |",
             "",
         ]
+        if w := c.get("status_write"):
+            lines += [
+                f"{w['n']} Task status merge-patches, one at a time, in the same run:",
+                "",
+                "| path | CPU ms/request | requests/s |",
+                "|---|---|---|",
+                *(
+                    f"| {path} | {w[path]['cpu_ms_per_request']} | {w[path]['per_s']} |"
+                    for path in ("kubernetes_asyncio", "direct")
+                ),
+                "",
+            ]
     if rows := results.get("throughput"):
         lines += [
             "## Burst throughput: N created at once, until all Completed",

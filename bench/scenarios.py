@@ -132,23 +132,20 @@ class Bench:
             await asyncio.sleep(0.2)
 
     async def delete_namespace(self, ns: str) -> None:
-        """Drop taskop's finalizers (its operator is stopped by now), delete, wait until gone."""
+        """Drop taskop's finalizers (its operator is stopped by now: Tasks of taskop <= 0.1, a
+        Job's witness not yet released), delete, wait until gone."""
         started = time.monotonic()
         tasks = await self.api.request("GET", TASKS.format(ns=ns), ok_missing=True)
+        jobs = await self.api.request("GET", JOBS.format(ns=ns), ok_missing=True)
         patch = {"metadata": {"finalizers": None}}
-        await limited(
-            (
-                self.api.request(
-                    "PATCH",
-                    f"{TASKS.format(ns=ns)}/{t['metadata']['name']}",
-                    patch,
-                    "application/merge-patch+json",
-                )
-                for t in tasks.get("items", [])
-                if t["metadata"].get("finalizers")
-            ),
-            self.concurrency,
-        )
+        merge = "application/merge-patch+json"
+        held = [
+            f"{path}/{o['metadata']['name']}"
+            for path, listed in ((TASKS.format(ns=ns), tasks), (JOBS.format(ns=ns), jobs))
+            for o in listed.get("items", [])
+            if o["metadata"].get("finalizers")
+        ]
+        await limited((self.api.request("PATCH", o, patch, merge) for o in held), self.concurrency)
         await self.api.request("DELETE", f"/api/v1/namespaces/{ns}", ok_missing=True)
         while await self.api.request("GET", f"/api/v1/namespaces/{ns}", ok_missing=True):
             if time.monotonic() - started > 600:
@@ -260,7 +257,42 @@ class Bench:
             await kube.close()
             key = "trust_env_on" if trust_env else "trust_env_off"  # the last of two rounds
             result[key] = {"cpu_ms_per_request": round(1000 * cpu / n, 3), "per_s": round(n / wall)}
+        result["status_write"] = await self._status_write_cost(n // 4)
         log(f"client cost: {result}")
+        return result
+
+    async def _status_write_cost(self, n: int) -> dict[str, Any]:
+        """CPU per Task status merge-patch, one at a time, through kubernetes_asyncio's generated
+        call (taskop's path before issue 24) and through `Kube.patch_task_status` (straight on
+        the client's aiohttp session), in alternating rounds; the last round of each is kept."""
+        ns = "bench-client"
+        await self.new_namespace(ns)
+        kube = Kube(await load_api_client(self.kubeconfig))
+        task = await kube.create_task(ns, task_manifest("t"))
+        rv = task["metadata"]["resourceVersion"]
+
+        async def generated(rv: str, i: int) -> Obj:
+            body = {"metadata": {"resourceVersion": rv}, "status": {"message": f"m{i}"}}
+            call = kube.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+                "taskop.dev", "v1alpha1", ns, "tasks", "t", body,
+                _content_type="application/merge-patch+json", _preload_content=False,
+            )  # fmt: skip
+            resp = await call
+            data: Obj = json.loads(await resp.read())
+            return data
+
+        async def direct(rv: str, i: int) -> Obj:
+            return await kube.patch_task_status(ns, "t", rv, {"message": f"m{i}"})
+
+        result: dict[str, Any] = {"n": n}
+        for path, write in [("kubernetes_asyncio", generated), ("direct", direct)] * 2:
+            cpu, wall = time.process_time(), time.monotonic()
+            for i in range(n):
+                rv = (await write(rv, i))["metadata"]["resourceVersion"]
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            per = {"cpu_ms_per_request": round(1000 * cpu / n, 3), "per_s": round(n / wall)}
+            result[path] = per
+        await kube.close()
         return result
 
     async def burst(self, n: int, bare: bool, profile: bool = False) -> dict[str, Any]:

@@ -25,6 +25,7 @@ PLURAL = "tasks"
 _decode = msgspec.json.Decoder().decode
 """JSON from the API server, about twice as fast as ``json.loads`` (every LIST page, watch event
 and write's answer passes here)."""
+_encode = msgspec.json.Encoder().encode
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
@@ -174,6 +175,39 @@ class Kube:
     async def close(self) -> None:
         await self.api.close()
 
+    async def _send(
+        self, method: str, path: str, body: Obj, content_type: str, kind: str | None = None
+    ) -> Obj:
+        """One write straight on the client's aiohttp session, with its TLS, token and proxy:
+        the body encoded once with msgspec, the answer decoded as `_json` does. The hot writes
+        (a Task's status, its Job's create, release and delete) take this path: kubernetes_asyncio's
+        generic request path (sanitising the body object by object, ``json.dumps``, building
+        the URL and query) cost a tenth of the operator's CPU per Task (issue 24's profile)."""
+        rest = self.api.rest_client
+        headers = {
+            **self.api.default_headers,
+            "Accept": "application/json",
+            "Content-Type": content_type,
+        }
+        await self.api.update_params_for_auth(headers, [], ["BearerToken"])
+        extra: dict[str, Any] = {}
+        if rest.server_hostname:
+            extra["server_hostname"] = rest.server_hostname
+        if rest.proxy:
+            extra["proxy"] = rest.proxy
+            if rest.proxy_headers:
+                extra["proxy_headers"] = rest.proxy_headers
+        session = rest.pool_manager
+        url = f"{self.api.configuration.host}{path}"
+        async with session.request(method, url, data=_encode(body), headers=headers, **extra) as r:
+            raw = await r.read()
+            if r.status >= 400:
+                _raise(r.status, raw.decode(errors="replace"), str(r.reason))
+        if kind is not None:
+            return records.decode_object(kind, raw)
+        data: Obj = _decode(raw)
+        return data
+
     # --- Tasks
     async def get_task(self, namespace: str, name: str) -> Obj | None:
         try:
@@ -291,19 +325,8 @@ class Kube:
     ) -> Obj:
         """Merge ``status`` into the Task's status, only if it is still at ``resource_version``."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-        return await _json(
-            self.custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                _content_type=MERGE_PATCH,
-                _preload_content=False,
-            ),
-            "tasks",
-        )
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        return await self._send("PATCH", path, body, MERGE_PATCH, "tasks")
 
     async def patch_task(
         self, namespace: str, name: str, resource_version: str | None, patch: Obj
@@ -312,19 +335,8 @@ class Kube:
         body = dict(patch)
         if resource_version:
             body["metadata"] = {**body.get("metadata", {}), "resourceVersion": resource_version}
-        return await _json(
-            self.custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                body,
-                _content_type=MERGE_PATCH,
-                _preload_content=False,
-            ),
-            "tasks",
-        )
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        return await self._send("PATCH", path, body, MERGE_PATCH, "tasks")
 
     async def delete_task(
         self, namespace: str, name: str, uid: str | None = None, resource_version: str | None = None
@@ -443,23 +455,18 @@ class Kube:
             return None
 
     async def create_job(self, namespace: str, body: Obj) -> Obj:
-        return await _json(
-            self.batch.create_namespaced_job(namespace, body, _preload_content=False),  # type: ignore[arg-type]
-            "jobs",
-        )
+        path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+        return await self._send("POST", path, body, "application/json", "jobs")
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> bool:
         """Delete the Job ``name`` if its uid is ``uid`` (and, in the background, its pods).
 
         False when it was gone already, or is another object by now (precondition failed).
         """
-        body = client.V1DeleteOptions(
-            propagation_policy="Background", preconditions=client.V1Preconditions(uid=uid)
-        )
+        body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
         try:
-            await _json(
-                self.batch.delete_namespaced_job(name, namespace, body=body, _preload_content=False)
-            )
+            await self._send("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+                             body, "application/json")  # fmt: skip
         except (NotFound, Conflict):
             return False
         return True
@@ -468,17 +475,9 @@ class Kube:
         """Remove ``finalizer`` from the Job ``name`` if its uid is ``uid``; the Job after it,
         None when it is gone (or is another object by now)."""
         body = {"metadata": {"uid": uid, "$deleteFromPrimitiveList/finalizers": [finalizer]}}
+        path = f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
         try:
-            return await _json(
-                self.batch.patch_namespaced_job(  # type: ignore[call-arg]
-                    name,
-                    namespace,
-                    body,
-                    _content_type=STRATEGIC_MERGE_PATCH,
-                    _preload_content=False,
-                ),
-                "jobs",
-            )
+            return await self._send("PATCH", path, body, STRATEGIC_MERGE_PATCH, "jobs")
         except (NotFound, Conflict, Invalid):
             return None  # a different uid is refused as a change of an immutable field
 
