@@ -13,7 +13,8 @@ every Task is Completed and checks, from its own watches:
 - 0 second Jobs: no Task ever had two Job uids;
 - every outcome is what its pod reported: the result is the pod's termination message, the failure
   reason the pod's (or the Job's) — each Task's kwok annotations chose it;
-- all converged.
+- all converged, and within a minute of that no Job still carries taskop's witness finalizer (each
+  is released once its Task's status names it and it finished: a namespace deletes).
 
 Usually run by ``bench/chaos`` (a private cluster, like ``bench/run``). Writes
 ``bench/results/chaos-<time>/results.json`` and ``report.md``; exits 1 if a promise was broken.
@@ -36,6 +37,7 @@ from typing import Any
 
 from bench.kube import JOBS, PODS, TASKS, Api, ApiError
 from bench.procs import loadavg
+from taskop.domain.decide import WITNESS_FINALIZER as WITNESS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -229,6 +231,26 @@ async def list_tasks(api: Api, ns: str) -> list[Obj]:
     raise RuntimeError("cannot list Tasks")
 
 
+async def held_jobs(api: Api, ns: str, within: float) -> list[str]:
+    """The Jobs still carrying the witness finalizer once ``within`` seconds have passed (or
+    none, as soon as none does)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            jobs = (await api.request("GET", JOBS.format(ns=ns)))["items"]
+        except Exception:
+            jobs = None
+        if jobs is not None:
+            held = sorted(
+                j["metadata"]["name"]
+                for j in jobs
+                if WITNESS in (j["metadata"].get("finalizers") or ())
+            )
+            if not held or time.monotonic() > deadline:
+                return held
+        await asyncio.sleep(2)
+
+
 async def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -300,6 +322,7 @@ async def run(args: argparse.Namespace) -> int:
             break
         await asyncio.sleep(2)
     converged_after = time.monotonic() - started
+    held = await held_jobs(api, ns, within=60)
     await asyncio.sleep(3)  # let the watches see the last pods
     for w in watches:
         w.cancel()
@@ -344,24 +367,26 @@ async def run(args: argparse.Namespace) -> int:
         "lost": lost,
         "not_completed": not_completed,
         "second_jobs": second_jobs,
+        "jobs_still_held": held,
         "wrong_outcomes": wrong,
         "seed": args.seed,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     took_over = (takeovers > 0 or not args.standby) and not crashed
-    passed = not (lost or not_completed or second_jobs or wrong) and took_over
+    passed = not (lost or not_completed or second_jobs or wrong or held) and took_over
     (out / "report.md").write_text(
         f"# Chaos run {stamp}\n\n"
         f"Command: `bench/chaos --tasks {args.tasks} --kills {args.kills} --seed {args.seed}"
         f"{'' if args.standby else ' --no-standby'}`\n\n"
         f"| Tasks | SIGKILLs of the active replica | active-replica changes |"
         f" API server / etcd restarts |"
-        f" converged after | lost | second Jobs | wrong outcomes | not completed |\n"
-        f"|---|---|---|---|---|---|---|---|---|\n"
+        f" converged after | lost | second Jobs | wrong outcomes | not completed |"
+        f" Jobs still held |\n"
+        f"|---|---|---|---|---|---|---|---|---|---|\n"
         f"| {len(tasks)} | {args.kills} | {standby_activations if args.standby else 'none'} | "
         f"{restarts.get('kube-apiserver', 0):.1f} s / {restarts.get('etcd', 0):.1f} s | "
         f"{converged_after:.0f} s | {len(lost)} | {len(second_jobs)} | {len(wrong)} | "
-        f"{len(not_completed)} |\n\nOutcomes: {dict(outcome_counts)}.\n\n"
+        f"{len(not_completed)} | {len(held)} |\n\nOutcomes: {dict(outcome_counts)}.\n\n"
         f"Verdict: **{'every promise kept' if passed else 'PROMISE BROKEN: see results.json'}**\n"
     )
     summary = {k: v for k, v in result.items() if k != "wrong_outcomes"}
