@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
+from tests.kubeutil import wait_until
 from tests.operatorproc import OperatorFactory
 from tests.tasks import Tasks, task_manifest
 
@@ -76,6 +77,25 @@ def test_result_wait_cancel_describe_and_errors(
         1,
         'Error from server (NotFound): tasks.taskop.dev "nope" not found\n',
     )
+
+
+def test_describe_shows_a_callback_url_without_its_credentials_or_query(
+    kubeconfig: str, namespace: str, operator: OperatorFactory, k8s: Any
+) -> None:
+    # Issue 23, hole 4: one redaction rule wherever a URL is printed.
+    operator.start()
+    tasks = Tasks(k8s, namespace)
+    url = "https://user:pa55word@127.0.0.1:1/cb?token=s3cret"
+    tasks.create(task_manifest("cb", kwok={"message": "ok"}, spec={"completionCallbackUrl": url}))
+    wait_until(lambda: (tasks.status("cb").get("callback") or {}).get("lastError"), timeout=60,
+               what="the refused callback's lastError")  # fmt: skip
+
+    described = kubectl_task(kubeconfig, namespace, "describe", "cb")
+
+    assert described.returncode == 0
+    assert "Callback:  https://127.0.0.1:1/cb" in described.stdout.splitlines()
+    assert "Last error:" in described.stdout
+    assert "pa55word" not in described.stdout and "s3cret" not in described.stdout
 
 
 @pytest.mark.realnode

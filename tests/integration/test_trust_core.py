@@ -16,6 +16,7 @@ import datetime
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -37,25 +38,36 @@ def tasks(k8s: client.ApiClient, namespace: str) -> Tasks:
     return Tasks(k8s, namespace)
 
 
-def test_a_job_a_quota_refuses_fails_the_task_with_the_api_servers_message(
-    operator: OperatorFactory, tasks: Tasks, namespace: str
+@pytest.mark.parametrize(
+    ("refused", "quota", "spec"),
+    [
+        ("Job", "count/jobs.batch", {}),
+        (
+            "NetworkPolicy",
+            "count/networkpolicies.networking.k8s.io",
+            {"egressRules": [{"protocol": "tcp", "destinations": ["10.0.0.0/8"], "ports": [443]}]},
+        ),
+    ],
+)
+def test_a_create_a_quota_refuses_fails_the_task_with_the_api_servers_message(
+    operator: OperatorFactory, tasks: Tasks, namespace: str, refused: str, quota: str, spec: Any
 ) -> None:
     tasks.core.create_namespaced_resource_quota(
-        namespace, {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}
+        namespace, {"metadata": {"name": "none"}, "spec": {"hard": {quota: "0"}}}
     )
     wait_until(  # quota admission needs the quota's status first
-        lambda: tasks.core.read_namespaced_resource_quota("no-jobs", namespace).status.hard,
+        lambda: tasks.core.read_namespaced_resource_quota("none", namespace).status.hard,
         timeout=30,
         what="the quota's status",
     )
     operator.start()
-    tasks.create(task_manifest("quota"))
+    tasks.create(task_manifest("quota", spec=spec))
 
     status = tasks.wait_state("quota", "Completed", timeout=60)
 
     assert status["failed"] is True
-    assert status["failureReason"].startswith("Kubernetes refused its Job: ")
-    assert "exceeded quota: no-jobs" in status["failureReason"]
+    assert status["failureReason"].startswith(f"Kubernetes refused its {refused}: ")
+    assert "exceeded quota: none" in status["failureReason"]
     completed = next(c for c in status["conditions"] if c["type"] == "Completed")
     assert completed["reason"] == "CreateRefused"
     assert not tasks.jobs()
