@@ -9,7 +9,7 @@ reads and writes. The promises it keeps, and where:
   a second Job. The Job is created carrying the finalizer ``taskop.dev/witness``, so until a status
   write names it the Job cannot vanish (a delete leaves it visible, terminating): an operator that
   crashes there finds it again on restart. The witness has no write of its own: it rides on the
-  first write with news (`_only_a_job_made`), Running or Completed. The finalizer is removed once
+  first write with news (`_nothing_to_say_yet`), Running or Completed. The finalizer is removed once
   a status names the Job *and* the Job has finished or is being deleted (`_release_now`), as the
   Job controller keeps its own pod finalizer until it has recorded the pod: released while its pod
   runs, the patch races the Job controller (a chaos run saw Jobs past their deadline report
@@ -376,7 +376,7 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         )
     new_status["observedGeneration"] = generation
     news = any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS)
-    if news and not _only_a_job_made(status, rec, p):
+    if news and not _nothing_to_say_yet(status, rec, p):
         d.status = new_status
     if our_job is not None and _release_now(our_job, d.status or status, rec, d):
         d.release_job_uid = str(our_job["metadata"]["uid"])
@@ -385,11 +385,11 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
     return d
 
 
-def _only_a_job_made(status: Obj, rec: TaskRecord, p: _Pass) -> bool:
-    """A status never written, whose only news would be that the Job was made: no write. The
-    next write with news (Running, Completed, or a Pending one saying why it waits) names the
-    Job; until then its witness finalizer keeps it visible, so no pass can take it for never
-    made."""
+def _nothing_to_say_yet(status: Obj, rec: TaskRecord, p: _Pass) -> bool:
+    """A status never written, whose only news would be "Pending" (its Job just made, or an
+    external task waiting for a cell): no write. The next write with news (Running, Completed,
+    or a Pending one saying why it waits) names the Job; until then its witness finalizer keeps
+    it visible, so no pass can take it for never made."""
     return (
         not status.get("state")
         and rec.state is TaskState.PENDING
