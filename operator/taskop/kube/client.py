@@ -180,9 +180,10 @@ class Kube:
     ) -> Obj:
         """One write straight on the client's aiohttp session, with its TLS, token and proxy:
         the body encoded once with msgspec, the answer decoded as `_json` does. The hot writes
-        (a Task's status, its Job's create, release and delete) take this path: kubernetes_asyncio's
-        generic request path (sanitising the body object by object, ``json.dumps``, building
-        the URL and query) cost a tenth of the operator's CPU per Task (issue 24's profile)."""
+        (a Task's status, its Job's create, release and delete) take this path, which skips
+        kubernetes_asyncio's generic one (sanitising the body object by object, ``json.dumps``,
+        building URL and query): 0.60 ms of client CPU per Task status patch against 0.71
+        (bench ``client``, both in one run)."""
         rest = self.api.rest_client
         headers = {
             **self.api.default_headers,
