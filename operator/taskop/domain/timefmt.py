@@ -13,6 +13,7 @@ _RFC3339 = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=8192)  # a pass formats the same times of each Task again
 def format_ns(ns: int) -> str:
     """``1795409461123456789`` → ``"2026-11-23T06:51:01.123456789Z"`` (always 9 fraction digits).
 
