@@ -151,8 +151,10 @@ class ApiProxy:
         base = cluster["server"]
 
         async def setup() -> web.AppRunner:
-            session = ClientSession(
-                connector=TCPConnector(ssl=client_ssl), timeout=ClientTimeout(total=None)
+            session = ClientSession(  # bytes pass as the API server sent them (gzip included)
+                connector=TCPConnector(ssl=client_ssl),
+                timeout=ClientTimeout(total=None),
+                auto_decompress=False,
             )
 
             async def forward(request: web.Request) -> web.StreamResponse:
