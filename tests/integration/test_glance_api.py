@@ -353,6 +353,12 @@ def test_a_tasks_input_is_on_nothing_view_can_read(door: Door, k8s: Any) -> None
         "secretive",
         {**QUICK, "input": {"path": "/input/task.json", "env": "TASK_INPUT"}},
     )
+    wait_until(  # the door learns of a new type from its watch
+        lambda: "secretive"
+        in door.writer.call("GET", "/v2/schemas/task").body["properties"]["type"]["enum"],
+        timeout=30,
+        what="the Glance door to know the new task type",
+    )
     password = f"pw-{uuid.uuid4().hex}"
     created = door.writer.create("secretive", {"password": password})
     task_id = created["id"]
