@@ -18,6 +18,7 @@ import socket
 import sys
 
 import kopf
+import uvloop
 
 from taskop import metrics
 from taskop.kube.feed import TaskFeed, doors
@@ -188,10 +189,13 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("kopf.objects", "kopf.activities", "kopf._core.engines.activities"):
             logging.getLogger(name).setLevel(logging.WARNING)
     kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
-    if args.command == "bbs":
-        asyncio.run(run_bbs_only(settings, kubeconfig))
-    else:
-        asyncio.run(run(settings, kubeconfig, args.peering))
+    # uvloop, as kopf's own CLI runs (kopf._kits.loops.proper_loop): the operator's CPU is
+    # mostly its event path (watch streams, TLS, aiohttp), which uvloop runs in C.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        if args.command == "bbs":
+            runner.run(run_bbs_only(settings, kubeconfig))
+        else:
+            runner.run(run(settings, kubeconfig, args.peering))
 
 
 if __name__ == "__main__":
