@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import uvloop
 
 from tests.fileserver import FILES, FileServer
 from tests.kubeutil import wait_until
@@ -68,6 +69,11 @@ def cluster_tool(*args: str, env: dict[str, str] | None = None) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"hack/cluster {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    """Every async test runs on the operator's own event loop: uvloop (``taskop.cli.main``)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

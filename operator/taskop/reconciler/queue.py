@@ -45,7 +45,10 @@ class WorkQueue(Generic[K]):
         self._due: dict[K, float] = {}
         self._seq = itertools.count()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._timer: asyncio.TimerHandle | None = None
+        # the armed timer and its due time (uvloop's call_at answers a plain Handle, without
+        # when(), for a time already past)
+        self._timer: asyncio.Handle | None = None
+        self._timer_due = 0.0
         self._idle = asyncio.Event()
         self._idle.set()
         self._shutting_down = False
@@ -106,10 +109,11 @@ class WorkQueue(Generic[K]):
 
     def _arm(self, due: float) -> None:
         if self._timer is not None:
-            if self._timer.when() <= due:
+            if self._timer_due <= due:
                 return
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
+        self._timer_due = due
 
     def _on_timer(self) -> None:
         self._timer = None

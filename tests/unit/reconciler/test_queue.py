@@ -79,3 +79,12 @@ async def test_waiting_workers_wake_one_per_key_and_for_timers() -> None:
     for w in pending:
         with pytest.raises(ShutDown):
             await w
+
+
+async def test_a_key_due_almost_at_once_then_one_due_later_are_both_handed_out_in_order() -> None:
+    # uvloop arms a timer due in under half a millisecond as a plain Handle (no when()): the
+    # queue must not ask the armed timer for its due time
+    q = queue()
+    q.add_after("now", 0.0001)
+    q.add_after("later", 0.01)
+    assert [await asyncio.wait_for(q.get(), 1) for _ in range(2)] == ["now", "later"]
