@@ -172,6 +172,15 @@ class Settings:
             " someone deletes them."
         },
     )
+    kueue_enabled: bool = field(
+        default=False,
+        metadata={
+            "doc": "Run Tasks that name a Kueue queue (spec.queueName, or their domain profile's"
+            " queueName) through Kueue: watch Kueue's Workloads (why a Task waits) and release each"
+            " queued Task's pod once (RBAC: pods patch; workloads get, list, watch, patch). Off:"
+            " such Tasks fail InvalidSpec, naming this setting."
+        },
+    )
     events_enabled: bool = field(
         default=True,
         metadata={"doc": "Post Kubernetes Events on Tasks (completion, warnings)."},

@@ -36,7 +36,7 @@ from pydantic import Field
 from pydantic.alias_generators import to_camel
 
 from taskop.domain.addresses import cidrs
-from taskop.domain.spec import PLACEMENT_TAG_PATTERN, LabelValue, Toleration
+from taskop.domain.spec import LABEL_VALUE_PATTERN, PLACEMENT_TAG_PATTERN, LabelValue, Toleration
 
 BBS_UNSCHEDULABLE_GRACE_PERIOD = 60.0
 """The default `DomainProfile.unschedulable_grace_period` of Tasks the BBS API desired. Diego
@@ -124,6 +124,16 @@ class DomainProfile(_Model):
     answer), never for others (kubectl users expect Kubernetes' waiting, up to the pending
     expiry); a number: for every Task of the domain; null: never. The time counts from the pod's
     ``PodScheduled`` condition (when the scheduler first said no), so a restart keeps it."""
+
+    queue_name: (
+        Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE_PATTERN)] | None
+    ) = None
+    """The Kueue LocalQueue of the domain's Tasks that name none themselves (``spec.queueName``):
+    how BBS, Glance and taskstore-completed tasks queue. Needs taskop's Kueue support."""
+    expire_pending_while_queued: bool = True
+    """Whether the pending expiry (BBS: 30 minutes from creation) also fails a task still waiting
+    in its Kueue queue (no pod of it released yet). false: a queued task waits as long as Kueue
+    keeps it; once released, the expiry applies as to any Pending task."""
 
     @pydantic.field_validator("allow_egress_to")
     @classmethod

@@ -25,6 +25,7 @@ _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
 Str = Annotated[str, Field(max_length=1024)]
 LongStr = Annotated[str, Field(max_length=32768)]
 LabelValue = Annotated[str, Field(max_length=63)]
+LABEL_VALUE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 ChecksumAlgorithm = Literal["md5", "sha1", "sha256"]
 Quantity = pydantic.StrictInt | Annotated[str, Field(max_length=64, pattern=QUANTITY_PATTERN)]
 
@@ -525,6 +526,14 @@ class TaskSpec(_Model):
     timeout_seconds: Annotated[int, Field(ge=1)] | None = None
     ttl_seconds_after_finished: Annotated[int, Field(ge=0)] | None = None
     retries: Annotated[int, Field(ge=0, le=100)] = 0
+    queue_name: (
+        Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE_PATTERN)] | None
+    ) = None
+    """The Kueue LocalQueue the task waits in (`taskop.domain.queueing`)."""
+    priority_class_name: (
+        Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE_PATTERN)] | None
+    ) = None
+    """Kueue's WorkloadPriorityClass for the task's Workload (only with a queue)."""
     external: bool = False
     cancelled: bool = False
     pod_template: PodTemplate | None = None

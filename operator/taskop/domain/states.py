@@ -47,6 +47,8 @@ class ConditionReason(enum.StrEnum):
     JOB_CREATED = "JobCreated"  # the Job exists, its pod has not started
     EXTERNAL = "External"  # waiting for an external BBS cell to start the task
     REJECTED = "Rejected"  # a cell rejected the task; it is pending again
+    QUEUED = "Queued"  # the Job waits in its Kueue queue (the message is Kueue's)
+    ADMISSION_UNAVAILABLE = "AdmissionUnavailable"  # a webhook (e.g. Kueue's) could not be reached
     POD_RUNNING = "PodRunning"  # the Job's pod runs on a node
     STARTED = "Started"  # an external cell started the task
     # finished

@@ -39,6 +39,11 @@ class CallbackStatus(_Model):
     delivered_at: str | None = None
 
 
+class ReleasedPod(_Model):
+    name: str
+    uid: str
+
+
 class TaskStatus(_Model):
     state: TaskState | None = None
     failed: bool = False
@@ -47,6 +52,8 @@ class TaskStatus(_Model):
     cell_id: str = ""
     job_name: str = ""
     pod_name: str = ""
+    released_pod: ReleasedPod | None = None
+    released_pod_failures: int = 0
     created_at: str | None = None
     updated_at: str | None = None
     first_completed_at: str | None = None
