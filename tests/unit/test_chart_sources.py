@@ -60,6 +60,8 @@ def test_helm_lint_passes_for_every_mode(helm: str) -> None:
         [TLS, "watchNamespace=team-a"],
         ["bbs.insecure=true", "replicaCount=2"],
         ["replicaCount=3", "watchNamespace=team-a", "bbs.tls.secretName=t"],
+        [TLS, "kueue.enabled=true"],
+        [TLS, "kueue.enabled=true", "watchNamespace=team-a"],
         [
             "bbs.enabled=false",
             "rbac.create=false",
@@ -81,6 +83,8 @@ def test_schema_rejects_bad_values(helm: str) -> None:
         "bbs.insecure=maybe",
         "bbs.tls.certManager.issuerKind=Vault",
         "watchNamespace=Not_A_Namespace",
+        "kueue.enabled=maybe",
+        "kueue.queueName=default",
     ):
         proc = subprocess.run(
             [helm, "template", "x", str(CHART), "--set", bad], capture_output=True, text=True
@@ -324,7 +328,10 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
     kube_class = source[source.index("class Kube:") :]
     methods = set(re.findall(r"^    async def ([a-z][a-z_]*)\(", kube_class, re.MULTILINE))
     assert methods - {"close"} == set(KUBE_CALLS), "new Kube method: grant it, then list it here"
-    docs = render(helm, "taskstore.enabled=true", show_only="templates/rbac.yaml")
+    # Everything on: the calls of the optional doors and of Kueue's support too.
+    docs = render(
+        helm, "taskstore.enabled=true", "kueue.enabled=true", show_only="templates/rbac.yaml"
+    )
     granted = grants(next(d for d in docs if d["kind"] == "ClusterRole"))
     granted_bbs = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-bbs"))
     granted_auth = grants(next(d for d in docs if d["metadata"]["name"] == "taskop-glance-auth"))
@@ -348,10 +355,46 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
     controller = (ROOT / "operator" / "taskop" / "reconciler" / "controller.py").read_text()
     informed = re.findall(r'Stream\(\s*"([a-z]+)"', controller)
     assert sorted(informed) == ["events", "jobs", "pods"], "unparsed informer Stream"
-    groups = {"jobs": "batch", "pods": "", "events": ""}
+    groups = {"jobs": "batch", "pods": "", "events": "", "workloads": "kueue.x-k8s.io"}
     for plural in informed:
         grant = granted.get((groups[plural], plural), set())
         assert {"list", "watch"} <= grant, f"the informers watch {plural}"
+
+
+KUEUE_RULES = {
+    ("", "pods"): {"patch"},  # the release: the gate taskop.dev/release off one pod
+    ("kueue.x-k8s.io", "workloads"): {"get", "list", "watch", "patch"},  # watch; deactivate
+}
+
+
+@pytest.mark.parametrize("scope", [[], ["watchNamespace=team-a"]], ids=["cluster-wide", "one-ns"])
+def test_kueue_rbac_and_setting_only_when_enabled(helm: str, scope: list[str]) -> None:
+    """kueue.enabled (default off) sets TASKOP_KUEUE_ENABLED and grants pods patch and Kueue's
+    workloads to the operator's own (Cluster)Role — namespaced kinds, so a Role in the watched
+    namespace, never the cluster-scoped reads' ClusterRole."""
+    from taskop.settings import Settings
+
+    operator_role = ("Role" if scope else "ClusterRole", "taskop")
+    for enabled in (False, True):
+        sets = [*scope, "kueue.enabled=true"] if enabled else scope
+        docs = render(helm, *sets)
+        got = roles(docs)
+        expected = OPERATOR_RULES | ({} if scope else CLUSTER_RULES)
+        if enabled:
+            expected = expected | {
+                k: OPERATOR_RULES.get(k, set()) | v for k, v in KUEUE_RULES.items()
+            }
+        assert grants(got[operator_role]) == expected, f"kueue.enabled={enabled}"
+        others = [grants(r) for key, r in got.items() if key != operator_role]
+        assert not [g for g in others if ("kueue.x-k8s.io", "workloads") in g]
+        assert not [g for g in others if "patch" in g.get(("", "pods"), set())]
+        deployment = next(d for d in docs if d["kind"] == "Deployment")
+        env = {
+            e["name"]: e.get("value")
+            for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["TASKOP_KUEUE_ENABLED"] == str(enabled).lower()
+        assert Settings.from_env(env).kueue_enabled is enabled
 
 
 def test_every_setting_is_a_chart_value(helm: str) -> None:
