@@ -323,7 +323,9 @@ class Settings:
             raise SettingsError(f"domain profiles ({where}): {e}") from None
 
     def job_settings(self) -> JobSettings:
-        return JobSettings(executor_image=self.executor_image, profiles=self.profiles)
+        return JobSettings(
+            executor_image=self.executor_image, profiles=self.profiles, kueue=self.kueue_enabled
+        )
 
     @property
     def task_annotations(self) -> dict[str, str]:

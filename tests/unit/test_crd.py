@@ -92,6 +92,7 @@ def test_printer_columns() -> None:
     assert columns["State"] == ".status.state"
     assert columns["Failed"] == ".status.failed"
     assert columns["Reason"] == ".status.failureReason"
+    assert columns["Message"] == '.status.conditions[?(@.type=="Running")].message'
     assert columns["Age"] == ".metadata.creationTimestamp"
 
 

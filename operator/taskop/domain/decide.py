@@ -34,7 +34,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskop.domain import lifecycle
+from taskop.domain import lifecycle, queueing
 from taskop.domain.egress import network_policy
 from taskop.domain.jobs import JobSettings, build_job, unenforced
 from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
@@ -74,6 +74,8 @@ REASON_INVALID_SPEC = "invalid spec: "
 POD_SECURITY_REFUSAL = "violates PodSecurity"
 
 _NS = 1_000_000_000
+UNAVAILABLE_RECHECK_MAX = 30.0
+"""Seconds between attempts at most while a webhook refuses the Job's create as unreachable."""
 PASSENGERS = frozenset({"podName"})
 """Status fields that never cause a write on their own: they ride along with the next change
 (a pod's name while it is still Pending would cost a Task write per Task for little)."""
@@ -118,6 +120,13 @@ class Observation:
     """The API server answered 404 for that pod or its log."""
     create_refused: tuple[ConditionReason, str] | None = None
     """Creating the Task's Job (or its NetworkPolicy) was just refused for good: why."""
+    create_unavailable: tuple[int, str] | None = None
+    """(first seen, message): creating the Task's Job just failed because an admission webhook
+    (Kueue's, which fails closed) could not be reached; nothing was created."""
+    workload: Obj | None = None
+    """The Kueue Workload of the Task's Job (`taskop.domain.queueing.slim_workload`), if seen."""
+    pod_obituaries: Mapping[str, bool] = dataclasses.field(default_factory=dict)
+    """Pods of the Task seen deleted: uid → whether a node had taken them (their last state)."""
     now: int = 0
 
 
@@ -131,6 +140,11 @@ class Decision:
     """A Job manifest to create *before* the status write (which then names it)."""
     release_job_uid: str | None = None
     """Remove `WITNESS_FINALIZER` from the Job with this uid, after the status write."""
+    release_pod: tuple[str, str] | None = None
+    """(name, uid): remove `queueing.RELEASE_GATE` from this pod, after the status write that
+    records it (``status.releasedPod``)."""
+    deactivate_workload: str | None = None
+    """Set ``spec.active=false`` on this Kueue Workload (before the Job's delete)."""
     delete_job_uid: str | None = None
     """Delete the Task's Job, with this uid as precondition."""
     delete_task: bool = False
@@ -294,7 +308,20 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         )
         if decision.action is ConvergeAction.DELETE:
             return Decision(delete_task=True)
-        if decision.action is ConvergeAction.EXPIRE_PENDING and our_job is not None:
+        queued = our_job is not None and spec is not None and _queued(spec, settings)
+        if decision.action is ConvergeAction.EXPIRE_PENDING and queued:
+            # Queued: "not started" is read from the Task alone. No pod released (or the one
+            # released deleted before a node took it): every pod is gated, none ran. One
+            # released may run: the expiry is over for it. The expiry's write and a release's
+            # both carry the Task's resourceVersion: they cannot both land.
+            assert our_job is not None and spec is not None
+            job_pods = [q for q in obs.pods if owned_by(q, str(our_job["metadata"]["uid"]))]
+            fate = released_fate(status, job_pods, obs.pod_obituaries)
+            profile = settings.jobs.profiles.profile(spec.domain)
+            if fate not in ("none", "unbound") or not profile.expire_pending_while_queued:
+                decision = lifecycle.NOTHING
+                expiry_over = True
+        elif decision.action is ConvergeAction.EXPIRE_PENDING and our_job is not None:
             # "Not started" is a claim about the Job's pods: confirm it with the API server (a
             # Job or pod event may still be on its way), never with the caches alone. A Job gone
             # meanwhile is a deleted Job (it may have run); one whose pods ended already ran
@@ -326,8 +353,10 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
                 d.events.append(("Warning", "CellDisappeared", p.message))
             if decision.action is ConvergeAction.EXPIRE_PENDING:
                 # Past its time with no Job yet (e.g. every create refused by RBAC): expired,
-                # not started now.
-                d.create_job = d.create_network_policy = None
+                # not started now; nor is a queued Task's pod released now.
+                d.create_job = d.create_network_policy = d.release_pod = None
+                p.extra.pop("releasedPod", None)
+                p.extra.pop("releasedPodFailures", None)
             if decision.action in (ConvergeAction.EXPIRE_PENDING, ConvergeAction.CELL_DISAPPEARED):
                 if our_job is not None and not _finished(our_job):
                     d.delete_job_uid = str(our_job["metadata"]["uid"])
@@ -376,7 +405,7 @@ def decide(obs: Observation, settings: DecideSettings, spec: TaskSpec | None = N
         )
     new_status["observedGeneration"] = generation
     news = any(status.get(k) != v for k, v in new_status.items() if k not in PASSENGERS)
-    if news and not _nothing_to_say_yet(status, rec, p):
+    if news and (d.release_pod is not None or not _nothing_to_say_yet(status, rec, p)):
         d.status = new_status
     if our_job is not None and _release_now(our_job, d.status or status, rec, d):
         d.release_job_uid = str(our_job["metadata"]["uid"])
@@ -410,9 +439,7 @@ def _release_now(job: Obj, status: Obj, rec: TaskRecord, d: Decision) -> bool:
     witnessed = status.get("jobName") == _get(job, "metadata", "name")
     if not witnessed and rec.state not in (TaskState.COMPLETED, TaskState.RESOLVING):
         return False
-    return bool(
-        _finished(job) or _get(job, "metadata", "deletionTimestamp") or d.delete_job_uid
-    )
+    return bool(_finished(job) or _get(job, "metadata", "deletionTimestamp") or d.delete_job_uid)
 
 
 def _a_pod_ended(job: Obj) -> bool:
@@ -511,6 +538,16 @@ def _follow_job(
         prefix = REASON_INVALID_SPEC if reason is ConditionReason.INVALID_SPEC else ""
         _fail(p, d, reason, prefix + text, now, event=text)
         return
+    if job is None and obs.create_unavailable is not None and not witnessed:
+        # Never made (Kueue's webhook, failing closed, is down): Pending, saying so; the next
+        # pass tries again, backing off to `UNAVAILABLE_RECHECK_MAX`. No witness: no Job.
+        first_seen, text = obs.create_unavailable
+        del p.extra["jobName"]
+        p.reason = ConditionReason.ADMISSION_UNAVAILABLE
+        p.message = f"Kubernetes could not admit Job {jname} yet; taskop tries again: {text}"
+        waited = max(0.0, (now - first_seen) / _NS)
+        d.recheck_in = min(UNAVAILABLE_RECHECK_MAX, max(1.0, waited / 2))
+        return
     if job is None:
         if witnessed:
             # Status names the Job, so it was created, and it may have run: never again.
@@ -571,6 +608,13 @@ def _follow_job(
         _fail(p, d, ConditionReason.JOB_DELETED, _job_deleted(jname), now)
         return
     pods = [pod for pod in obs.pods if owned_by(pod, job_uid)]
+    profile = settings.jobs.profiles.profile(spec.domain)
+    if (
+        not finished
+        and queueing.queue_of(spec, profile)
+        and _queue_step(obs, spec, job, pods, p, d)
+    ):
+        return
     if finished and not _pod_outcome_seen(job, pods, finished):
         if not obs.pods_read:
             d.read_pods = True
@@ -695,3 +739,99 @@ def _pod_outcome_seen(job: Obj, pods: Sequence[Obj], finished: str) -> bool:
         _get(pod, "status", "phase") == "Succeeded" and task_container_terminated(pod) is not None
         for pod in pods
     )
+
+
+def _queued(spec: TaskSpec, settings: DecideSettings) -> bool:
+    return bool(queueing.queue_of(spec, settings.jobs.profiles.profile(spec.domain)))
+
+
+def released_fate(status: Obj, pods: Sequence[Obj], obituaries: Mapping[str, bool]) -> str:
+    """The fate of a queued Task's released pod (``status.releasedPod``): "none" (no pod
+    released), else `queueing.settled`'s answer ("unbound", "failed", or "" for may run)."""
+    released = status.get("releasedPod") or {}
+    uid = str(released.get("uid") or "")
+    if not uid:
+        return "none"
+    pod = next((q for q in pods if _get(q, "metadata", "uid") == uid), None)
+    return queueing.settled(pod, obituaries.get(uid))
+
+
+def _queue_step(
+    obs: Observation, spec: TaskSpec, job: Obj, pods: Sequence[Obj], p: _Pass, d: Decision
+) -> bool:
+    """A queued Task's unfinished Job (`taskop.domain.queueing`, whose invariant this keeps):
+    release one pod, fail the Task when a released pod may have run and was stopped, or say why
+    it waits. False: the released pod runs; its outcome is read as for any Job."""
+    status: Obj = obs.task.get("status") or {}
+    released: Obj = status.get("releasedPod") or {}
+    failures = int(status.get("releasedPodFailures") or 0)
+    suspended = bool(_get(job, "spec", "suspend"))
+    fate = released_fate(status, pods, obs.pod_obituaries)
+    pod = next((q for q in pods if _get(q, "metadata", "uid") == released.get("uid")), None)
+    if (
+        fate == ""
+        and pod is None
+        and not obs.pods_read
+        and released.get("uid") not in (obs.pod_obituaries)
+    ):
+        d.read_pods = True  # gone, its last state unseen: ask the API server before judging
+        return True
+    if fate == "" and (
+        pod is None or (queueing.bound(pod) and (suspended or queueing.deleting(pod)))
+    ):
+        _stopped_after_start(obs, job, str(released.get("name")), p, d)
+        return True
+    if fate == "" and pod is not None and queueing.gated(pod) and not queueing.deleting(pod):
+        if not suspended:  # recorded, its release lost (a crash, a failed patch): again
+            d.release_pod = (str(released["name"]), str(released["uid"]))
+        return True
+    if fate == "":
+        return False  # it runs, or is about to: its outcome is read as for any Job
+    if fate == "failed" and failures + 1 > spec.retries:
+        return False  # no retry left: the Job fails, and the outcome says how
+    candidates = sorted(
+        (
+            q
+            for q in pods
+            if queueing.gated(q)
+            and not queueing.deleting(q)
+            and _get(q, "metadata", "uid") != released.get("uid")
+        ),
+        key=lambda q: (
+            str(_get(q, "metadata", "creationTimestamp")),
+            str(_get(q, "metadata", "name")),
+        ),
+    )
+    if candidates and not suspended:
+        chosen = candidates[0]
+        name, uid = str(chosen["metadata"]["name"]), str(chosen["metadata"]["uid"])
+        p.extra["releasedPod"] = {"name": name, "uid": uid}
+        if fate == "failed":
+            p.extra["releasedPodFailures"] = failures + 1
+        d.release_pod = (name, uid)
+        p.reason = ConditionReason.JOB_CREATED
+        return True
+    if suspended and (message := queueing.waiting_message(obs.workload)):
+        p.reason, p.message = ConditionReason.QUEUED, message
+    return True
+
+
+def _stopped_after_start(obs: Observation, job: Obj, pod_name: str, p: _Pass, d: Decision) -> None:
+    """The released pod may have run and was stopped (Kueue evicted or preempted the Workload, or
+    someone deleted the pod): never again. The Task fails; the Workload is deactivated and the
+    Job deleted, so Kueue does not run it from the start."""
+    found = queueing.eviction(obs.workload)
+    if found is not None:
+        reason, text = found
+    elif _get(job, "spec", "suspend"):
+        reason = ConditionReason.EVICTED
+        jname = _get(job, "metadata", "name")
+        text = f"Job {jname} was suspended (evicted by Kueue) after pod {pod_name} started"
+    else:
+        reason = ConditionReason.EVICTED
+        text = f"released pod {pod_name} was deleted after a node took it"
+    text += "; taskop runs a task at most once, so it does not run it again"
+    _fail(p, d, reason, text, obs.now)
+    d.delete_job_uid = str(job["metadata"]["uid"])
+    if obs.workload is not None and _get(obs.workload, "spec", "active") is not False:
+        d.deactivate_workload = str(obs.workload["metadata"]["name"])

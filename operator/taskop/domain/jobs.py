@@ -13,6 +13,7 @@ from taskop.domain.egress import unenforceable
 from taskop.domain.names import files_secret_name, guid_label_value, job_name, label_value
 from taskop.domain.owner import task_owner
 from taskop.domain.profiles import DomainProfile, DomainProfiles, Policy, ProfilePodTemplate
+from taskop.domain.queueing import queue_errors, queue_job, queue_of
 from taskop.domain.spec import Action, PodTemplate, SpecError, TaskSpec
 
 CONTAINER_NAME = "task"
@@ -73,6 +74,8 @@ class JobSettings:
         default_factory=lambda: types.MappingProxyType({"vcap": (2000, 2000)})
     )
     """User names of ``action.run.user`` → (uid, gid); root and numbers need no entry."""
+    kueue: bool = False
+    """Tasks with a queue run through Kueue (`taskop.domain.queueing`); off: they are refused."""
 
 
 def task_user(action: Action, legacy_download_user: str = "") -> tuple[str, str]:
@@ -161,6 +164,7 @@ def unsupported(spec: TaskSpec, settings: JobSettings) -> list[str]:
         run_as(user, settings, where)
     except SpecError as exc:
         errors.extend(exc.messages)
+    errors.extend(queue_errors(spec, profile, enabled=settings.kueue))
     return errors
 
 
@@ -521,7 +525,7 @@ def build_job(
     }
     if spec.timeout_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.timeout_seconds
-    return {
+    job: dict[str, Any] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -533,3 +537,6 @@ def build_job(
         },
         "spec": job_spec,
     }
+    if queue := queue_of(spec, profile):
+        queue_job(job, queue, spec.priority_class_name)
+    return job

@@ -6,6 +6,7 @@ its ``resourceVersion``, so two writers can never both win a transition: the los
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -27,6 +28,7 @@ _decode = msgspec.json.Decoder().decode
 and write's answer passes here)."""
 _encode = msgspec.json.Encoder().encode
 MERGE_PATCH = "application/merge-patch+json"
+KUEUE_GROUP, KUEUE_VERSION = "kueue.x-k8s.io", "v1beta2"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 Obj = dict[str, Any]
@@ -65,6 +67,18 @@ class Forbidden(Refused):
     @property
     def permanent(self) -> bool:
         return not self.passing
+
+
+class AdmissionUnavailable(ApiException):
+    """5xx: an admission webhook could not be called (Kueue's fail closed while it is down);
+    nothing was changed, and the same request may pass later. The message is the API server's."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status=status, reason=message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class Gone(Exception):
@@ -112,6 +126,8 @@ def _raise(status: int, body: str, reason: str) -> None:
         raise Forbidden(f"{status} {reason}: {message}", passing=_forbidden_passes(body, message))
     if 400 <= status < 500 and status != 429:
         raise Refused(f"{status} {reason}: {_status_message(body)}")
+    if status >= 500 and "failed calling webhook" in body:
+        raise AdmissionUnavailable(status, _status_message(body) or body[:2000])
     raise ApiException(status=status, reason=f"{reason}: {body[:2000]}")
 
 
@@ -303,6 +319,14 @@ class Kube:
             if namespace:
                 return self.core.list_namespaced_event(namespace, **kwargs)
             return self.core.list_event_for_all_namespaces(**kwargs)
+        if kind == "workloads":  # Kueue's, of queued Tasks' Jobs (taskop.domain.queueing)
+            if namespace:
+                return self.custom.list_namespaced_custom_object(
+                    KUEUE_GROUP, KUEUE_VERSION, namespace, "workloads", **kwargs
+                )
+            return self.custom.list_cluster_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, "workloads", **kwargs
+            )
         if kind == "kopfpeerings" and namespace:  # kopf's peering objects (reconciler/peering.py)
             return self.custom.list_namespaced_custom_object(
                 "kopf.dev", "v1", namespace, "kopfpeerings", **kwargs
@@ -481,6 +505,26 @@ class Kube:
             return await self._send("PATCH", path, body, STRATEGIC_MERGE_PATCH, "jobs")
         except (NotFound, Conflict, Invalid):
             return None  # a different uid is refused as a change of an immutable field
+
+    async def release_pod(self, namespace: str, name: str, uid: str, gate: str) -> Obj | None:
+        """Remove scheduling gate ``gate`` from pod ``name`` if its uid is ``uid`` (a no-op when
+        it is gone already); the pod after it, None when it is gone (or another pod by now)."""
+        body = {
+            "metadata": {"uid": uid},
+            "spec": {"schedulingGates": [{"name": gate, "$patch": "delete"}]},
+        }
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        try:
+            return await self._send("PATCH", path, body, STRATEGIC_MERGE_PATCH, "pods")
+        except (NotFound, Conflict, Invalid):
+            return None
+
+    async def deactivate_workload(self, namespace: str, name: str) -> None:
+        """Set the Kueue Workload's ``spec.active`` to false: Kueue evicts it and never admits it
+        again (a Workload gone already needs nothing)."""
+        path = f"/apis/{KUEUE_GROUP}/{KUEUE_VERSION}/namespaces/{namespace}/workloads/{name}"
+        with contextlib.suppress(NotFound):
+            await self._send("PATCH", path, {"spec": {"active": False}}, MERGE_PATCH)
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
         data = await _json(

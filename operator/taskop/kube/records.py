@@ -10,8 +10,8 @@ already reads), holding only those fields.
 What each kind keeps, and who reads it:
 - Task: metadata (no managedFields), spec and status whole: the reconciler's cache, the BBS,
   Glance and taskstore views (`taskop.reconciler.cache.slim_task`, `taskop.bbs.convert`).
-- Job: metadata, ``spec.activeDeadlineSeconds``, status whole (`slim_job`).
-- pod: metadata, ``spec.nodeName``, status whole (`slim_pod`).
+- Job: metadata, ``spec.activeDeadlineSeconds`` and ``suspend``, status whole (`slim_job`).
+- pod: metadata, ``spec.nodeName`` and ``schedulingGates``, status whole (`slim_pod`).
 
 Any other kind, or JSON these types do not fit, is decoded whole (never an error of its own).
 """
@@ -50,6 +50,7 @@ class Task(msgspec.Struct, omit_defaults=True):
 
 class JobSpec(msgspec.Struct, omit_defaults=True):
     activeDeadlineSeconds: int | None = None
+    suspend: bool | None = None
 
 
 class Job(msgspec.Struct, omit_defaults=True):
@@ -62,6 +63,7 @@ class Job(msgspec.Struct, omit_defaults=True):
 
 class PodSpec(msgspec.Struct, omit_defaults=True):
     nodeName: str | None = None
+    schedulingGates: list[Obj] | None = None
 
 
 class Pod(msgspec.Struct, omit_defaults=True):

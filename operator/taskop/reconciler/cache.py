@@ -26,6 +26,7 @@ from taskop.domain.limits import (
     oversized_stub,
     task_bytes,
 )
+from taskop.domain.names import job_name
 
 Key = tuple[str, str]  # (namespace, Task name)
 Obj = dict[str, Any]
@@ -98,8 +99,8 @@ def slim_job(body: Mapping[str, Any]) -> Obj:
             else {}
         ),
     }
-    if "activeDeadlineSeconds" in spec:
-        out["spec"] = {"activeDeadlineSeconds": spec["activeDeadlineSeconds"]}
+    if kept := {k: spec[k] for k in ("activeDeadlineSeconds", "suspend") if spec.get(k)}:
+        out["spec"] = kept  # suspend: Kueue's (a queued Task's Job waits, or was evicted)
     return out
 
 
@@ -122,8 +123,11 @@ def slim_pod(body: Mapping[str, Any]) -> Obj:
             {k: c[k] for k in ("name", "state", "lastState") if k in c} for c in containers
         ]
     out: Obj = {"metadata": meta, "status": kept}
-    if node := (body.get("spec") or {}).get("nodeName"):
+    pod_spec = body.get("spec") or {}
+    if node := pod_spec.get("nodeName"):
         out["spec"] = {"nodeName": node}
+    if gates := pod_spec.get("schedulingGates"):  # a queued Task's pod waits for its release
+        out.setdefault("spec", {})["schedulingGates"] = [{"name": g.get("name")} for g in gates]
     return out
 
 
@@ -208,6 +212,9 @@ class Cache:
         self.jobs: dict[Key, Entry] = {}  # by the Task whose deterministic Job name it has
         self.pods: dict[Key, dict[str, Entry]] = {}
         self.create_failures: dict[Key, tuple[int, str]] = {}
+        self.create_unavailable: dict[Key, int] = {}  # first seen: a webhook could not be called
+        self.workloads: dict[tuple[str, str], Obj] = {}  # (namespace, Job name) → Kueue Workload
+        self.obituaries: dict[Key, dict[str, bool]] = {}  # pod uid → bound, when seen deleted
         self.lost_cells: set[str] = set()
         self._job_keys: dict[tuple[str, str], Key] = {}  # (namespace, Job name) → Task key
 
@@ -303,6 +310,12 @@ class Cache:
         self.drop_job(key)
         self.pods.pop(key, None)
         self.create_failures.pop(key, None)
+        self._drop_queueing(key)
+
+    def _drop_queueing(self, key: Key) -> None:
+        self.create_unavailable.pop(key, None)
+        self.obituaries.pop(key, None)
+        self.workloads.pop((key[0], job_name(key[1])), None)
 
     def state(self, key: Key) -> str | None:
         """The held Task's status.state ("Pending" when none yet), without decoding it."""
@@ -313,6 +326,7 @@ class Cache:
         neither, so they are not held (an event of them brings them back until they go)."""
         self.drop_job(key)
         self.pods.pop(key, None)
+        self._drop_queueing(key)
 
     def keys(self) -> set[Key]:
         return set(self.tasks) | set(self.jobs) | set(self.pods)

@@ -52,9 +52,19 @@ from taskop.domain.decide import (
 from taskop.domain.jobs import MANAGED_BY, RESULT_CONTAINER_NAME
 from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
+from taskop.domain.queueing import RELEASE_GATE, slim_workload
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
 from taskop.domain.states import ConditionReason, TaskState
-from taskop.kube.client import AlreadyExists, Conflict, Forbidden, Invalid, Kube, NotFound, Obj
+from taskop.kube.client import (
+    AdmissionUnavailable,
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    Invalid,
+    Kube,
+    NotFound,
+    Obj,
+)
 from taskop.kube.feed import TaskFeed
 from taskop.kube.informer import SYNCED, Stream, inform
 from taskop.readiness import READINESS
@@ -98,6 +108,8 @@ class KubeAPI(Protocol):
         self, namespace: str, name: str, uid: str, finalizer: str
     ) -> Obj | None: ...
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]: ...
+    async def release_pod(self, namespace: str, name: str, uid: str, gate: str) -> Obj | None: ...
+    async def deactivate_workload(self, namespace: str, name: str) -> None: ...
     async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None: ...
     def list_pages(
         self,
@@ -300,11 +312,55 @@ class Controller:
         key = (str(meta.get("namespace")), str(task))
         if event_type == "DELETED":
             self.cache.drop_pod(key, str(meta.get("name")))
+            if self.settings.kueue_enabled and not self._finished_without_children(key):
+                # Its last state: whether a node had taken it (a queued Task's released pod
+                # deleted unbound never ran; `taskop.domain.queueing`). Lost on a restart or a
+                # re-list, which only makes taskop conservative.
+                bound = bool((body.get("spec") or {}).get("nodeName"))
+                self.cache.obituaries.setdefault(key, {})[str(meta.get("uid"))] = bound
         elif self._finished_without_children(key):
             return  # (as its Job)
         elif not self.cache.put_pod(key, body):
             return  # nothing a pass reads changed
         self.enqueue(key)
+
+    def workload_event(self, event_type: str | None, body: Obj) -> None:
+        """A Kueue Workload: kept (slim) by its Job's name, for the Task whose Job it is."""
+        meta = body.get("metadata") or {}
+        owner = next((o for o in meta.get("ownerReferences") or () if o.get("kind") == "Job"), None)
+        if owner is None:
+            return
+        namespace = str(meta.get("namespace"))
+        where = (namespace, str(owner.get("name")))
+        key = self.cache.key_of_job(*where)
+        if event_type == "DELETED":
+            if self.cache.workloads.get(where, {}).get("metadata", {}).get("uid") != meta.get(
+                "uid"
+            ):
+                return
+            self.cache.workloads.pop(where, None)
+        elif key is not None and self._finished_without_children(key):
+            return
+        else:
+            slim = slim_workload(body)
+            if self.cache.workloads.get(where) == slim:
+                return
+            self.cache.workloads[where] = slim
+        if key is not None:
+            self.enqueue(key)
+
+    async def replace_workloads(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
+        rv, seen = "", set()
+        async for page in pages:
+            rv = rv or str(page["metadata"]["resourceVersion"])
+            for body in page.get("items") or ():
+                self.workload_event("ADDED", body)
+                seen.add(str((body.get("metadata") or {}).get("uid")))
+        for where, held in list(self.cache.workloads.items()):
+            if held["metadata"].get("uid") not in seen:
+                del self.cache.workloads[where]
+        self._mark_listed("workloads")
+        return rv, set()
 
     def failed_create_event(self, body: Obj) -> None:
         """A FailedCreate Event of the Job controller about one of taskop's Jobs."""
@@ -348,12 +404,20 @@ class Controller:
 
     def _observe(self, key: Key, task: Obj, **reads: Any) -> Observation:
         cell = (task.get("status") or {}).get("cellId")
+        job = self.cache.job(key)
+        workload = None
+        if job is not None and self.cache.workloads:
+            found = self.cache.workloads.get((key[0], str(job["metadata"]["name"])))
+            if found is not None and owned_by(found, str(job["metadata"]["uid"])):
+                workload = found
         return Observation(
             task=task,
-            job=self.cache.job(key),
+            job=job,
             pods=self.cache.pods_of(key),
             create_failure=self.cache.create_failures.get(key),
             cell_lost=bool(cell) and cell in self.cache.lost_cells,
+            workload=workload,
+            pod_obituaries=self.cache.obituaries.get(key, {}),
             now=self.clock(),
             **reads,
         )
@@ -444,6 +508,13 @@ class Controller:
             observed = self._observe(key, task, create_refused=(refused.reason, str(refused)))
             await self._write(key, task, decide(observed, self.decide_settings, self._spec(task)))
             return
+        except AdmissionUnavailable as unavailable:
+            # Not now (Kueue's webhook, failing closed, is down): Pending, saying so, and tried
+            # again with back-off; nothing was created.
+            first_seen = self.cache.create_unavailable.setdefault(key, self.clock())
+            observed = self._observe(key, task, create_unavailable=(first_seen, str(unavailable)))
+            await self._write(key, task, decide(observed, self.decide_settings, self._spec(task)))
+            return
         if d.status is not None:
             # Only what changed (a merge patch keeps the rest; the resourceVersion precondition
             # makes "the rest" the status this pass decided from).
@@ -455,8 +526,14 @@ class Controller:
             metrics.record_transition(task.get("status") or {}, d.status, time.time())
             self.cache.put_task(written)
             task = self.cache.task(key) or task
+        if d.release_pod is not None:  # recorded in the status just written: now it may run
+            pod = await self.kube.release_pod(namespace, *d.release_pod, RELEASE_GATE)
+            if pod is not None:
+                self.cache.put_pod(key, pod)
         if release is not None:
             await self._release(key, release)
+        if d.deactivate_workload is not None:
+            await self.kube.deactivate_workload(namespace, d.deactivate_workload)
         if d.delete_job_uid is not None:
             await self.kube.delete_job(namespace, job_name(name), d.delete_job_uid)
         if d.remove_finalizer:
@@ -536,6 +613,7 @@ class Controller:
             self.queue.add(key)
             return None
         self.cache.put_job(key, job)
+        self.cache.create_unavailable.pop(key, None)
         return str(job["metadata"]["uid"])
 
     async def _release(self, key: Key, job_uid: str) -> None:
@@ -728,7 +806,11 @@ class Controller:
                 self.replace_failed_creates,
                 lambda type_, body: None if type_ == "DELETED" else self.failed_create_event(body),
             ),
-        ]
+        ] + (
+            [Stream("workloads", None, None, self.replace_workloads, self.workload_event)]
+            if self.settings.kueue_enabled
+            else []
+        )
 
     async def _resync_loop(self) -> None:
         period = self.settings.resync_period
@@ -755,8 +837,10 @@ class Controller:
                 "reconciler: its Tasks, Jobs, pods and Events are not listed (yet, or a watch is"
                 " broken)",
                 # (a standby lists its Tasks anew once active: "standby" says why it is not ready)
-                lambda: (self.caches_synced or not self._active.is_set())
-                and all(SYNCED.get(kind) for kind in LISTED_KINDS),
+                lambda: (
+                    (self.caches_synced or not self._active.is_set())
+                    and all(SYNCED.get(kind) for kind in LISTED_KINDS)
+                ),
             )
             self._informers = [
                 asyncio.create_task(inform(kube, namespace, stream), name=f"taskop-{stream.kind}")

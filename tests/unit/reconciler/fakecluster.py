@@ -29,12 +29,22 @@ import string
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from taskop.domain.queueing import QUEUE_LABEL
 from taskop.domain.timefmt import format_seconds
-from taskop.kube.client import AlreadyExists, Conflict, Forbidden, Gone, Invalid, NotFound, Refused
+from taskop.kube.client import (
+    AdmissionUnavailable,
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    Refused,
+)
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
-KINDS = ("tasks", "jobs", "pods", "events", "nodes")
+KINDS = ("tasks", "jobs", "pods", "events", "nodes", "workloads")
 NODES = ("node-1", "node-2", "node-3", "node-4")
 POD_FAILURE_BACKOFF = 10 * 10**9  # the Job controller's: 10 s, doubling, at most 6 min
 FAILURES = frozenset({"exit 1", "oom", "evicted", "deleted", "node lost"})
@@ -55,6 +65,7 @@ class PodTruth:
     removed: bool = False  # gone from the API server
     removed_at: int = 0  # the commit that removed it
     pull_failed: bool = False
+    ran: bool = False  # its command started (the kubelet ran it)
 
 
 @dataclasses.dataclass
@@ -118,6 +129,10 @@ class FakeCluster:
         self.jobs: dict[str, JobTruth] = {}  # Job uid → the Job controller's tracking
         self.nodes_deleted: set[str] = set()
         self.terminating = False  # the namespace is being deleted
+        self.kueue_capacity = 2  # Workloads its ClusterQueue admits at once
+        self.kueue_down = False  # its manager stopped; its webhooks fail closed
+        self.concurrent_runs: list[str] = []  # Tasks with two pods running their command at once
+        self.evicted_tasks: set[str] = set()  # Task uids whose Workload Kueue evicted
         self.task_writes: list[tuple[str, str, str, str]] = []
         """Writes through the KubeAPI (taskop's): (call, Task uid, its state before, domain)."""
         self.cancel_landed: dict[str, str] = {}  # Task uid → its state when cancelled landed
@@ -427,6 +442,9 @@ class FakeCluster:
             raise self._refused_in_namespace()
         if (namespace, name) in self.objects["jobs"]:
             raise AlreadyExists(name)
+        if self.kueue_down and QUEUE_LABEL in (body["metadata"].get("labels") or {}):
+            self.moved("kueue down")
+            raise AdmissionUnavailable(500, KUEUE_DOWN)
         refusal = self.refuse_create.get(body["metadata"]["ownerReferences"][0]["name"])
         if refusal is not None:  # for good (a quota, a webhook, a policy; invalid), or RBAC's
             if "is invalid" in refusal:
@@ -495,6 +513,8 @@ class FakeCluster:
         job = self.objects["jobs"].get((namespace, name))
         if job is None or job["metadata"]["uid"] != uid:
             return None
+        if self.kueue_down and _queued(job):  # vjob.kb.io covers a labelled Job's updates too
+            raise AdmissionUnavailable(500, KUEUE_DOWN)
         job = copy.deepcopy(job)
         job["metadata"]["finalizers"] = [
             f for f in job["metadata"].get("finalizers") or () if f != finalizer
@@ -507,6 +527,35 @@ class FakeCluster:
         if fault == "timeout":
             raise ClientTimeout
         return written
+
+    async def release_pod(self, namespace: str, name: str, uid: str, gate: str) -> Obj | None:
+        fault = self._fault("release_pod")
+        if fault == "5xx":
+            raise ServerError("500")
+        pod = self.objects["pods"].get((namespace, name))
+        if pod is None or pod["metadata"]["uid"] != uid:
+            return None
+        pod = copy.deepcopy(pod)
+        gates = [g for g in pod["spec"].get("schedulingGates") or () if g.get("name") != gate]
+        if gates:
+            pod["spec"]["schedulingGates"] = gates
+        else:
+            pod["spec"].pop("schedulingGates", None)
+        self.moved("pod released")
+        written = self._commit("pods", "MODIFIED", pod)
+        if fault == "timeout":
+            raise ClientTimeout
+        return written
+
+    async def deactivate_workload(self, namespace: str, name: str) -> None:
+        if self._fault("deactivate_workload") is not None:
+            raise ServerError("500")
+        workload = self.objects["workloads"].get((namespace, name))
+        if workload is None:
+            return
+        workload = copy.deepcopy(workload)
+        workload["spec"]["active"] = False
+        self._commit("workloads", "MODIFIED", workload)
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
         if self._fault("list_pods") is not None:
@@ -619,6 +668,22 @@ class FakeCluster:
             return
         active = [p for p in pods if p["status"]["phase"] in ("Pending", "Running")]
         active = [p for p in active if not _deleting(p)]
+        if job["spec"].get("suspend"):
+            # Suspended (Kueue: not admitted, or evicted): its active pods are deleted — their
+            # tracking finalizer removed first, so they are never counted as failed — and no
+            # pod is made. A bound pod runs out its grace period (the kubelet ends it).
+            for p in active:
+                pod_uid = p["metadata"]["uid"]
+                self._untrack(p)
+                held = copy.deepcopy(self.objects["pods"][_key(p)])
+                if held["spec"].get("nodeName"):  # graceful: the kubelet ends it, then it goes
+                    held["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+                    self._commit("pods", "MODIFIED", held)
+                else:  # unbound: gone at once (grace period 0), never ran
+                    self._pod_ends(pod_uid, "never ran")
+                    self._delete("pods", held)
+            truth.started = None  # Kueue's stop resets startTime (the deadline counts anew)
+            return
         deadline = job["spec"].get("activeDeadlineSeconds")
         condition: Obj | None = None
         if status.get("succeeded"):
@@ -651,8 +716,14 @@ class FakeCluster:
             return
         if active or now < truth.next_create or self.terminating:
             return  # (no pod can be created in a namespace being deleted)
-        if any(p["status"]["phase"] not in ("Succeeded", "Failed") for p in pods):
-            return  # a pod being deleted is replaced once it has failed
+        if any(
+            p["status"]["phase"] not in ("Succeeded", "Failed")
+            and not (_queued(job) and _deleting(p))
+            for p in pods
+        ):
+            # A pod being deleted is replaced once it has failed; a queued Job's (Kueue's stop)
+            # at once, while it terminates (podReplacementPolicy TerminatingOrFailed).
+            return
         if refuse:
             self._commit(
                 "events",
@@ -685,7 +756,11 @@ class FakeCluster:
                 "ownerReferences": [{"kind": "Job", "name": job_key[1], "uid": uid}],
                 "finalizers": [TRACKING],
             },
-            "spec": {},
+            "spec": (
+                {"schedulingGates": copy.deepcopy(template["spec"]["schedulingGates"])}
+                if template.get("spec", {}).get("schedulingGates")
+                else {}
+            ),
             "status": {"phase": "Pending"},
         }
         self.pods[pod["metadata"]["uid"]] = PodTruth(uid, pod["metadata"]["name"])
@@ -708,10 +783,15 @@ class FakeCluster:
             if phase == "Running":
                 killed = {"terminated": {"exitCode": 137, "reason": "Error"}}
                 pod["status"]["containerStatuses"] = [{"name": "task", "state": killed}]
+            if not pod["metadata"].get("finalizers"):  # nothing holds it (Kueue's stop): it goes
+                self._pod_ends(pod["metadata"]["uid"], "suspended")
+                self._commit("pods", "MODIFIED", pod)
+                self._delete("pods", copy.deepcopy(pod))
+                return
         elif phase == "Pending":
             nodes = self.live_nodes()
-            if not nodes:
-                return
+            if not nodes or pod["spec"].get("schedulingGates"):
+                return  # the scheduler binds no gated pod
             pod["spec"].setdefault("nodeName", self.rng.choice(nodes))
             truth.node = pod["spec"]["nodeName"]
             if bad_image:
@@ -731,6 +811,12 @@ class FakeCluster:
             job_uid = truth.job_uid
             owner = self.jobs[job_uid].task_uid
             self.started_at.setdefault(owner, int(self.list_rv()))
+            running = [
+                p for p in self.jobs[job_uid].pods if self.pods[p].ran and not self.pods[p].fate
+            ]
+            if running:
+                self.concurrent_runs.append(owner)
+            truth.ran = True
             pod["status"] = {
                 "phase": "Running",
                 "containerStatuses": [{"name": "task", "state": {"running": {}}}],
@@ -819,6 +905,161 @@ class FakeCluster:
         }
         self._pod_ends(pod["metadata"]["uid"], "evicted")
         self._commit("pods", "MODIFIED", pod)
+
+    # --- Kueue (its manager: Workloads, admission under a quota, eviction)
+    def kueue_step(self, job_key: Key) -> None:
+        """One write of Kueue's for a queued Job: make its Workload; admit it when the
+        ClusterQueue has room (then unsuspend the Job); requeue an evicted one once its pods are
+        gone (quota released); say why one waits."""
+        job = self.objects["jobs"].get(job_key)
+        if self.kueue_down or job is None or not _queued(job) or _deleting(job):
+            return
+        uid = job["metadata"]["uid"]
+        workload = self._workload_of(uid)
+        if workload is None:
+            name = f"job-{job_key[1]}-{uid}"
+            self._commit(
+                "workloads",
+                "ADDED",
+                {
+                    "metadata": {
+                        "namespace": job_key[0],
+                        "name": name,
+                        "uid": self.new_uid(),
+                        "ownerReferences": [{"kind": "Job", "name": job_key[1], "uid": uid}],
+                    },
+                    "spec": {"active": True},
+                    "status": {"conditions": []},
+                },
+            )
+            return
+        workload = copy.deepcopy(workload)
+        conditions = {c["type"]: c for c in workload["status"]["conditions"]}
+        admitted = _true(conditions, "QuotaReserved")
+        if job["status"].get("conditions"):  # finished: its quota is free
+            if admitted:
+                conditions["QuotaReserved"] = _cond("QuotaReserved", "False", "Finished", "")
+                self._set(workload, conditions)
+            return
+        if admitted and not workload["spec"]["active"] and not _true(conditions, "Evicted"):
+            self.kueue_evict(job_key, "Deactivated")
+            return
+        if admitted and _true(conditions, "Evicted"):
+            pods = self._pods_of(uid)
+            if any(
+                not _deleting(p) and p["status"]["phase"] in ("Pending", "Running") for p in pods
+            ):
+                return  # the Job controller still stops them (status.active)
+            message = str(conditions["Evicted"].get("message"))
+            conditions["QuotaReserved"] = _cond("QuotaReserved", "False", "Pending", message)
+            self._set(workload, conditions)
+            return
+        if admitted:
+            if job["spec"].get("suspend") and not job["metadata"].get("annotations", {}).get(
+                "stopping"
+            ):
+                self._suspend(job_key, False)  # Kueue resumes an admitted Job, whoever stopped it
+            return
+        if not workload["spec"]["active"]:
+            return
+        in_use = sum(
+            1
+            for w in self.objects["workloads"].values()
+            if _true({c["type"]: c for c in w["status"]["conditions"]}, "QuotaReserved")
+        )
+        if in_use >= self.kueue_capacity:
+            message = (
+                "couldn't assign flavors to pod set main: insufficient unused quota for cpu in"
+                " flavor default, 1 more needed"
+            )
+            if (conditions.get("QuotaReserved") or {}).get("message") != message:
+                conditions["QuotaReserved"] = _cond("QuotaReserved", "False", "Pending", message)
+                self._set(workload, conditions)
+            return
+        conditions["QuotaReserved"] = _cond("QuotaReserved", "True", "QuotaReserved", "")
+        for type_ in ("Evicted", "Preempted"):
+            if type_ in conditions:
+                previous = conditions[type_].get("message")
+                conditions[type_] = _cond(
+                    type_, "False", "QuotaReserved", f"Previously: {previous}"
+                )
+        self._set(workload, conditions)
+        self.moved("kueue admitted")
+        self._suspend(job_key, False)
+
+    def kueue_evict(self, job_key: Key, reason: str) -> None:
+        """Kueue evicts an admitted Workload (a preemption, a PodsReady timeout, its queue
+        stopped, a deactivation): Evicted (and Preempted) True, then the Job suspended."""
+        job = self.objects["jobs"].get(job_key)
+        if self.kueue_down or job is None or job["status"].get("conditions"):
+            return
+        workload = self._workload_of(job["metadata"]["uid"])
+        if workload is None:
+            return
+        conditions = {c["type"]: c for c in workload["status"]["conditions"]}
+        if not _true(conditions, "QuotaReserved") or _true(conditions, "Evicted"):
+            return
+        workload = copy.deepcopy(workload)
+        if reason == "Preempted":
+            message = (
+                "Preempted to accommodate a workload (UID: w9, JobUID: j9) due to prioritization"
+                " in the ClusterQueue"
+            )
+            conditions["Preempted"] = _cond("Preempted", "True", "InClusterQueue", message)
+        else:
+            message = f"The workload is evicted: {reason}"
+        conditions["Evicted"] = _cond("Evicted", "True", reason, message)
+        self._set(workload, conditions)
+        truth = self.jobs[job["metadata"]["uid"]]
+        self.evicted_tasks.add(truth.task_uid)
+        ran = any(self.pods[p].ran for p in truth.pods)
+        self.moved("kueue evicted after start" if ran else "kueue evicted before start")
+        self._suspend(job_key, True)
+
+    def _suspend(self, job_key: Key, suspend: bool) -> None:
+        job = copy.deepcopy(self.objects["jobs"][job_key])
+        job["spec"]["suspend"] = suspend
+        self._commit("jobs", "MODIFIED", job)
+
+    def _set(self, workload: Obj, conditions: dict[str, Obj]) -> None:
+        workload["status"]["conditions"] = list(conditions.values())
+        self._commit("workloads", "MODIFIED", workload)
+
+    def _workload_of(self, job_uid: str) -> Obj | None:
+        return next(
+            (w for w in self.objects["workloads"].values() if _owned(w, job_uid)),
+            None,
+        )
+
+    def _pods_of(self, job_uid: str) -> list[Obj]:
+        return [
+            p
+            for p in self.objects["pods"].values()
+            if p["metadata"]["labels"].get("controller-uid") == job_uid
+        ]
+
+
+KUEUE_DOWN = (
+    'Internal error occurred: failed calling webhook "mjob.kb.io": failed to call webhook: Post'
+    ' "https://127.0.0.1:9443/mutate-batch-v1-job?timeout=10s": dial tcp 127.0.0.1:9443: connect:'
+    " connection refused"
+)
+
+
+def _queued(job: Obj) -> bool:
+    return QUEUE_LABEL in (job["metadata"].get("labels") or {})
+
+
+def _key(obj: Obj) -> Key:
+    return (obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+
+def _cond(type_: str, status: str, reason: str, message: str) -> Obj:
+    return {"type": type_, "status": status, "reason": reason, "message": message}
+
+
+def _true(conditions: dict[str, Obj], type_: str) -> bool:
+    return (conditions.get(type_) or {}).get("status") == "True"
 
 
 def _deleting(obj: Obj) -> bool:

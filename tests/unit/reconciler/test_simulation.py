@@ -19,6 +19,14 @@ choosing at every step, from a seeded RNG, one of:
   (a pod runs, exits 1, is OOM-killed, or stays Pending on ImagePullBackOff), the garbage collector
   (dependents deleted later, as background propagation does; the pods of a deleted node failed and
   deleted by the pod GC);
+- Kueue, for the Tasks with a queue (their own, or their domain profile's): it makes a Workload
+  for the suspended Job, admits it when its ClusterQueue has room (two at a time) and unsuspends
+  the Job, evicts an admitted one at any moment (preempted, a PodsReady timeout, its queue
+  stopped): the Job suspended, its pods deleted uncounted (a bound one runs out its grace period
+  while the Job controller makes its replacement at once), the quota released, requeued and
+  admitted again; taskop's deactivation evicts it for good; the scheduler binds no gated pod.
+  Kueue's manager stops and comes back (its webhooks, failing closed, refuse a labelled Job's
+  create and update meanwhile);
 - users: delete a Job or a pod, evict a pod, delete a node (``Controller.node_event``), cancel a
   Task (``spec.cancelled``), delete a Task and create it again under the same name (a new uid,
   while the earlier one's Job and NetworkPolicy wait for the GC), exhaust a quota while a Task
@@ -53,6 +61,8 @@ Invariants checked after every schedule:
 - a Task expired as "not started" had no pod that started before it was expired;
 - a Task whose creates are refused for good fails with the API server's message;
 - no Job being deleted is kept by taskop's witness finalizer (and so a deleted namespace empties);
+- no Task's command ever runs in two pods at once, and it runs at most ``1 + spec.retries`` times,
+  whatever Kueue does (a queued Task evicted after a node took its pod fails, in Kueue's words);
 - checked at the step: a LIST that fails part-way (410 Gone after some pages, or a 5xx) never
   drops from a cache an object that still exists.
 
@@ -105,7 +115,10 @@ NS = "sim"
 EPOCH = 1_800_000_000 * 10**9
 SCHEDULES = int(os.environ.get("SIM_SCHEDULES", "2000"))
 _PROFILES = Path(tempfile.mkdtemp(prefix="taskop-sim-")) / "profiles.yaml"
-_PROFILES.write_text("domains:\n  lenient: {unenforceable: warn}\n  work: {run: taskstore}\n")
+_PROFILES.write_text(
+    "domains:\n  lenient: {unenforceable: warn}\n  work: {run: taskstore}\n"
+    "  queued: {queueName: cf}\n"
+)
 ICMP = {"protocol": "icmp", "destinations": ["0.0.0.0/0"], "icmpInfo": {"type": 8, "code": 0}}
 SETTINGS = Settings(
     domain_profiles_file=str(_PROFILES),
@@ -115,6 +128,7 @@ SETTINGS = Settings(
     expire_completed_task_duration=120.0,
     image_pull_grace_period=60.0,
     bbs_namespace=NS,
+    kueue_enabled=True,
 )
 GLANCE_TYPE_LABEL = "taskop.dev/glance-type"  # taskop.glance.model.TYPE_LABEL
 STORE_GROUP = "taskstore.taskop.dev/group"  # taskop.taskstore.model.GROUP
@@ -140,6 +154,11 @@ NEW_MOVES = (
     "taskstore update",
     "quota exhausted",
     "watch stalled",
+    "kueue admitted",
+    "pod released",
+    "kueue evicted before start",
+    "kueue evicted after start",
+    "kueue down",
 )
 
 Key = tuple[str, str]
@@ -343,7 +362,12 @@ class Simulation:
             spec["retries"] = self.rng.randint(1, 2)
         if self.rng.random() < 0.12:
             spec["timeoutSeconds"] = self.rng.randint(5, 40)
-        if self.rng.random() < 0.2:
+        queued = self.rng.random()
+        if queued < 0.2:  # through Kueue: its own queue, or its domain's
+            spec["queueName"] = "team"
+        elif queued < 0.3:
+            spec["domain"] = "queued"
+        if self.rng.random() < 0.2 and spec.get("domain") != "queued":
             spec["egressRules"] = [{"protocol": "all", "destinations": ["10.0.0.0/8"]}]
             if self.rng.random() < 0.5:  # runs under its domain's warn policy, recorded
                 spec["domain"] = "lenient"
@@ -399,6 +423,8 @@ class Simulation:
             c.pod_event(event, obj)
         elif kind == "nodes":
             c.node_event(event, obj["metadata"]["name"])
+        elif kind == "workloads":
+            c.workload_event(event, obj)
         elif event != "DELETED":
             c.failed_create_event(obj)
 
@@ -473,6 +499,7 @@ class Simulation:
             "jobs": c.replace_jobs,
             "pods": c.replace_pods,
             "events": c.replace_failed_creates,
+            "workloads": c.replace_workloads,
         }[kind]
         selector = "managed" if kind == "jobs" else None
         await self.listing(c, lambda: replace(self.cluster.list_pages(kind, NS, selector)))
@@ -645,14 +672,18 @@ class Simulation:
             if jobs:
                 key = self.rng.choice(jobs)
                 task = key[1]  # job names are the task names here
-                cluster.job_controller_step(key, refuse=self.refuse.get(task))
+                if self.rng.random() < 0.3:
+                    cluster.kueue_step(key)
+                else:
+                    cluster.job_controller_step(key, refuse=self.refuse.get(task))
         elif r < 0.85:
             pods = sorted(cluster.objects["pods"])
             if pods:
                 self.kubelet(self.rng.choice(pods))
         elif r < 0.87:
             try:
-                await self.relist(self.rng.choice(("tasks", "jobs", "pods", "events", "nodes")))
+                kinds = ("tasks", "jobs", "pods", "events", "nodes", "workloads")
+                await self.relist(self.rng.choice(kinds))
             except (ServerError, Gone):
                 pass  # the informer lists again later
             if self.rng.random() < 0.1:
@@ -660,8 +691,10 @@ class Simulation:
                     await self.listing(self.controller, self.controller.list_tasks)
                 except (ServerError, Gone):
                     pass
-        elif r < 0.89:
+        elif r < 0.885:
             cluster.fault_rate = self.rng.choice((0.0, 0.0, 0.2, 0.5))
+        elif r < 0.89:
+            cluster.kueue_down = self.rng.random() < 0.3  # its manager stops, or is back
         elif r < 0.895:
             await self.restart()
         elif r < 0.90:
@@ -681,7 +714,7 @@ class Simulation:
             await self.fill_caches(self.controller)
             if self.standby is not None:
                 await self.fill_caches(self.standby)
-                for kind in ("jobs", "pods", "events"):  # kopf paused only its Task watch
+                for kind in ("jobs", "pods", "events", "workloads"):  # kopf paused only Tasks
                     self.deliver_next(kind, c=self.standby)
         elif r < 0.953:
             await self.takeover()
@@ -690,11 +723,18 @@ class Simulation:
         elif r < 0.962:
             cluster.gc_step()
             cluster.namespace_step()
-        elif r < 0.970:
+        elif r < 0.966:
             running = sorted(k for k, p in cluster.objects["pods"].items() if _running(p))
             if running:
                 cluster.moved("evicted")
                 cluster.evict(self.rng.choice(running))
+        elif r < 0.970:
+            # Kueue evicts an admitted Workload: preempted, a PodsReady timeout, its queue
+            # stopped (then it is requeued, and admitted again when there is room).
+            jobs = sorted(cluster.objects["jobs"])
+            if jobs:
+                reason = self.rng.choice(("Preempted", "PodsReadyTimeout", "ClusterQueueStopped"))
+                cluster.kueue_evict(self.rng.choice(jobs), reason)
         elif r < 0.976:
             pods = sorted(cluster.objects["pods"])
             if pods:
@@ -732,8 +772,9 @@ class Simulation:
         cluster = self.cluster
         cluster.fault_rate = 0.0
         cluster.gone_rate = 0.0
+        cluster.kueue_down = False
         self.receiver.healthy = True
-        for kind in ("jobs", "pods", "events", "tasks", "nodes"):
+        for kind in ("jobs", "pods", "events", "tasks", "nodes", "workloads"):
             await self.relist(kind)
         await self.controller.list_tasks()
         if any("cannot create" in refusal for refusal in cluster.refuse_create.values()):
@@ -745,6 +786,7 @@ class Simulation:
             cluster.gc_step()
             cluster.namespace_step()
             for key in sorted(cluster.objects["jobs"]):
+                cluster.kueue_step(key)
                 cluster.job_controller_step(key, refuse=self.refuse.get(key[1]))
             for key in sorted(cluster.objects["pods"]):
                 self.kubelet(key)
@@ -816,6 +858,7 @@ class Simulation:
         }
         created = parse_ns(meta["creationTimestamp"])
         jname = job_name(name)
+        bound = any(p.node for _, p in pods)
         causes = {
             REASON_CANCELLED: uid in cluster.cancel_landed or uid in self.door_cancels,
             f"Job {jname} was deleted": any(j.deleted_by for j in jobs),
@@ -840,6 +883,13 @@ class Simulation:
             ),
             f"pod {jname}-": any(p.fate == "succeeded" and p.removed for _, p in pods),
             "not started within time limit": self.now - created > 1800 * 10**9,
+            # Kueue evicted its Workload, or someone deleted its released pod, once a node had
+            # taken a pod of it (it may have run): never run again
+            "Preempted to accommodate a workload": uid in cluster.evicted_tasks and bound,
+            "The workload is evicted": uid in cluster.evicted_tasks and bound,
+            f"Job {jname} was suspended (evicted by Kueue)": uid in cluster.evicted_tasks and bound,
+            "released pod ": bound
+            and any(p.node and p.fate in ("deleted", "suspended", "node lost") for _, p in pods),
             "Kubernetes refused its Job": name in cluster.refuse_create,
             "invalid spec: Kubernetes refused its Job": name in cluster.refuse_create,
         }
@@ -875,6 +925,19 @@ class Simulation:
         cluster = self.cluster
         for uid, jobs in cluster.jobs_created.items():
             assert len(jobs) <= 1, f"Task {uid} got {len(jobs)} Jobs: {jobs}"
+        assert not cluster.concurrent_runs, (
+            f"two pods ran one Task's command at once: {cluster.concurrent_runs}"
+        )
+        for task, _ in [(t, None) for t in cluster.objects["tasks"].values()] + list(
+            cluster.task_deletes
+        ):
+            retries = int(task["spec"].get("retries") or 0)
+            _, pods = self._truth(task["metadata"]["uid"])
+            ran = [p.name for _, p in pods if p.ran]
+            assert len(ran) <= 1 + retries, (
+                f"Task {task['metadata']['name']} ({task['metadata']['uid']}) ran {len(ran)} times"
+                f" with retries {retries}: {ran}"
+            )
         assert not cluster.unguarded_jobs, (
             f"Jobs created before their egress policy: {cluster.unguarded_jobs}"
         )
