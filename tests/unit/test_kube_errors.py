@@ -31,8 +31,11 @@ def status_body(message: str, causes: list[dict[str, str]] | None = None) -> str
             ' resource "jobs" in API group "batch" in the namespace "n"',
             False,
         ),
-        ('jobs.batch "t" is forbidden: unable to create new content in namespace n because it'
-         " is being terminated", False),
+        (
+            'jobs.batch "t" is forbidden: unable to create new content in namespace n because it'
+            " is being terminated",
+            False,
+        ),
     ],
 )
 def test_a_403_is_permanent_unless_it_passes(message: str, permanent: bool) -> None:

@@ -125,8 +125,8 @@ class Observation:
     (Kueue's, which fails closed) could not be reached; nothing was created."""
     workload: Obj | None = None
     """The Kueue Workload of the Task's Job (`taskop.domain.queueing.slim_workload`), if seen."""
-    pod_obituaries: Mapping[str, bool] = dataclasses.field(default_factory=dict)
-    """Pods of the Task seen deleted: uid → whether a node had taken them (their last state)."""
+    pod_obituaries: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Pods of the Task seen deleted: uid → `queueing.obituary` (what they were when they went)."""
     now: int = 0
 
 
@@ -745,7 +745,7 @@ def _queued(spec: TaskSpec, settings: DecideSettings) -> bool:
     return bool(queueing.queue_of(spec, settings.jobs.profiles.profile(spec.domain)))
 
 
-def released_fate(status: Obj, pods: Sequence[Obj], obituaries: Mapping[str, bool]) -> str:
+def released_fate(status: Obj, pods: Sequence[Obj], obituaries: Mapping[str, str]) -> str:
     """The fate of a queued Task's released pod (``status.releasedPod``): "none" (no pod
     released), else `queueing.settled`'s answer ("unbound", "failed", or "" for may run)."""
     released = status.get("releasedPod") or {}
@@ -768,6 +768,12 @@ def _queue_step(
     suspended = bool(_get(job, "spec", "suspend"))
     fate = released_fate(status, pods, obs.pod_obituaries)
     pod = next((q for q in pods if _get(q, "metadata", "uid") == released.get("uid")), None)
+    replacement = any(
+        queueing.gated(q)
+        and not queueing.deleting(q)
+        and _get(q, "metadata", "uid") != released.get("uid")
+        for q in pods
+    )
     if (
         fate == ""
         and pod is None
@@ -777,16 +783,23 @@ def _queue_step(
         d.read_pods = True  # gone, its last state unseen: ask the API server before judging
         return True
     if fate == "" and (
-        pod is None or (queueing.bound(pod) and (suspended or queueing.deleting(pod)))
+        (pod is None and (suspended or replacement))
+        or (pod is not None and queueing.bound(pod) and suspended)
     ):
+        # Kueue stopped it (the Job suspended), or it went and the Job controller replaced it:
+        # it may have run. (Deleted while the Job runs on — its deadline, a user, a lost node —
+        # the Job controller counts it, and the Job's outcome is read as for any Job; only a
+        # replacement, which would run it again, ends the Task.)
         _stopped_after_start(obs, job, str(released.get("name")), p, d)
         return True
     if fate == "" and pod is not None and queueing.gated(pod) and not queueing.deleting(pod):
         if not suspended:  # recorded, its release lost (a crash, a failed patch): again
             d.release_pod = (str(released["name"]), str(released["uid"]))
+        else:
+            _say_why_it_waits(obs, p)
         return True
-    if fate == "":
-        return False  # it runs, or is about to: its outcome is read as for any Job
+    if fate in ("", "succeeded"):
+        return False  # it runs, is about to, or is done: its outcome is read as for any Job
     if fate == "failed" and failures + 1 > spec.retries:
         return False  # no retry left: the Job fails, and the outcome says how
     candidates = sorted(
@@ -811,9 +824,15 @@ def _queue_step(
         d.release_pod = (name, uid)
         p.reason = ConditionReason.JOB_CREATED
         return True
-    if suspended and (message := queueing.waiting_message(obs.workload)):
-        p.reason, p.message = ConditionReason.QUEUED, message
+    if suspended:
+        _say_why_it_waits(obs, p)
     return True
+
+
+def _say_why_it_waits(obs: Observation, p: _Pass) -> None:
+    """Queued, in Kueue's words; nothing when Kueue said nothing yet (no write for that)."""
+    if message := queueing.waiting_message(obs.workload):
+        p.reason, p.message = ConditionReason.QUEUED, message
 
 
 def _stopped_after_start(obs: Observation, job: Obj, pod_name: str, p: _Pass, d: Decision) -> None:

@@ -133,7 +133,8 @@ class DomainProfile(_Model):
     expire_pending_while_queued: bool = True
     """Whether the pending expiry (BBS: 30 minutes from creation) also fails a task still waiting
     in its Kueue queue (no pod of it released yet). false: a queued task waits as long as Kueue
-    keeps it; once released, the expiry applies as to any Pending task."""
+    keeps it. (Once its pod is released, the expiry is over for it, as for any task whose pod
+    may have started.)"""
 
     @pydantic.field_validator("allow_egress_to")
     @classmethod

@@ -95,17 +95,41 @@ def deleting(pod: Obj) -> bool:
     return bool(_get(pod, "metadata", "deletionTimestamp"))
 
 
-def settled(pod: Obj | None, obituary: bool | None) -> str:
+UNBOUND = "unbound"
+BOUND = "bound"
+"""Obituaries (`obituary`): what a pod of a queued Task was when it went."""
+
+
+def obituary(pod: Obj, held: Obj | None, ended: str | None) -> str:
+    """What a pod seen deleted was: `UNBOUND` (no node took it: it never ran); the phase it
+    reached on its own before anyone deleted it (``ended``: Succeeded or Failed, as seen without
+    a ``deletionTimestamp``); else `BOUND` (it may have run, and was stopped)."""
+    if not bound(pod) and not (held is not None and bound(held)):
+        return UNBOUND
+    return ended or BOUND
+
+
+def ended_on_its_own(pod: Obj) -> str | None:
+    """Succeeded or Failed, when ``pod`` reached it by itself (not being deleted)."""
+    phase = _get(pod, "status", "phase")
+    if phase in ("Succeeded", "Failed") and not deleting(pod):
+        return str(phase)
+    return None
+
+
+def settled(pod: Obj | None, last: str | None) -> str:
     """What the released pod's fate allows: "unbound" (deleted before a node took it: it never
-    ran), "failed" (ended on its own: a retry may follow), "" (it runs, may run, or may have run).
-    ``pod`` is the pod as cached (None: gone); ``obituary`` whether a node had taken it when it
-    was seen deleted (None: its deletion was not seen)."""
+    ran), "failed" (it failed on its own: a retry may follow), "succeeded" (done: its Job
+    completes), "" (it runs, may run, or may have run and was stopped). ``pod`` is the pod as
+    cached (None: gone); ``last`` its obituary (None: its deletion was not seen)."""
     if pod is None:
-        return "unbound" if obituary is False else ""
-    if deleting(pod):
-        return "" if bound(pod) else "unbound"
-    if _get(pod, "status", "phase") == "Failed":
-        return "failed"
+        return {UNBOUND: "unbound", "Failed": "failed", "Succeeded": "succeeded"}.get(
+            last or "", ""
+        )
+    if ended := ended_on_its_own(pod):
+        return ended.lower()
+    if deleting(pod) and not bound(pod):
+        return "unbound"
     return ""
 
 

@@ -214,7 +214,7 @@ class Cache:
         self.create_failures: dict[Key, tuple[int, str]] = {}
         self.create_unavailable: dict[Key, int] = {}  # first seen: a webhook could not be called
         self.workloads: dict[tuple[str, str], Obj] = {}  # (namespace, Job name) → Kueue Workload
-        self.obituaries: dict[Key, dict[str, bool]] = {}  # pod uid → bound, when seen deleted
+        self.obituaries: dict[Key, dict[str, str]] = {}  # pod uid → what it was when it went
         self.lost_cells: set[str] = set()
         self._job_keys: dict[tuple[str, str], Key] = {}  # (namespace, Job name) → Task key
 

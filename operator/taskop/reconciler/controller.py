@@ -52,7 +52,7 @@ from taskop.domain.decide import (
 from taskop.domain.jobs import MANAGED_BY, RESULT_CONTAINER_NAME
 from taskop.domain.names import job_name
 from taskop.domain.outcome import OutcomeSettings
-from taskop.domain.queueing import RELEASE_GATE, slim_workload
+from taskop.domain.queueing import RELEASE_GATE, ended_on_its_own, obituary, slim_workload
 from taskop.domain.spec import SpecError, TaskSpec, parse_spec
 from taskop.domain.states import ConditionReason, TaskState
 from taskop.kube.client import (
@@ -311,13 +311,17 @@ class Controller:
             return
         key = (str(meta.get("namespace")), str(task))
         if event_type == "DELETED":
+            held = self.cache.pods.get(key, {}).get(str(meta.get("name")))
             self.cache.drop_pod(key, str(meta.get("name")))
             if self.settings.kueue_enabled and not self._finished_without_children(key):
-                # Its last state: whether a node had taken it (a queued Task's released pod
-                # deleted unbound never ran; `taskop.domain.queueing`). Lost on a restart or a
-                # re-list, which only makes taskop conservative.
-                bound = bool((body.get("spec") or {}).get("nodeName"))
-                self.cache.obituaries.setdefault(key, {})[str(meta.get("uid"))] = bound
+                # What it was when it went (a queued Task's released pod deleted unbound never
+                # ran; one that ended by itself may be retried: `taskop.domain.queueing`). Lost on
+                # a restart or a re-list, which only makes taskop conservative.
+                before = held.obj() if held is not None and held.uid == meta.get("uid") else None
+                ended = ended_on_its_own(before) if before is not None else None
+                self.cache.obituaries.setdefault(key, {})[str(meta.get("uid"))] = obituary(
+                    body, before, ended
+                )
         elif self._finished_without_children(key):
             return  # (as its Job)
         elif not self.cache.put_pod(key, body):

@@ -205,20 +205,26 @@ def test_preempted_after_its_pod_started_the_task_fails_in_kueues_words_and_neve
     assert d.release_pod is None
 
 
-def test_a_released_pod_deleted_after_a_node_took_it_fails_the_task_as_evicted() -> None:
-    d = run(
-        task(RELEASED, **QUEUED),
+def test_a_released_pod_deleted_while_its_job_runs_on_is_followed_then_counts_as_run() -> None:
+    """Deleted by its deadline, a user or a lost node (not Kueue: the Job is not suspended), the
+    Job controller counts it; once gone, the Task fails rather than release its replacement."""
+    t = task({**RELEASED, "state": "Running", "cellId": "node-1"}, **QUEUED)
+    deleting = run(t, job=job(suspended=False), pods=[pod("pod-1", node="node-1", deleting=True)])
+    assert not (deleting.status or {}).get("failed") and deleting.delete_job_uid is None
+    gone = run(
+        t,
         job=job(suspended=False),
-        pods=[pod("pod-1", node="node-1", deleting=True)],
+        pods=[pod("pod-2", gated=True)],
+        pod_obituaries={"pod-1": "bound"},
     )
-    assert d.status is not None and d.status["failed"]
-    assert reason(d) == ConditionReason.EVICTED
-    assert "released pod t-1 was deleted after a node took it" in d.status["failureReason"]
-    assert d.delete_job_uid == JOB_UID
+    assert gone.status is not None and gone.status["failed"] and gone.release_pod is None
+    assert reason(gone) == ConditionReason.EVICTED
+    assert "released pod t-1 was deleted after a node took it" in gone.status["failureReason"]
+    assert gone.delete_job_uid == JOB_UID
 
 
 def test_evicted_before_a_node_took_the_released_pod_the_next_pod_is_released_later() -> None:
-    gone_unbound = {"pod-1": False}
+    gone_unbound = {"pod-1": "unbound"}
     requeued = run(
         task(RELEASED, **QUEUED),
         job=job(suspended=True),
@@ -337,3 +343,13 @@ def test_a_domain_may_let_its_queued_tasks_wait_past_the_pending_expiry() -> Non
         settings,
     )
     assert d.status is None or d.status["state"] == "Pending"
+
+
+def test_a_released_pod_gone_before_its_job_says_anything_is_waited_for_not_judged() -> None:
+    """Gone with no replacement and the Job not suspended: it may have succeeded (its Job then
+    completes); only a replacement, or Kueue's stop, means it was stopped."""
+    t = task({**RELEASED, "state": "Running", "cellId": "node-1"}, **QUEUED)
+    d = run(t, job=job(suspended=False), pods=[], pods_read=True)
+    assert not (d.status or {}).get("failed") and d.delete_job_uid is None
+    done = run(t, job=job(suspended=False), pods=[], pod_obituaries={"pod-1": "Succeeded"})
+    assert not (done.status or {}).get("failed") and not done.reads

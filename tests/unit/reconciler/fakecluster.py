@@ -298,7 +298,7 @@ class FakeCluster:
                 self._pod_ends(pod["metadata"]["uid"], "node lost")
                 self._commit("pods", "MODIFIED", pod)
                 self._delete("pods", copy.deepcopy(pod))
-        for kind, owner_kind in (("jobs", "tasks"), ("pods", "jobs")):
+        for kind, owner_kind in (("jobs", "tasks"), ("pods", "jobs"), ("workloads", "jobs")):
             owners = {o["metadata"]["uid"] for o in self.objects[owner_kind].values()}
             for obj in sorted(self.objects[kind].values(), key=lambda o: o["metadata"]["name"]):
                 refs = obj["metadata"].get("ownerReferences") or ()

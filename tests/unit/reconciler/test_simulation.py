@@ -889,7 +889,10 @@ class Simulation:
             "The workload is evicted": uid in cluster.evicted_tasks and bound,
             f"Job {jname} was suspended (evicted by Kueue)": uid in cluster.evicted_tasks and bound,
             "released pod ": bound
-            and any(p.node and p.fate in ("deleted", "suspended", "node lost") for _, p in pods),
+            and any(
+                p.node and (p.removed or p.fate in ("deleted", "suspended", "node lost", "deadline"))
+                for _, p in pods
+            ),
             "Kubernetes refused its Job": name in cluster.refuse_create,
             "invalid spec: Kubernetes refused its Job": name in cluster.refuse_create,
         }
