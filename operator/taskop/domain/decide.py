@@ -790,7 +790,10 @@ def _queue_step(
         # it may have run. (Deleted while the Job runs on — its deadline, a user, a lost node —
         # the Job controller counts it, and the Job's outcome is read as for any Job; only a
         # replacement, which would run it again, ends the Task.)
-        _stopped_after_start(obs, job, str(released.get("name")), p, d)
+        seen_bound = (pod is not None and queueing.bound(pod)) or obs.pod_obituaries.get(
+            str(released.get("uid"))
+        ) == queueing.BOUND
+        _stopped_after_start(obs, job, str(released.get("name")), seen_bound, p, d)
         return True
     if fate == "" and pod is not None and queueing.gated(pod) and not queueing.deleting(pod):
         if not suspended:  # recorded, its release lost (a crash, a failed patch): again
@@ -826,7 +829,8 @@ def _queue_step(
         return True
     if suspended:
         _say_why_it_waits(obs, p)
-    return True
+        return True
+    return False  # admitted, no pod to release yet: the Job's own story (a pod not created, …)
 
 
 def _say_why_it_waits(obs: Observation, p: _Pass) -> None:
@@ -835,7 +839,9 @@ def _say_why_it_waits(obs: Observation, p: _Pass) -> None:
         p.reason, p.message = ConditionReason.QUEUED, message
 
 
-def _stopped_after_start(obs: Observation, job: Obj, pod_name: str, p: _Pass, d: Decision) -> None:
+def _stopped_after_start(
+    obs: Observation, job: Obj, pod_name: str, seen_bound: bool, p: _Pass, d: Decision
+) -> None:
     """The released pod may have run and was stopped (Kueue evicted or preempted the Workload, or
     someone deleted the pod): never again. The Task fails; the Workload is deactivated and the
     Job deleted, so Kueue does not run it from the start."""
@@ -846,9 +852,15 @@ def _stopped_after_start(obs: Observation, job: Obj, pod_name: str, p: _Pass, d:
         reason = ConditionReason.EVICTED
         jname = _get(job, "metadata", "name")
         text = f"Job {jname} was suspended (evicted by Kueue) after pod {pod_name} started"
-    else:
+    elif seen_bound:
         reason = ConditionReason.EVICTED
         text = f"released pod {pod_name} was deleted after a node took it"
+    else:
+        reason = ConditionReason.EVICTED
+        text = (
+            f"taskop did not see released pod {pod_name} go (it was restarting, or its watch"
+            " re-listed), and it may have run"
+        )
     text += "; taskop runs a task at most once, so it does not run it again"
     _fail(p, d, reason, text, obs.now)
     d.delete_job_uid = str(job["metadata"]["uid"])

@@ -768,6 +768,7 @@ class Controller:
             if key not in listed and not _created_after(held.rv, rv):
                 self.cache.drop_job(key)
                 self.enqueue(key)
+        self._note_earlier_owners()
         self._mark_listed("jobs")
         return rv, listed
 
@@ -797,6 +798,25 @@ class Controller:
                 self.failed_create_event(body)
         self._mark_listed("events")
         return rv, set()
+
+    def _note_earlier_owners(self) -> None:
+        """Jobs listed after the Tasks (a restart or a takeover fills its caches in any order):
+        a Job that existed at the Task list, whose owner is not the Task of that name held since
+        that list, belongs to a Task deleted before it — the held Task is the list's or newer,
+        and names hold one object at a time (`_release_earlier` lets its witness go)."""
+        if not self._tasks_list_rv:
+            return
+        for key, held in self.cache.jobs.items():
+            task = self.cache.tasks.get(key)
+            owner = _owner_uid(held.obj(), key[1])
+            if (
+                task is not None
+                and owner is not None
+                and owner != task.uid
+                and not _created_after(held.rv, self._tasks_list_rv)
+            ):
+                self._gone.setdefault(key, set()).add(owner)
+                self.enqueue(key)
 
     def streams(self) -> list[Stream]:
         """What the informers watch, and where their lists and events go."""

@@ -249,6 +249,7 @@ def test_a_released_pod_gone_unseen_is_confirmed_then_counts_as_run() -> None:
     assert asked.read_pods and asked.status is None and asked.release_pod is None
     d = run(t, job=job(suspended=False), pods=[pod("pod-2", gated=True)], pods_read=True)
     assert d.status is not None and d.status["failed"] and d.release_pod is None
+    assert d.status["failureReason"].startswith("taskop did not see released pod t-1 go")
     assert d.delete_job_uid == JOB_UID
 
 
@@ -353,3 +354,18 @@ def test_a_released_pod_gone_before_its_job_says_anything_is_waited_for_not_judg
     assert not (d.status or {}).get("failed") and d.delete_job_uid is None
     done = run(t, job=job(suspended=False), pods=[], pod_obituaries={"pod-1": "Succeeded"})
     assert not (done.status or {}).get("failed") and not done.reads
+
+
+def test_an_admitted_tasks_retry_pod_that_cannot_be_created_fails_it_after_the_grace() -> None:
+    """Nothing to release (its retry's pod refused by a quota): the Job's own story, as for any
+    Task — never a queued Task waiting for ever."""
+    t = task({**RELEASED, "state": "Running", "cellId": "node-1"}, **QUEUED, retries=1)
+    refused = (NOW - 60 * 10**9, 'pods "t-2" is forbidden: exceeded quota: q')
+    d = run(
+        t,
+        job=job(suspended=False),
+        pods=[pod("pod-1", node="node-1", phase="Failed")],
+        create_failure=refused,
+    )
+    assert d.status is not None and d.status["failed"]
+    assert reason(d) == ConditionReason.POD_CREATE_FAILED

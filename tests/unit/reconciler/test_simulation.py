@@ -89,6 +89,7 @@ from taskop.domain.errors import BBSError
 from taskop.domain.jobs import API_LABEL
 from taskop.domain.lifecycle import REASON_CANCELLED
 from taskop.domain.names import job_name
+from taskop.domain.queueing import QUEUE_LABEL
 from taskop.domain.timefmt import parse_ns
 from taskop.kube.client import Gone
 from taskop.reconciler.callbacks import CallbackPool
@@ -647,8 +648,18 @@ class Simulation:
         if self.steps == self.namespace_at:
             self.cluster.delete_namespace()
             self.cluster.moved("namespace deleted")
-        r = self.rng.random()
         cluster = self.cluster
+        queued_jobs = sorted(k for k, j in cluster.objects["jobs"].items() if _labelled_queued(j))
+        if queued_jobs and self.rng.random() < 0.08:
+            # Kueue: admits, requeues, says why one waits; now and then evicts an admitted one
+            # (preempted, a PodsReady timeout, its queue stopped), whether its pod ran or not.
+            key = self.rng.choice(queued_jobs)
+            if self.rng.random() < 0.2:
+                reason = self.rng.choice(("Preempted", "PodsReadyTimeout", "ClusterQueueStopped"))
+                cluster.kueue_evict(key, reason)
+            else:
+                cluster.kueue_step(key)
+        r = self.rng.random()
         if r < 0.30:
             kinds = [
                 k
@@ -672,10 +683,7 @@ class Simulation:
             if jobs:
                 key = self.rng.choice(jobs)
                 task = key[1]  # job names are the task names here
-                if self.rng.random() < 0.3:
-                    cluster.kueue_step(key)
-                else:
-                    cluster.job_controller_step(key, refuse=self.refuse.get(task))
+                cluster.job_controller_step(key, refuse=self.refuse.get(task))
         elif r < 0.85:
             pods = sorted(cluster.objects["pods"])
             if pods:
@@ -723,18 +731,11 @@ class Simulation:
         elif r < 0.962:
             cluster.gc_step()
             cluster.namespace_step()
-        elif r < 0.966:
+        elif r < 0.970:
             running = sorted(k for k, p in cluster.objects["pods"].items() if _running(p))
             if running:
                 cluster.moved("evicted")
                 cluster.evict(self.rng.choice(running))
-        elif r < 0.970:
-            # Kueue evicts an admitted Workload: preempted, a PodsReady timeout, its queue
-            # stopped (then it is requeued, and admitted again when there is room).
-            jobs = sorted(cluster.objects["jobs"])
-            if jobs:
-                reason = self.rng.choice(("Preempted", "PodsReadyTimeout", "ClusterQueueStopped"))
-                cluster.kueue_evict(self.rng.choice(jobs), reason)
         elif r < 0.976:
             pods = sorted(cluster.objects["pods"])
             if pods:
@@ -859,6 +860,7 @@ class Simulation:
         created = parse_ns(meta["creationTimestamp"])
         jname = job_name(name)
         bound = any(p.node for _, p in pods)
+        stopped = bound or any(p.removed for _, p in pods)
         causes = {
             REASON_CANCELLED: uid in cluster.cancel_landed or uid in self.door_cancels,
             f"Job {jname} was deleted": any(j.deleted_by for j in jobs),
@@ -885,12 +887,17 @@ class Simulation:
             "not started within time limit": self.now - created > 1800 * 10**9,
             # Kueue evicted its Workload, or someone deleted its released pod, once a node had
             # taken a pod of it (it may have run): never run again
-            "Preempted to accommodate a workload": uid in cluster.evicted_tasks and bound,
-            "The workload is evicted": uid in cluster.evicted_tasks and bound,
-            f"Job {jname} was suspended (evicted by Kueue)": uid in cluster.evicted_tasks and bound,
+            # (or its released pod went while taskop did not see it go — a restart, a re-list
+            # — and it may have run: taskop is conservative there, docs/kueue.md)
+            "Preempted to accommodate a workload": uid in cluster.evicted_tasks and stopped,
+            "The workload is evicted": uid in cluster.evicted_tasks and stopped,
+            f"Job {jname} was suspended (evicted by Kueue)": uid in cluster.evicted_tasks
+            and stopped,
+            "taskop did not see released pod": any(p.removed for _, p in pods),
             "released pod ": bound
             and any(
-                p.node and (p.removed or p.fate in ("deleted", "suspended", "node lost", "deadline"))
+                p.node
+                and (p.removed or p.fate in ("deleted", "suspended", "node lost", "deadline"))
                 for _, p in pods
             ),
             "Kubernetes refused its Job": name in cluster.refuse_create,
@@ -941,6 +948,16 @@ class Simulation:
                 f"Task {task['metadata']['name']} ({task['metadata']['uid']}) ran {len(ran)} times"
                 f" with retries {retries}: {ran}"
             )
+            if _queued(task):
+                # Under Kueue: once a pod that ran was stopped (Kueue's suspension, a deletion),
+                # no pod of the Task runs again; only a pod that failed by itself is retried.
+                stopped = False
+                for _, p in pods:
+                    assert not (stopped and p.ran), (
+                        f"queued Task {task['metadata']['name']} ran again after a pod of it"
+                        f" was stopped: {[(q.name, q.fate, q.ran) for _, q in pods]}"
+                    )
+                    stopped = stopped or (p.ran and p.fate in ("suspended", "deleted"))
         assert not cluster.unguarded_jobs, (
             f"Jobs created before their egress policy: {cluster.unguarded_jobs}"
         )
@@ -1008,6 +1025,14 @@ class Simulation:
         if cluster.terminating:
             left = {k: sorted(cluster.objects[k]) for k in ("tasks", "jobs", "pods")}
             assert not any(left.values()), f"the deleted namespace keeps {left}"
+
+
+def _labelled_queued(job: Obj) -> bool:
+    return QUEUE_LABEL in (job["metadata"].get("labels") or {})
+
+
+def _queued(task: Obj) -> bool:
+    return bool(task["spec"].get("queueName")) or task["spec"].get("domain") == "queued"
 
 
 def _running(pod: Obj) -> bool:
