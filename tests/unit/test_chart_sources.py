@@ -315,6 +315,8 @@ KUBE_CALLS = {
     "release_job": ("batch", "jobs", "patch"),
     "create_event": ("", "events", "create"),
     "list_pods": ("", "pods", "list"),
+    "release_pod": ("", "pods", "patch"),  # Kueue's support only (kueue.enabled)
+    "deactivate_workload": ("kueue.x-k8s.io", "workloads", "patch"),
     "read_pod_log": ("", "pods/log", "get"),  # the result sidecar's log
     "create_network_policy": ("networking.k8s.io", "networkpolicies", "create"),
     "get_network_policy": ("networking.k8s.io", "networkpolicies", "get"),
@@ -354,7 +356,7 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
 
     controller = (ROOT / "operator" / "taskop" / "reconciler" / "controller.py").read_text()
     informed = re.findall(r'Stream\(\s*"([a-z]+)"', controller)
-    assert sorted(informed) == ["events", "jobs", "pods"], "unparsed informer Stream"
+    assert sorted(informed) == ["events", "jobs", "pods", "workloads"], "unparsed informer Stream"
     groups = {"jobs": "batch", "pods": "", "events": "", "workloads": "kueue.x-k8s.io"}
     for plural in informed:
         grant = granted.get((groups[plural], plural), set())
