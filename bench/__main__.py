@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import report
 from bench.kube import Api
+from bench.kueue import kueue
 from bench.procs import RUNNING, component_pids, loadavg
 from bench.report import analyse_profile
 from bench.scenarios import Bench, log
@@ -25,6 +26,7 @@ from bench.status_writes import status_writes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ["client", "ceiling", "status-writes", "throughput", "steady", "memory", "hostile"]
+OPTIONAL = ["kueue"]  # only when named in --only: not in any preset
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(
         sizes="100", rates="20", steady_seconds=15, held="200", hold_window=10, ceiling=500,
@@ -51,8 +53,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--cluster-dir", help="the cluster's state dir (pid files: per-process CPU)")
     p.add_argument("--only", default=",".join(SCENARIOS), help="a comma-separated subset of "
-                   + ",".join(SCENARIOS))  # fmt: skip
-    p.add_argument("--sizes", help="burst sizes, e.g. 100,1000,5000")
+                   + ",".join(SCENARIOS) + " (the default), or of those and "
+                   + ",".join(OPTIONAL))  # fmt: skip
+    p.add_argument("--sizes", help="burst sizes, e.g. 100,1000,5000 (kueue: 1000 unless given)")
+    p.add_argument("--kueue-ports", default="39443,39080,39081", help="Kueue's webhook, metrics"
+                   " and health ports (the kueue scenario; the shared cluster's Kueue uses"
+                   " 19443,19080,19081)")  # fmt: skip
     p.add_argument("--rates", help="steady rates in Tasks/s, e.g. 20,50")
     p.add_argument("--steady-seconds", type=float)
     p.add_argument("--held", help="held-Task counts, e.g. 1000,10000")
@@ -73,6 +79,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="operators also serve the BBS API and the Glance door")  # fmt: skip
     p.add_argument("--no-latest", action="store_true", help="leave results/LATEST.md as it is")
     args = p.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(SCENARIOS) - set(OPTIONAL)
+    if unknown:
+        p.error(f"unknown scenario(s) in --only: {', '.join(sorted(unknown))}")
+    args.kueue_sizes = args.sizes or "1000"
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -90,6 +100,7 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         component_pids(cluster_dir),
         args.concurrency,
         bbs_port=18889 if args.bbs_api else 0,
+        cluster_dir=cluster_dir,
     )
     results: dict[str, Any] = {
         "meta": {
@@ -148,6 +159,8 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             ]
         if "hostile" in only:
             results["hostile"] = await bench.hostile(args.hostile, 300 * 1024)
+        if "kueue" in only:
+            results["kueue"] = await kueue(bench, _ints(args.kueue_sizes), _ints(args.kueue_ports))
     finally:
         await api.close()
         results["meta"]["loadavg_end"] = loadavg()
@@ -169,7 +182,7 @@ def point_latest(out: Path, report_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
-    prefix = "status-writes-" if args.only == "status-writes" else ""
+    prefix = f"{args.only}-" if args.only in ("status-writes", "kueue") else ""
     out = RESULTS / (prefix + time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True)
     log(f"results in {out}")

@@ -158,6 +158,8 @@ class Timeline:
         key = owner[0] if owner else meta["name"]
         if type_ == "ADDED":
             self.mark(key, "created" if bare else "job", t)
+        if not (obj.get("spec") or {}).get("suspend"):  # at once, or when Kueue admits it
+            self.mark(key, "unsuspended", t)
         if bare and any(
             c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
             for c in (obj.get("status") or {}).get("conditions") or []
@@ -173,6 +175,8 @@ class Timeline:
             return
         if type_ == "ADDED":
             self.mark(key, "pod", t)
+        if (obj.get("spec") or {}).get("nodeName"):  # scheduled (a gated pod: once released)
+            self.mark(key, "bound", t)
         if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             self.mark(key, "pod_done", t)
 

@@ -46,11 +46,12 @@ def machine_cpu() -> tuple[float, float]:
     return float(sum(values) - idle), float(sum(values))
 
 
-def component_pids(cluster_dir: Path | None) -> dict[str, int]:
+def component_pids(cluster_dir: Path | None, names: list[str] = COMPONENTS) -> dict[str, int]:
+    """The pids hack/cluster recorded (``<cluster dir>/run/<name>.pid``; `kueue` once started)."""
     pids: dict[str, int] = {}
     if cluster_dir is None:
         return pids
-    for name in COMPONENTS:
+    for name in names:
         try:
             pids[name] = int((cluster_dir / "run" / f"{name}.pid").read_text())
         except (OSError, ValueError):
@@ -95,14 +96,23 @@ RUNNING: set[Operator] = set()  # stopped by bench's main even when the run is i
 class Operator:
     """``python -m taskop run`` for one namespace, sampled from /proc while it runs."""
 
-    def __init__(self, kubeconfig: str, namespace: str, log_path: Path, bbs_port: int = 0) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        namespace: str,
+        log_path: Path,
+        bbs_port: int = 0,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         """``bbs_port``: also serve the BBS API (its view of the namespace's Tasks) there, and
-        the Glance door on the next port (its views)."""
+        the Glance door on the next port (its views). ``extra_env``: more settings (e.g.
+        TASKOP_KUEUE_ENABLED)."""
         env = {
             **os.environ,
             "TASKOP_HEALTH_PORT": "0",
             "TASKOP_BBS_ENABLED": "false",
             "TASKOP_GLANCE_ENABLED": "false",
+            **(extra_env or {}),
         }
         if bbs_port:
             env.update(

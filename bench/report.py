@@ -96,6 +96,21 @@ def _plots(results: dict[str, Any], out: Path) -> list[str]:
         fig.savefig(out / "throughput.png", dpi=90)
         plt.close(fig)
         made.append("throughput.png")
+    queued = (results.get("kueue") or {}).get("runs", [])
+    if queued:
+        fig, axes = plt.subplots(1, len(queued), figsize=(5 * len(queued), 4), squeeze=False)
+        for ax, row in zip(axes[0], queued, strict=True):
+            for kind in ("bare", "taskop"):
+                curve = row[kind]["completion_curve_s"]
+                ax.plot(curve, range(1, len(curve) + 1), label=f"{kind} through Kueue")
+            ax.set_title(f"N = {row['n']}, through Kueue")
+            ax.set_xlabel("seconds since first create")
+            ax.set_ylabel("Completed")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "kueue.png", dpi=90)
+        plt.close(fig)
+        made.append("kueue.png")
     steady = results.get("steady", [])
     if steady:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -307,6 +322,8 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
             f" {r['kb_per_hostile_task']} | {r['kb_per_hostile_task_second_batch']} |",
             "",
         ]
+    if k := results.get("kueue"):
+        lines += _kueue(k)
     if prof := results.get("profile"):
         lines += [
             f"## Profile: py-spy, operator during {prof['phase']}",
@@ -327,6 +344,77 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
     lines += _bottleneck(results)
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _kueue(k: dict[str, Any]) -> list[str]:
+    setup = k["setup"]
+    lines = [
+        "## Through Kueue: N bare Jobs, then N Tasks, each labelled with a LocalQueue",
+        "",
+        "Kueue's manager (`hack/cluster kueue up`) admits from a ClusterQueue with room for all"
+        f" N at once (quota {setup['cluster_queue_quota']}; a pod asks at most"
+        f" {setup['pod_request_upper_bound']}). Bare Jobs are created suspended and labelled;"
+        " Tasks carry `spec.queueName` and the operator runs with TASKOP_KUEUE_ENABLED=true (its"
+        " Jobs created suspended, their pods gated until taskop records and releases them).",
+        "",
+        "| N | kind | all done | objects/s | span s | p50 s | p99 s | operator CPU ms/Task |"
+        " Kueue CPU s | machine busy cores | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in k["runs"]:
+        for kind in ("bare", "taskop"):
+            r = row[kind]
+            lines.append(
+                f"| {row['n']} | {kind} | {r['all_completed']} | {r['per_s']} | {r['span_s']} | "
+                f"{r['create_to_completed']['p50_s']} | {r['create_to_completed']['p99_s']} | "
+                f"{_fmt(r.get('operator_cpu_ms_per_task'))} | "
+                f"{_fmt(row['kueue_cpu_s'][kind])} | "
+                f"{r['cpu']['machine_busy_cores']} | {r['cpu']['loadavg_end'][0]} |"
+            )
+    lines += ["", "| N | throughput taskop/bare | p50 taskop/bare | p99 taskop/bare |"]
+    lines += ["|---|---|---|---|"]
+    for row in k["runs"]:
+        ratio = row["ratio"]
+        lines.append(f"| {row['n']} | {ratio['throughput']} | {ratio['p50']} | {ratio['p99']} |")
+    for row in k["runs"]:
+        bare, taskop = row["bare"], row["taskop"]
+        lines += [
+            "",
+            f"N = {row['n']}: where the time goes, p50 / p99 seconds per step (a bare Job's"
+            " job->unsuspended is from its creation; Kueue's admission is the unsuspend,"
+            " taskop's gate release is in pod->bound):",
+            "",
+        ]
+        steps = list(taskop["stages"])
+        lines += ["| kind | " + " | ".join(steps) + " |", "|---" * (len(steps) + 1) + "|"]
+        for kind, r in (("bare", bare), ("taskop", taskop)):
+            st = r["stages"]
+            cells = []
+            for step in steps:
+                got = st.get(step) or st.get(step.replace("job->", "created->"))
+                cells.append(f"{got['p50_s']} / {got['p99_s']}" if got else "-")
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "API requests per object (all clients: operator, Kueue, controllers, scheduler,"
+            " kwok, bench):",
+            "",
+            "| request | bare | taskop |",
+            "|---|---|---|",
+        ]
+        keys = sorted(set(bare["api_requests_per_object"]) | set(taskop["api_requests_per_object"]))
+        for key in keys:
+            lines.append(
+                f"| {key} | {_fmt(bare['api_requests_per_object'].get(key))} | "
+                f"{_fmt(taskop['api_requests_per_object'].get(key))} |"
+            )
+        procs = list(taskop["cpu"]["cpu_s"])
+        lines += ["", "CPU seconds by process:", ""]
+        lines += ["| kind | " + " | ".join(procs) + " |", "|---" * (len(procs) + 1) + "|"]
+        for kind, r in (("bare", bare), ("taskop", taskop)):
+            cpu = r["cpu"]["cpu_s"]
+            lines.append(f"| {kind} | " + " | ".join(_fmt(cpu.get(p)) for p in procs) + " |")
+    return [*lines, ""]
 
 
 def _status_writes(c: dict[str, Any]) -> list[str]:

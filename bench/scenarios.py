@@ -19,6 +19,7 @@ from bench.kube import CRDS, JOBS, TASKS, Api, Obj, Timeline, apiserver_requests
 from bench.kube import watch_namespace as start_watches
 from bench.procs import CpuMeter, Operator, Profiler
 from taskop.domain.jobs import JobSettings, build_job
+from taskop.domain.queueing import QUEUE_LABEL
 from taskop.domain.spec import parse_spec
 from taskop.domain.timefmt import format_ns
 from taskop.kube.client import Kube, load_api_client
@@ -93,6 +94,18 @@ async def limited(calls: Iterable[Awaitable[Any]], concurrency: int) -> None:
 
 
 @dataclass
+class Queued:
+    """A burst through Kueue (the `kueue` scenario, bench/kueue.py): Tasks with
+    ``spec.queueName``, an operator with TASKOP_KUEUE_ENABLED=true; bare Jobs labelled with the
+    queue and created suspended."""
+
+    queue: str  # the LocalQueue's name, in each namespace
+    prepare: Callable[[str], Awaitable[None]]  # make the namespace's LocalQueue, until Active
+    pids: dict[str, int]  # Kueue's manager: its CPU per burst
+    dump: Callable[[str, str], Awaitable[Any]]  # (namespace, kind): when not all completed
+
+
+@dataclass
 class Bench:
     api: Api
     kubeconfig: str
@@ -101,6 +114,7 @@ class Bench:
     concurrency: int = 32
     timeout: float = 900.0
     bbs_port: int = 0  # > 0: operators also serve the BBS API (memory with its view)
+    cluster_dir: Path | None = None  # hack/cluster's state dir (the kueue scenario starts Kueue)
 
     # --- plumbing
     async def install_crd(self) -> None:
@@ -188,9 +202,11 @@ class Bench:
         log(f"timed out: the operator never went quiet ({op.log_path})")
         return False
 
-    async def start_operator(self, ns: str, timeline: Timeline) -> Operator:
+    async def start_operator(
+        self, ns: str, timeline: Timeline, env: dict[str, str] | None = None
+    ) -> Operator:
         """The operator for ``ns``, proven live by a canary Task that reaches Completed."""
-        op = Operator(self.kubeconfig, ns, self.out / f"operator-{ns}.log", self.bbs_port)
+        op = Operator(self.kubeconfig, ns, self.out / f"operator-{ns}.log", self.bbs_port, env)
         await op.started()
         await self.api.request("POST", TASKS.format(ns=ns), task_manifest("canary"))
         ok = await self.wait_for("canary", lambda: timeline.count("completed", {"canary"}), 1, 60)
@@ -295,30 +311,46 @@ class Bench:
         await kube.close()
         return result
 
-    async def burst(self, n: int, bare: bool, profile: bool = False) -> dict[str, Any]:
-        """N objects created at once; every one followed until Completed."""
+    async def burst(
+        self, n: int, bare: bool, profile: bool = False, queued: Queued | None = None
+    ) -> dict[str, Any]:
+        """N objects created at once; every one followed until Completed. ``queued``: through
+        Kueue (`Queued`)."""
         kind = "bare" if bare else "taskop"
-        ns = f"bench-{kind}-{n}"
+        ns = f"bench-kueue-{kind}-{n}" if queued else f"bench-{kind}-{n}"
         await self.new_namespace(ns)
+        if queued:
+            await queued.prepare(ns)
         timeline = Timeline()
         watches = await start_watches(self.api, ns, timeline, bare)
-        op = None if bare else await self.start_operator(ns, timeline)
+        env = {"TASKOP_KUEUE_ENABLED": "true"} if queued else None
+        op = None if bare else await self.start_operator(ns, timeline, env)
         names = [f"t-{i:05d}" for i in range(n)]
         keys = set(names)
-        pids = dict(self.cluster_pids, **({"taskop": op.pid} if op else {}))
+        pids = dict(self.cluster_pids, **(queued.pids if queued else {}))
+        pids.update({"taskop": op.pid} if op else {})
         requests_before = await apiserver_requests(self.api)
         meter = CpuMeter(pids)
         profiler = (
             Profiler(op.pid, self.out / f"profile-{kind}-{n}.txt") if op and profile else None
         )
         if bare:
-            took = await self.create_all(
-                JOBS.format(ns=ns), [bare_job_manifest(x, ns) for x in names]
-            )
+            jobs = [bare_job_manifest(x, ns) for x in names]
+            if queued:
+                for job in jobs:  # Kueue's: labelled, created suspended (no gate: no taskop)
+                    job["metadata"]["labels"][QUEUE_LABEL] = queued.queue
+                    job["spec"]["suspend"] = True
+            took = await self.create_all(JOBS.format(ns=ns), jobs)
         else:
-            took = await self.create_all(TASKS.format(ns=ns), [task_manifest(x) for x in names])
+            tasks = [task_manifest(x) for x in names]
+            if queued:
+                for task in tasks:
+                    task["spec"]["queueName"] = queued.queue
+            took = await self.create_all(TASKS.format(ns=ns), tasks)
         ok = await self.wait_for(f"{kind} completed", lambda: timeline.count("completed", keys), n)
         cpu = meter.result()
+        if queued and not ok:
+            await queued.dump(ns, kind)
         if profiler:
             profiler.stop()
         requests_after = await apiserver_requests(self.api)
@@ -341,10 +373,21 @@ class Bench:
             "stages": {  # where the time goes: p50/p99 of each step of an object's life
                 f"{a}->{b}": summary(timeline.durations(a, b, keys))
                 for a, b in (
-                    ("created", "job"),
-                    ("job" if not bare else "created", "pod"),
-                    ("pod", "pod_done"),
-                    ("pod_done", "completed"),
+                    (
+                        ("created", "job"),
+                        ("job" if not bare else "created", "unsuspended"),  # Kueue admits
+                        ("unsuspended", "pod"),
+                        ("pod", "bound"),  # taskop's gate released, then scheduled
+                        ("bound", "pod_done"),
+                        ("pod_done", "completed"),
+                    )
+                    if queued
+                    else (
+                        ("created", "job"),
+                        ("job" if not bare else "created", "pod"),
+                        ("pod", "pod_done"),
+                        ("pod_done", "completed"),
+                    )
                 )
                 if not (bare and b == "job")
             },
