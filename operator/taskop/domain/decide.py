@@ -15,6 +15,10 @@ reads and writes. The promises it keeps, and where:
   runs, the patch races the Job controller (a chaos run saw Jobs past their deadline report
   ``BackoffLimitExceeded``); released once finished, it makes the Job controller write nothing.
   Retries happen only inside the one Job (``backoffLimit`` = ``spec.retries``).
+- **At most once under Kueue too.** A queued Task's pods are created gated; one pod at a time is
+  released, after ``status.releasedPod`` records it, and another only once that one never ran or
+  failed by itself; one stopped after a node took it fails the Task (`taskop.domain.queueing`,
+  `_queue_step`).
 - **Ownership.** A Job is acted on only when an owner reference carries the Task's uid, and every
   delete names that uid. A same-named Job owned by another Task of the same name (an earlier Task,
   being garbage-collected) is waited for; any other same-named Job fails the Task at once.

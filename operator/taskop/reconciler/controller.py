@@ -329,7 +329,8 @@ class Controller:
         self.enqueue(key)
 
     def workload_event(self, event_type: str | None, body: Obj) -> None:
-        """A Kueue Workload: kept (slim) by its Job's name, for the Task whose Job it is."""
+        """A Kueue Workload of a Job taskop holds: kept (slim) by the Job's name, for its Task.
+        (Kueue makes it after the Job, which taskop holds from its create's answer.)"""
         meta = body.get("metadata") or {}
         owner = next((o for o in meta.get("ownerReferences") or () if o.get("kind") == "Job"), None)
         if owner is None:
@@ -337,6 +338,8 @@ class Controller:
         namespace = str(meta.get("namespace"))
         where = (namespace, str(owner.get("name")))
         key = self.cache.key_of_job(*where)
+        if key is None and where not in self.cache.workloads:
+            return  # not a Job taskop holds (another's, or one of a finished Task): not kept
         if event_type == "DELETED":
             if self.cache.workloads.get(where, {}).get("metadata", {}).get("uid") != meta.get(
                 "uid"
