@@ -782,3 +782,36 @@ def test_a_bbs_task_in_a_queued_domain_is_pending_while_queued_then_completes_wi
     assert reached["detail"].startswith("states seen [Pending "), reached
     (result,) = [r for r in results if r["check"] == "run-to-completion/result"]
     assert result["detail"] == 'result "hello"', result
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kueue"
+
+
+def test_the_kueue_examples_queue_a_task_and_a_high_priority_one_preempts_it(
+    operator: OperatorFactory,
+    tasks: Tasks,
+    kueue: None,
+    kubeconfig: str,
+    namespace: str,
+) -> None:
+    """examples/kueue as its README says: queues.yaml (1 CPU of quota), queued-task.yaml runs,
+    high-priority-task.yaml preempts it; the preempted Task fails with Kueue's reason and the
+    urgent one completes. The examples' cluster-scoped objects are removed afterwards."""
+    queues = str(EXAMPLES / "queues.yaml")
+    try:
+        kubectl(kubeconfig, "apply", "-n", namespace, "-f", queues)
+        start(operator)
+        kubectl(kubeconfig, "apply", "-n", namespace, "-f", str(EXAMPLES / "queued-task.yaml"))
+        tasks.wait_state("queued", "Running", timeout=60)
+        kubectl(
+            kubeconfig, "apply", "-n", namespace, "-f", str(EXAMPLES / "high-priority-task.yaml")
+        )
+        preempted = tasks.wait_state("queued", "Completed", timeout=60)
+        urgent = tasks.wait_state("urgent", "Completed", timeout=60)
+    finally:
+        kubectl(kubeconfig, "delete", "-n", namespace, "--ignore-not-found", "-f", queues)
+
+    assert preempted["failed"] is True, preempted
+    assert {c["type"]: c["reason"] for c in preempted["conditions"]}["Failed"] == "Preempted"
+    assert preempted["failureReason"].startswith("Preempted to accommodate a workload")
+    assert (urgent["failed"], urgent["result"]) == (False, "urgent done"), urgent
