@@ -40,6 +40,7 @@ from typing import Any
 
 from taskop.domain import lifecycle, queueing
 from taskop.domain.egress import network_policy
+from taskop.domain.fields import field as _get
 from taskop.domain.jobs import JobSettings, build_job, unenforced
 from taskop.domain.lifecycle import ConvergeAction, ConvergenceSettings, TaskRecord
 from taskop.domain.limits import oversized_error
@@ -169,15 +170,6 @@ class Decision:
     @property
     def reads(self) -> bool:
         return self.read_job or self.read_pods or self.read_result_log is not None
-
-
-def _get(obj: Obj | None, *path: str) -> Any:
-    value: Any = obj
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 def _finished(job: Obj) -> str | None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from taskop.domain.fields import field as _get
 from taskop.domain.jobs import CONTAINER_NAME
 from taskop.domain.states import ConditionReason, TaskState
 from taskop.domain.timefmt import parse_ns
@@ -108,15 +109,6 @@ class Outcome:
     """Completed by the Job itself; Completed without it (image pull) means: stop the Job."""
     result_log: tuple[int, str] | None = None
     """A succeeded task whose result is in pod ``pod_name``'s result sidecar log: read it."""
-
-
-def _get(obj: Obj | None, *path: str) -> Any:
-    value: Any = obj
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 def _condition(obj: Obj | None, type_: str) -> Obj | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from taskop.domain.fields import field as _get
 from taskop.domain.profiles import DomainProfile
 from taskop.domain.spec import TaskSpec
 from taskop.domain.states import ConditionReason
@@ -70,15 +71,6 @@ def queue_job(job: dict[str, Any], queue: str, priority_class: str | None) -> No
         labels[PRIORITY_LABEL] = priority_class
     job["spec"]["suspend"] = True
     job["spec"]["template"]["spec"]["schedulingGates"] = [{"name": RELEASE_GATE}]
-
-
-def _get(obj: Obj | None, *path: str) -> Any:
-    value: Any = obj
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 def gated(pod: Obj) -> bool:
