@@ -137,7 +137,7 @@ def test_the_spec_is_immutable_except_cancelling(
     assert "spec.cancelled" in uncancelled.stderr, uncancelled.stderr
 
 
-def test_kubectl_get_tasks_shows_state_failed_reason_and_age(
+def test_kubectl_get_tasks_shows_state_failed_reason_message_and_age(
     kubeconfig: str, namespace: str, crds: None
 ) -> None:
     create = yaml.safe_dump(task_manifest("shown"))
@@ -145,4 +145,4 @@ def test_kubectl_get_tasks_shows_state_failed_reason_and_age(
 
     header = kubectl(kubeconfig, "-n", namespace, "get", "tasks").stdout.splitlines()[0].split()
 
-    assert header == ["NAME", "STATE", "FAILED", "REASON", "AGE"]
+    assert header == ["NAME", "STATE", "FAILED", "REASON", "MESSAGE", "AGE"]

@@ -101,8 +101,7 @@ async def post_callback(
             cause = last_error
         else:
             last_error = UNREACHABLE
-            # aiohttp's errors may name the URL (InvalidURL, TooManyRedirects): never its secrets
-            cause = f"{type(error).__name__}: {redact_urls(str(error))}"
+            cause = _why(error)
         log.info(
             "callback attempt failed",
             extra={"url": redact_url(url), "attempt": attempt, "error": cause},
@@ -110,6 +109,20 @@ async def post_callback(
         if verdict is CallbackVerdict.GIVE_UP:
             return False, last_error, attempt
     return False, last_error, attempts
+
+
+def _why(error: BaseException | None) -> str:
+    """The error and what caused it, for the log: on uvloop's TLS transport a receiver that
+    refuses the handshake (no client certificate) surfaces as "Can not write request body", the
+    TLS alert or the reset only as its cause. aiohttp's errors may name the URL (InvalidURL,
+    TooManyRedirects): never its secrets."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen and len(parts) < 4:
+        seen.add(id(error))
+        parts.append(f"{type(error).__name__}: {redact_urls(str(error))}")
+        error = error.__cause__ or error.__context__
+    return "; caused by ".join(parts)
 
 
 async def deliver(kube: TaskWriter, post: Poster, task: Obj, now: int) -> bool:

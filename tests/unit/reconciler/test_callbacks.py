@@ -47,3 +47,18 @@ def test_failed_callback_shows_no_url_secret(
     assert any("https://cc.example.com/internal/v4/tasks/t1/completed" in s for s in logged)
     for shown in [last_error, *logged]:
         assert not [s for s in SECRETS if s in shown], shown
+
+
+def test_a_failed_attempts_log_line_names_what_caused_the_error_without_secrets() -> None:
+    from taskop.reconciler.callbacks import _why
+
+    try:
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except ConnectionResetError as reset:
+            raise OSError("Can not write request body for https://u:pa55@cc.example/cb") from reset
+    except OSError as error:
+        why = _why(error)
+    assert why.startswith("OSError: Can not write request body")
+    assert "caused by ConnectionResetError: [Errno 104] Connection reset by peer" in why
+    assert "pa55" not in why
