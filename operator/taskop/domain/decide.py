@@ -604,12 +604,7 @@ def _follow_job(
         _fail(p, d, ConditionReason.JOB_DELETED, _job_deleted(jname), now)
         return
     pods = [pod for pod in obs.pods if owned_by(pod, job_uid)]
-    profile = settings.jobs.profiles.profile(spec.domain)
-    if (
-        not finished
-        and queueing.queue_of(spec, profile)
-        and _queue_step(obs, spec, job, pods, p, d)
-    ):
+    if not finished and _queued(spec, settings) and _queue_step(obs, spec, job, pods, p, d):
         return
     if finished and not _pod_outcome_seen(job, pods, finished):
         if not obs.pods_read:
@@ -743,7 +738,8 @@ def _queued(spec: TaskSpec, settings: DecideSettings) -> bool:
 
 def released_fate(status: Obj, pods: Sequence[Obj], obituaries: Mapping[str, str]) -> str:
     """The fate of a queued Task's released pod (``status.releasedPod``): "none" (no pod
-    released), else `queueing.settled`'s answer ("unbound", "failed", or "" for may run)."""
+    released), else `queueing.settled`'s answer ("unbound", "failed", "succeeded", or "" for
+    may run, or may have run)."""
     released = status.get("releasedPod") or {}
     uid = str(released.get("uid") or "")
     if not uid:
