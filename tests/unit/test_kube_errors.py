@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
 
-from taskop.kube.client import Forbidden, Invalid, _raise
+from taskop.kube.client import AdmissionUnavailable, Forbidden, Invalid, _raise
 
 
 def status_body(message: str, causes: list[dict[str, str]] | None = None) -> str:
@@ -55,3 +56,22 @@ def test_a_namespace_terminating_cause_passes() -> None:
 def test_a_422_is_invalid() -> None:
     with pytest.raises(Invalid):
         _raise(422, status_body("spec.template: Invalid value"), "Unprocessable Entity")
+
+
+def test_an_unreachable_webhook_is_admission_unavailable_with_the_api_servers_message() -> None:
+    """Kueue's webhooks fail closed: while its manager is down a labelled Job's create is a 500
+    naming the webhook. Nothing was made; the same create may pass later."""
+    message = (
+        'Internal error occurred: failed calling webhook "mjob.kb.io": failed to call webhook:'
+        ' Post "https://127.0.0.1:9443/mutate-batch-v1-job?timeout=10s":'
+        " connect: connection refused"
+    )
+    with pytest.raises(AdmissionUnavailable) as refused:
+        _raise(500, status_body(message), "Internal Server Error")
+    assert str(refused.value) == message
+
+
+def test_any_other_5xx_stays_a_plain_api_error() -> None:
+    with pytest.raises(ApiException) as failed:
+        _raise(500, status_body("etcdserver: request timed out"), "Internal Server Error")
+    assert not isinstance(failed.value, AdmissionUnavailable)

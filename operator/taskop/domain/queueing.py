@@ -178,13 +178,3 @@ def eviction(workload: Obj | None) -> tuple[ConditionReason, str] | None:
         )
         return reason, str(evicted.get("message") or evicted.get("reason") or "evicted by Kueue")
     return None
-
-
-def workload_of(workloads: Sequence[Obj], job_uid: str) -> Obj | None:
-    """The Workload Kueue made for the Job with ``job_uid`` (its controller owner)."""
-    for workload in workloads:
-        if any(
-            o.get("uid") == job_uid for o in _get(workload, "metadata", "ownerReferences") or ()
-        ):
-            return workload
-    return None
