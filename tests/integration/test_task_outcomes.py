@@ -166,9 +166,13 @@ def test_bbs_tasks_nobody_resolves_expire_but_kubectl_tasks_are_kept(
     assert tasks.status("kept")["state"] == "Completed"
 
 
+@pytest.mark.parametrize("taskop", ["running", "down"])
 def test_a_task_whose_node_is_deleted_fails_as_cell_disappeared(
-    operator: OperatorFactory, tasks: Tasks, namespace: str
+    operator: OperatorFactory, tasks: Tasks, namespace: str, taskop: str
 ) -> None:
+    """Deleted while taskop runs, its watch reports it; deleted while taskop is down, no watch
+    ever will: the node list taskop starts with does not name it, and the Task, Running there,
+    is older than that list."""
     node = f"kwok-{namespace}"[:63]
     node_body = {
         "apiVersion": "v1",
@@ -183,7 +187,7 @@ def test_a_task_whose_node_is_deleted_fails_as_cell_disappeared(
     }
     tasks.core.create_node(node_body)
     try:
-        operator.start()
+        proc = operator.start()
         spec = {
             "podTemplate": {
                 "nodeSelector": {"taskop.dev/test-node": node},
@@ -195,7 +199,11 @@ def test_a_task_whose_node_is_deleted_fails_as_cell_disappeared(
         tasks.create(task_manifest("lost", kwok={"complete": "never"}, spec=spec))
         assert tasks.wait_state("lost", "Running")["cellId"] == node
 
+        if taskop == "down":
+            proc.kill()
         tasks.core.delete_node(node)
+        if taskop == "down":
+            operator.start()
         status = tasks.wait_state("lost", "Completed", timeout=30)
     finally:
         try:

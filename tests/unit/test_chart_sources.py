@@ -356,8 +356,8 @@ def test_every_api_call_of_the_operator_is_granted(helm: str) -> None:
 
     controller = (ROOT / "operator" / "taskop" / "reconciler" / "controller.py").read_text()
     informed = re.findall(r'Stream\(\s*"([a-z]+)"', controller)
-    assert sorted(informed) == ["events", "jobs", "pods", "workloads"], "unparsed informer Stream"
-    groups = {"jobs": "batch", "pods": "", "events": "", "workloads": "kueue.x-k8s.io"}
+    assert sorted(informed) == ["events", "jobs", "nodes", "pods", "workloads"], "unparsed Stream"
+    groups = {"jobs": "batch", "pods": "", "events": "", "nodes": "", "workloads": "kueue.x-k8s.io"}
     for plural in informed:
         grant = granted.get((groups[plural], plural), set())
         assert {"list", "watch"} <= grant, f"the informers watch {plural}"

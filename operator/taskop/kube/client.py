@@ -257,7 +257,7 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> AsyncIterator[tuple[str, Obj]]:
-        """Watch events ``(type, object)`` of ``kind`` (tasks, jobs, pods, events) in one
+        """Watch events ``(type, object)`` of ``kind`` (tasks, jobs, pods, events, nodes) in one
         namespace or all, after ``resource_version``, bookmarks included.
 
         Ends when the server closes the watch (after about ``timeout_seconds``); raises `Gone`
@@ -299,6 +299,8 @@ class Kube:
                     GROUP, VERSION, namespace, PLURAL, **kwargs
                 )
             return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
+        if kind == "nodes":  # cluster-scoped: a lost cell (`Controller.node_event`)
+            return self.core.list_node(**kwargs)
         if kind == "tasktypes" and namespace:  # the Glance door's task types (taskop.glance)
             return self.custom.list_namespaced_custom_object(
                 GROUP, VERSION, namespace, "tasktypes", **kwargs

@@ -3,8 +3,9 @@
 Tasks (`taskop.kube.feed`), Jobs, pods and the Job controller's FailedCreate Events change many
 times per Task; kopf's per-event machinery (memories, cause detection, handler invocation) is more
 than a cache needs, so these streams are watched here, with server-side selectors, and fed straight
-into the controller (and, for Tasks, the doors' views). kopf stays the operator's framework: login,
-startup and cleanup, peering, probes, and the node watch.
+into the controller (and, for Tasks, the doors' views). Nodes too: a node deleted while no watch
+ran is found missing from the next list (kopf's re-list reports nothing that went). kopf stays the
+operator's framework: login, startup and cleanup, peering, probes.
 
 A re-list (at start, after 410 Gone, after any failure) replaces what the controller holds for that
 kind, as an informer's Replace does: objects that vanished meanwhile are dropped, not kept forever.

@@ -12,6 +12,7 @@ What each kind keeps, and who reads it:
   Glance and taskstore views (`taskop.reconciler.cache.slim_task`, `taskop.bbs.convert`).
 - Job: metadata, ``spec.activeDeadlineSeconds`` and ``suspend``, status whole (`slim_job`).
 - pod: metadata, ``spec.nodeName`` and ``schedulingGates``, status whole (`slim_pod`).
+- node: its name and resourceVersion only (a lost cell, `Controller.node_event`).
 
 Any other kind, or JSON these types do not fit, is decoded whole (never an error of its own).
 """
@@ -74,6 +75,15 @@ class Pod(msgspec.Struct, omit_defaults=True):
     status: Obj | None = None
 
 
+class NodeMeta(msgspec.Struct, omit_defaults=True):
+    name: str | None = None
+    resourceVersion: str | None = None
+
+
+class Node(msgspec.Struct, omit_defaults=True):
+    metadata: NodeMeta | None = None
+
+
 class TaskEvent(msgspec.Struct):
     type: str
     object: Task
@@ -104,10 +114,21 @@ class PodPage(msgspec.Struct):
     items: list[Pod] | None = None
 
 
+class NodeEvent(msgspec.Struct):
+    type: str
+    object: Node
+
+
+class NodePage(msgspec.Struct):
+    metadata: Obj
+    items: list[Node] | None = None
+
+
 _BY_KIND: dict[str, tuple[msgspec.json.Decoder[Any], ...]] = {
     "tasks": tuple(msgspec.json.Decoder(t) for t in (TaskEvent, TaskPage, Task)),
     "jobs": tuple(msgspec.json.Decoder(t) for t in (JobEvent, JobPage, Job)),
     "pods": tuple(msgspec.json.Decoder(t) for t in (PodEvent, PodPage, Pod)),
+    "nodes": tuple(msgspec.json.Decoder(t) for t in (NodeEvent, NodePage, Node)),
 }
 _generic = msgspec.json.Decoder().decode
 

@@ -35,7 +35,7 @@ _META = ("name", "namespace", "uid", "resourceVersion", "generation", "deletionT
 _OWNER = ("kind", "name", "uid")
 
 
-def _rv(obj: Mapping[str, Any] | None) -> int | None:
+def rv_of(obj: Mapping[str, Any] | None) -> int | None:
     try:
         return int((obj or {}).get("metadata", {}).get("resourceVersion"))
     except (TypeError, ValueError):
@@ -153,7 +153,7 @@ class Entry(NamedTuple):
 
 def _entry(slim: Obj) -> Entry:
     meta = slim["metadata"]
-    rv = _rv(slim)
+    rv = rv_of(slim)
     if rv is not None:
         meta.pop("resourceVersion", None)
     return Entry(
@@ -195,7 +195,7 @@ def _replaces(new: Mapping[str, Any], held: Entry | None) -> bool:
     earlier Task's Job as the Task's, and fail it as not its own)."""
     if held is None:
         return True
-    rv = _rv(new)
+    rv = rv_of(new)
     if rv is None or held.rv is None:
         return True
     if (new.get("metadata") or {}).get("uid") != held.uid:
@@ -215,7 +215,8 @@ class Cache:
         self.create_unavailable: dict[Key, int] = {}  # first seen: a webhook could not be called
         self.workloads: dict[tuple[str, str], Obj] = {}  # (namespace, Job name) → Kueue Workload
         self.obituaries: dict[Key, dict[str, str]] = {}  # pod uid → what it was when it went
-        self.lost_cells: set[str] = set()
+        self.nodes: dict[str, int | None] = {}  # name → resourceVersion: the cells there are
+        self.lost_cells: set[str] = set()  # nodes seen deleted (and not created again)
         self._job_keys: dict[tuple[str, str], Key] = {}  # (namespace, Job name) → Task key
 
     # --- Tasks

@@ -68,7 +68,7 @@ from taskop.kube.client import (
 from taskop.kube.feed import TaskFeed
 from taskop.kube.informer import SYNCED, Stream, inform
 from taskop.readiness import READINESS
-from taskop.reconciler.cache import Cache, Key
+from taskop.reconciler.cache import Cache, Key, rv_of
 from taskop.reconciler.callbacks import CallbackPool
 from taskop.reconciler.queue import ShutDown, WorkQueue
 from taskop.settings import Settings
@@ -82,7 +82,7 @@ each Task three times or more, and parsing costs 0.12 ms. A finished Task's entr
 FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 EventSink = Callable[[Obj, str, str, str], Awaitable[None]]  # (task, type, reason, message)
-LISTED_KINDS = frozenset({"tasks", "jobs", "pods", "events"})
+LISTED_KINDS = frozenset({"tasks", "jobs", "pods", "events", "nodes"})
 """What must have been listed before any pass (invariant 6)."""
 LIST_RETRY_MAX = 30.0
 
@@ -238,6 +238,7 @@ class Controller:
         self._catch_up: asyncio.Task[None] | None = None
         self._listed: set[str] = set()  # kinds listed since start, or since the last activation
         self._tasks_list_rv = ""  # the resourceVersion of the last Task list
+        self._nodes_list_rv = ""  # … and of the nodes'
         self.list_tasks_on_activation = True  # the simulation lists when its schedule says
 
     @property
@@ -381,15 +382,65 @@ class Controller:
         self.cache.create_failures[key] = (first_seen, message)
         self.enqueue(key)
 
-    def node_event(self, event_type: str | None, name: str) -> None:
+    def node_event(self, event_type: str | None, body: Obj) -> None:
+        """A node (a cell). One seen deleted is lost: its Running Tasks fail as
+        CellDisappeared; one created again under that name is a new cell."""
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name"))
         if event_type == "DELETED":
-            self.cache.lost_cells.add(name)
-            for key in list(self.cache.tasks):
-                task = self.cache.task(key) or {}
-                if (task.get("status") or {}).get("cellId") == name:
-                    self.enqueue(key)
+            self.cache.nodes.pop(name, None)
+            self._lose_cell(name)
         else:
+            self.cache.nodes[name] = rv_of(body)
             self.cache.lost_cells.discard(name)
+
+    def _lose_cell(self, name: str) -> None:
+        self.cache.lost_cells.add(name)
+        for key in list(self.cache.tasks):
+            if self.cache.state(key) == TaskState.RUNNING.value and self._cell_of(key) == name:
+                self.enqueue(key)
+
+    def _cell_of(self, key: Key) -> str:
+        return str(((self.cache.task(key) or {}).get("status") or {}).get("cellId") or "")
+
+    async def replace_nodes(self, pages: AsyncIterator[Obj]) -> tuple[str, set[Key]]:
+        """A list of the nodes is the whole truth: a node held before it and missing from it
+        was deleted while no watch saw it go; a Running Task held from before it, on a cell it
+        does not name, ran on a node deleted while no replica watched (`_cell_lost`)."""
+        rv, listed = "", set()
+        async for page in pages:
+            rv = rv or str(page["metadata"]["resourceVersion"])
+            for body in page.get("items") or ():
+                listed.add(str((body.get("metadata") or {}).get("name")))
+                self.node_event("ADDED", body)
+        for name, held_rv in list(self.cache.nodes.items()):
+            if name not in listed and not _created_after(held_rv, rv):
+                del self.cache.nodes[name]
+                self._lose_cell(name)
+        self._nodes_list_rv = rv
+        for key, held in list(self.cache.tasks.items()):
+            if self.cache.state(key) == TaskState.RUNNING.value:
+                cell = self._cell_of(key)
+                if cell and cell not in self.cache.nodes and not _created_after(held.rv, rv):
+                    self._lose_cell(cell)
+        self._mark_listed("nodes")
+        return rv, set()
+
+    def _cell_lost(self, task: Obj) -> bool:
+        """The Task's cell was seen deleted, or is missing from the last list of the nodes
+        although the Task (with that cell) is older than the list: its pod ran there (a kubelet
+        said Running), so the node existed then and was deleted since. A Task newer than the
+        list names a cell the watch has yet to report (or already did, as deleted)."""
+        cell = (task.get("status") or {}).get("cellId")
+        if not cell:
+            return False
+        if cell in self.cache.lost_cells:
+            return True
+        return (
+            bool(self._nodes_list_rv)
+            and cell not in self.cache.nodes
+            and not _created_after(rv_of(task), self._nodes_list_rv)
+        )
 
     # --- the pass
     def _spec(self, task: Obj) -> TaskSpec | None:
@@ -410,7 +461,6 @@ class Controller:
         return spec
 
     def _observe(self, key: Key, task: Obj, **reads: Any) -> Observation:
-        cell = (task.get("status") or {}).get("cellId")
         job = self.cache.job(key)
         workload = None
         if job is not None and self.cache.workloads:
@@ -422,7 +472,7 @@ class Controller:
             job=job,
             pods=self.cache.pods_of(key),
             create_failure=self.cache.create_failures.get(key),
-            cell_lost=bool(cell) and cell in self.cache.lost_cells,
+            cell_lost=self._cell_lost(task),
             workload=workload,
             pod_obituaries=self.cache.obituaries.get(key, {}),
             now=self.clock(),
@@ -826,6 +876,7 @@ class Controller:
         return [
             Stream("jobs", MANAGED_SELECTOR, None, self.replace_jobs, self.job_event),
             Stream("pods", MANAGED_SELECTOR, None, self.replace_pods, self.pod_event),
+            Stream("nodes", None, None, self.replace_nodes, self.node_event),
             Stream(
                 "events",
                 None,
@@ -861,8 +912,8 @@ class Controller:
             feed = feed or TaskFeed(namespace, expect={"reconciler"})
             feed.attach_reconciler(self.replace_tasks, self.task_event, self.cache.task)
             READINESS.add(
-                "reconciler: its Tasks, Jobs, pods and Events are not listed (yet, or a watch is"
-                " broken)",
+                "reconciler: its Tasks, Jobs, pods, Events and nodes are not listed (yet, or a"
+                " watch is broken)",
                 # (a standby lists its Tasks anew once active: "standby" says why it is not ready)
                 lambda: (
                     (self.caches_synced or not self._active.is_set())

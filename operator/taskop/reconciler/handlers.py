@@ -1,11 +1,12 @@
 """kopf handlers: thin. kopf is the operator's framework (login, startup and cleanup, peering,
-probes) and watches nodes (a lost cell fails its Tasks); Tasks, Jobs, pods and FailedCreate Events
-come through taskop's own lean informers (`taskop.kube.informer`; Tasks through the one
-`taskop.kube.feed` the doors' views share), where kopf's per-event machinery would cost more CPU
-and memory per Task than the rest of the reconciler (see docs/design.md).
+probes). Tasks, Jobs, pods, nodes and FailedCreate Events come through taskop's own lean
+informers (`taskop.kube.informer`; Tasks through the one `taskop.kube.feed` the doors' views
+share), where kopf's per-event machinery would cost more CPU and memory per Task than the rest of
+the reconciler (see docs/design.md), and where a re-list replaces what was held (kopf's re-list
+reports no object that went meanwhile: a node deleted then would never be seen lost).
 
-Only an ``on.event`` handler is used, so kopf keeps no progress annotations on our objects and adds
-no finalizer.
+No resource handler is registered, so kopf watches none of taskop's objects: it keeps no
+progress annotations on them and adds no finalizer.
 """
 
 from __future__ import annotations
@@ -26,20 +27,6 @@ from taskop.settings import Settings
 
 registry = kopf.OperatorRegistry()
 log = logging.getLogger("taskop.handlers")
-
-
-class NoDiffBase(kopf.DiffBaseStorage):
-    """taskop has only ``on.event`` handlers, which need no diff of the object: skip kopf's deep
-    copy of every watched body (8.6 % of the operator's CPU in the benchmark's profile)."""
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        return kopf.BodyEssence()
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        pass
 
 
 @kopf.on.login(registry=registry)
@@ -67,7 +54,6 @@ async def on_operator_startup(memo: kopf.Memo, settings: kopf.OperatorSettings, 
     settings.posting.enabled = False  # taskop records its own few Events (Kube.create_event)
     settings.watching.server_timeout = 300
     settings.networking.connect_timeout = 10
-    settings.persistence.diffbase_storage = NoDiffBase()
     settings.peering.lifetime = taskop_settings.peering_lifetime
     memo["kube"] = Kube(await load_api_client(memo.get("kubeconfig")))
     controller = Controller(memo["kube"], taskop_settings, memo["kube"].create_event)
@@ -102,7 +88,3 @@ async def on_operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo["controller"].stop()
         await memo["kube"].close()
 
-
-@kopf.on.event("", "v1", "nodes", registry=registry)
-async def on_node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo["controller"].node_event(event["type"], event["object"]["metadata"]["name"])

@@ -1,7 +1,7 @@
 """Which replica reconciles: kopf's peering rule, applied to taskop's own reconciler.
 
-With ``--peering``, kopf pauses its own watches (here: nodes) while a live peer of a
-higher priority exists, but it tells no handler: the pause is a private toggle
+With ``--peering``, kopf pauses its own resource watches (taskop registers none) while a live
+peer of a higher priority exists, but it tells no handler: the pause is a private toggle
 (``kopf._core.engines.peering.process_peering_event``'s ``conflicts_found``). taskop's reconciler
 runs on its own informers and work queue, so without this a replica that kopf paused kept
 reconciling the Tasks it had already seen. This module follows the same peering object and

@@ -139,7 +139,7 @@ class FakeCluster:
         self.completed_at: dict[str, int] = {}  # Task uid → the commit that first completed it
         self.moves: dict[str, int] = {}  # what the world did, by kind (for the coverage check)
         for node in NODES:
-            self._commit("nodes", "ADDED", {"metadata": {"namespace": "", "name": node}})
+            self.add_node(node)
 
     # --- storage
     def _commit(self, kind: str, event: str, obj: Obj) -> Obj:
@@ -334,6 +334,9 @@ class FakeCluster:
                 obj = self.objects[kind][key]
                 if not obj["metadata"].get("deletionTimestamp"):
                     self.user_delete(kind, key, by="namespace")
+
+    def add_node(self, name: str) -> None:
+        self._commit("nodes", "ADDED", {"metadata": {"namespace": "", "name": name}})
 
     def delete_node(self, name: str) -> None:
         node = self.objects["nodes"].get(("", name))

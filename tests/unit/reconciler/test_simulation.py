@@ -139,6 +139,7 @@ NEW_MOVES = (
     "pod deleted",
     "evicted",
     "node deleted",
+    "node added",
     "image pull failure",
     "oom",
     "deadline",
@@ -423,7 +424,7 @@ class Simulation:
         elif kind == "pods":
             c.pod_event(event, obj)
         elif kind == "nodes":
-            c.node_event(event, obj["metadata"]["name"])
+            c.node_event(event, obj)
         elif kind == "workloads":
             c.workload_event(event, obj)
         elif event != "DELETED":
@@ -487,12 +488,13 @@ class Simulation:
             )
 
     async def relist(self, kind: str, c: Controller | None = None) -> None:
-        """410 Gone: pending events are lost and the stream lists again. kopf (Tasks, nodes)
-        delivers the list as events, with no DELETED for what vanished; taskop's informers (Jobs,
-        pods, FailedCreate Events) replace what they held."""
+        """410 Gone: pending events are lost and the stream lists again. Tasks come as events,
+        with no DELETED for what vanished (harsher than taskop's feed; the controller's own Task
+        list, `Controller.list_tasks`, is the one that replaces); taskop's informers (Jobs, pods,
+        nodes, FailedCreate Events) replace what they held."""
         c = c or self.controller
         self.cursors[id(c)][kind] = len(self.cluster.streams[kind])
-        if kind in ("tasks", "nodes"):
+        if kind == "tasks":
             for obj in list(self.cluster.objects[kind].values()):
                 self.deliver(kind, None, obj, c)
             return
@@ -500,6 +502,7 @@ class Simulation:
             "jobs": c.replace_jobs,
             "pods": c.replace_pods,
             "events": c.replace_failed_creates,
+            "nodes": c.replace_nodes,
             "workloads": c.replace_workloads,
         }[kind]
         selector = "managed" if kind == "jobs" else None
@@ -746,6 +749,9 @@ class Simulation:
             if len(nodes) > 2:
                 cluster.moved("node deleted")
                 cluster.delete_node(self.rng.choice(nodes))
+            else:  # a new node (never a deleted one's name: its pods are gone with it)
+                cluster.moved("node added")
+                cluster.add_node(f"node-{len(nodes) + len(cluster.nodes_deleted) + 1}")
         elif r < 0.983:
             self.delete_and_recreate()
         elif r < 0.987:
@@ -1097,9 +1103,7 @@ async def test_a_task_that_runs_and_succeeds_costs_two_task_writes_one_job_write
     cluster.create_task(
         NS, "a", {"image": "busybox", "action": {"run": {"path": "sh"}}, "resultFile": "/r"}
     )
-    for kind in ("jobs", "pods", "events"):  # the operator's start: its lists, once per process
-        await sim.relist(kind)
-    await sim.controller.list_tasks()
+    await _started(sim)  # the operator's start: its lists, once per process
     cluster.calls.clear()
 
     async def settle() -> None:
@@ -1146,9 +1150,7 @@ async def test_a_failed_jobs_outcome_is_its_last_pods_even_while_the_pod_watch_l
     spec = {"image": "busybox", "action": {"run": {"path": "sh"}}, "retries": 1}
     task = cluster.create_task(NS, "a", spec)
     assert task is not None
-    for kind in ("jobs", "pods", "events", "nodes"):
-        await sim.relist(kind)
-    await sim.controller.list_tasks()
+    await _started(sim)
 
     job_key = (NS, "a")
     await _reconcile(sim, *cluster.streams)
@@ -1190,6 +1192,71 @@ async def _reconcile(sim: Simulation, *kinds: str) -> None:
     sim.queue.release_due()
     while sim.queue.ready:
         await sim.run_pass(sorted(sim.queue.ready)[0])
+
+
+async def _running_on_a_node(sim: Simulation, name: str) -> str:
+    """A Task whose pod runs on a node: its cell."""
+    cluster = sim.cluster
+    cluster.create_task(NS, name, {"image": "busybox", "action": {"run": {"path": "sh"}}})
+    await _reconcile(sim, *cluster.streams)
+    cluster.job_controller_step((NS, job_name(name)))  # the pod
+    (pod,) = (
+        key
+        for key, pod in cluster.objects["pods"].items()
+        if pod["metadata"]["annotations"][TASK_NAME_ANNOTATION] == name
+    )
+    cluster.kubelet_step(pod)  # it runs
+    await _reconcile(sim, *cluster.streams)
+    status = cluster.objects["tasks"][(NS, name)]["status"]
+    assert status["state"] == "Running", status
+    return str(status["cellId"])
+
+
+async def test_a_node_deleted_while_no_replica_watched_is_lost_at_the_next_list() -> None:
+    """The operator restarts; the Task's node is deleted before the new process lists the nodes,
+    so no watch ever reports it deleted. The list does not name it and the Task, Running there,
+    is older than the list: it fails as its cell disappeared (before the pod GC fails its pod)."""
+    sim = Simulation(seed=1)
+    await _started(sim)
+    cell = await _running_on_a_node(sim, "a")
+    await sim.restart()
+    sim.cluster.delete_node(cell)
+    await _started(sim)
+    await _reconcile(sim, *sim.cluster.streams)
+
+    status = sim.cluster.objects["tasks"][(NS, "a")]["status"]
+    assert (status["state"], status["failureReason"]) == (
+        "Completed",
+        "cell disappeared before completion",
+    )
+
+
+async def test_a_cell_the_node_watch_has_yet_to_report_is_not_lost() -> None:
+    """A node is added after the operator listed the nodes, and its watch lags: a Task that
+    runs there names a cell taskop does not know yet. It is newer than the list, so the cell is
+    not taken for lost; once the node is deleted, it is."""
+    sim = Simulation(seed=1)
+    cluster = sim.cluster
+    await _started(sim)
+    for node in cluster.live_nodes():
+        cluster.delete_node(node)
+    cluster.add_node("late")
+    await _reconcile(sim, "tasks", "jobs", "pods", "events")  # the node watch lags
+    cluster.create_task(NS, "a", {"image": "busybox", "action": {"run": {"path": "sh"}}})
+    await _reconcile(sim, "tasks", "jobs", "pods", "events")
+    cluster.job_controller_step((NS, "a"))
+    (pod,) = cluster.objects["pods"]
+    cluster.kubelet_step(pod)
+    await _reconcile(sim, "tasks", "jobs", "pods", "events")
+    sim.controller.enqueue((NS, "a"))  # a pass with nothing new
+    await _reconcile(sim, "tasks", "jobs", "pods", "events")
+    status = cluster.objects["tasks"][(NS, "a")]["status"]
+    assert (status["state"], status["cellId"]) == ("Running", "late"), status
+
+    cluster.delete_node("late")
+    await _reconcile(sim, *cluster.streams)
+    status = cluster.objects["tasks"][(NS, "a")]["status"]
+    assert status["failureReason"] == "cell disappeared before completion", status
 
 
 async def test_a_task_created_again_is_not_confused_by_its_predecessors_late_job_events() -> None:
