@@ -25,6 +25,7 @@ TASKS = "/apis/taskop.dev/v1alpha1/namespaces/{ns}/tasks"
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 PODS = "/api/v1/namespaces/{ns}/pods"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+ADMISSION = "/apis/admissionregistration.k8s.io/v1"
 
 
 class ApiError(Exception):

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from bench.kube import CRDS, JOBS, TASKS, Api, Obj, Timeline, apiserver_requests
+from bench.kube import ADMISSION, CRDS, JOBS, TASKS, Api, Obj, Timeline, apiserver_requests
 from bench.kube import watch_namespace as start_watches
 from bench.procs import CpuMeter, Operator, Profiler
 from taskop.domain.jobs import JobSettings, build_job
@@ -118,7 +118,18 @@ class Bench:
 
     # --- plumbing
     async def install_crd(self) -> None:
-        """The Task CRD, and the Glance door's TaskType CRD (``--bbs-api`` serves the door)."""
+        """The Task CRD, the admission policy that keeps a Task's spec immutable, and the Glance
+        door's TaskType CRD (``--bbs-api`` serves the door): crds/ as an install applies it."""
+        for doc in yaml.safe_load_all(
+            (ROOT / "crds" / "taskop.dev_tasks.immutable.yaml").read_text()
+        ):
+            await self.api.request(
+                "PATCH",
+                f"{ADMISSION}/{doc['kind'].lower()}s/{doc['metadata']['name']}"
+                "?fieldManager=bench&force=true",
+                body=doc,
+                content_type="application/apply-patch+yaml",
+            )
         for plural in ("tasks", "tasktypes"):
             text = (ROOT / "crds" / f"taskop.dev_{plural}.yaml").read_text()
             await self.api.request(

@@ -132,10 +132,12 @@ def namespace(k8s: object, request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def crds(k8s: object, kubeconfig: str) -> None:
-    """taskop's CRDs from crds/, applied server-side and Established."""
+    """taskop's CRDs and admission policy from crds/, applied server-side, Established and in
+    force."""
     from kubernetes import client
 
     from tests.kubeutil import kubectl, wait_until
+    from tests.tasks import task_manifest
 
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     ext = client.ApiextensionsV1Api(k8s)
@@ -150,6 +152,29 @@ def crds(k8s: object, kubeconfig: str) -> None:
         )
 
     wait_until(established, timeout=30, what="taskop's CRDs to be established")
+
+    # The admission policy keeping a Task's spec immutable is in force once the API server's
+    # policy informer has it: until a dry-run change of a probe Task's image is refused.
+    custom = client.CustomObjectsApi(k8s)
+    # (external: no operator a test runs cluster-wide makes it a Job)
+    probe = task_manifest(f"crds-probe-{uuid.uuid4().hex[:8]}", spec={"external": True})
+    custom.create_namespaced_custom_object("taskop.dev", "v1alpha1", "default", "tasks", probe)
+    name = probe["metadata"]["name"]
+
+    def immutable() -> bool:
+        try:
+            custom.patch_namespaced_custom_object(
+                "taskop.dev", "v1alpha1", "default", "tasks", name,
+                {"spec": {"image": "changed"}}, dry_run="All",
+            )  # fmt: skip
+        except client.ApiException as e:
+            return e.status == 422 and "spec.image is immutable" in str(e.body)
+        return False
+
+    try:
+        wait_until(immutable, timeout=30, what="the Task spec's admission policy to be in force")
+    finally:
+        custom.delete_namespaced_custom_object("taskop.dev", "v1alpha1", "default", "tasks", name)
 
 
 @pytest.fixture
