@@ -67,6 +67,22 @@ class TaskStatus(_Model):
     observed_generation: int | None = None
 
 
+class _RecordFields(_Model):
+    """What `record_from_status` reads of a status: validating only these (not the conditions,
+    callback or released pod) is most of a pass's status parsing saved."""
+
+    state: TaskState | None = None
+    failed: bool = False
+    failure_reason: str = ""
+    result: str = ""
+    cell_id: str = ""
+    created_at: str | None = None
+    updated_at: str | None = None
+    first_completed_at: str | None = None
+    rejection_count: int = 0
+    rejection_reason: str = ""
+
+
 def _time(ns: int) -> str | None:
     return format_ns(ns) if ns else None
 
@@ -89,7 +105,7 @@ def record_to_status(rec: TaskRecord) -> dict[str, Any]:
 
 def record_from_status(guid: str, domain: str, status: Mapping[str, Any] | None) -> TaskRecord:
     """The record kept in a Task's status; an empty status is a new Pending task (times 0)."""
-    parsed = TaskStatus.model_validate(status or {})
+    parsed = _RecordFields.model_validate(status or {})
 
     def ns(text: str | None) -> int:
         return parse_ns(text) if text else 0

@@ -13,26 +13,26 @@ _RFC3339 = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=8192)  # a pass formats the same times of each Task again
 def format_ns(ns: int) -> str:
     """``1795409461123456789`` → ``"2026-11-23T06:51:01.123456789Z"`` (always 9 fraction digits).
 
     A fixed width keeps the strings sortable; `parse_ns` also reads Go's trimmed RFC3339Nano.
+    The second is formatted once (every write's ``updatedAt`` is a new nanosecond, rarely a new
+    second).
     """
     seconds, fraction = divmod(ns, _NS)
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
+    return f"{_date_time(seconds)}.{fraction:09d}Z"
 
 
 def format_seconds(ns: int) -> str:
     """Whole seconds, like ``metav1.Time``: ``"2026-11-23T06:51:01Z"``."""
-    return _format_second(ns // _NS)
+    return f"{_date_time(ns // _NS)}Z"
 
 
 @functools.lru_cache(maxsize=1024)
-def _format_second(seconds: int) -> str:
+def _date_time(seconds: int) -> str:
     moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
+    return f"{moment:%Y-%m-%dT%H:%M:%S}"
 
 
 @functools.lru_cache(maxsize=8192)  # a pass reads the same few timestamps of each Task again

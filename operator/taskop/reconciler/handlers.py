@@ -87,4 +87,3 @@ async def on_operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     if "controller" in memo:
         await memo["controller"].stop()
         await memo["kube"].close()
-

@@ -3,6 +3,9 @@
 - A key is handed to one worker at a time; a key added while it is being processed is processed
   again afterwards (never dropped, never concurrent).
 - ``add_after`` delays a key (timers: expiry, kicks, grace periods); the earliest due time wins.
+  One timer serves them all, firing at most every ``TICK`` seconds: in a burst, every watch event
+  delays its key by the coalescing delay, and a timer firing per key cost the operator more CPU
+  than the keys' passes' decisions (a key is late by at most ``TICK``).
 - ``add_rate_limited`` re-queues a key that failed, after ``base * 2**failures`` seconds capped at
   ``max_delay``, jittered; ``forget`` resets its failures after a pass that succeeded.
 - ``shut_down`` stops handing out keys; passes in flight finish (``drain``).
@@ -19,6 +22,7 @@ from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+TICK = 0.02
 
 
 class ShutDown(Exception):
@@ -49,6 +53,7 @@ class WorkQueue(Generic[K]):
         # when(), for a time already past)
         self._timer: asyncio.Handle | None = None
         self._timer_due = 0.0
+        self._fired_at = float("-inf")
         self._idle = asyncio.Event()
         self._idle.set()
         self._shutting_down = False
@@ -108,6 +113,7 @@ class WorkQueue(Generic[K]):
                 return
 
     def _arm(self, due: float) -> None:
+        due = max(due, self._fired_at + TICK)
         if self._timer is not None:
             if self._timer_due <= due:
                 return
@@ -117,7 +123,7 @@ class WorkQueue(Generic[K]):
 
     def _on_timer(self) -> None:
         self._timer = None
-        now = asyncio.get_running_loop().time()
+        now = self._fired_at = asyncio.get_running_loop().time()
         while self._timers:
             due, _, key = self._timers[0]
             if self._due.get(key) != due:

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from taskop.domain import status as status_module
 from taskop.domain.lifecycle import TaskRecord
 from taskop.domain.states import ConditionReason, TaskState
 from taskop.domain.status import (
@@ -171,3 +172,11 @@ def test_derive_conditions_with_reason() -> None:
     conditions = derive_conditions(rec, [], T0, reason=ConditionReason.JOB_CREATED, message="m")
     assert _by_type(conditions)["Running"] == ("False", "JobCreated")
     assert conditions[0]["message"] == "m"
+
+
+def test_a_record_reads_its_fields_as_the_status_model_types_them() -> None:
+    """`record_from_status` validates only the fields it reads, typed as in `TaskStatus`."""
+    fields = status_module._RecordFields.model_fields
+    for name, field in fields.items():
+        assert TaskStatus.model_fields[name].annotation == field.annotation, name
+        assert TaskStatus.model_fields[name].default == field.default, name

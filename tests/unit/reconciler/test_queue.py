@@ -88,3 +88,32 @@ async def test_a_key_due_almost_at_once_then_one_due_later_are_both_handed_out_i
     q.add_after("now", 0.0001)
     q.add_after("later", 0.01)
     assert [await asyncio.wait_for(q.get(), 1) for _ in range(2)] == ["now", "later"]
+
+
+async def test_keys_delayed_in_a_burst_share_the_timer_firings() -> None:
+    """A burst: 40 keys, each delayed a little more than the one before (as watch events delay
+    theirs by the coalescing delay). One timer serves them, firing at most every TICK (20 ms): a
+    few firings, not one a key; each key comes out once, never before it is due."""
+    q = queue()
+    loop = asyncio.get_running_loop()
+    firings = 0
+    fire = q._on_timer
+
+    def counted() -> None:
+        nonlocal firings
+        firings += 1
+        fire()
+
+    q._on_timer = counted  # type: ignore[method-assign]
+    start = loop.time()
+    for i in range(40):
+        q.add_after(f"k{i}", 0.002 * (i + 1))  # due over 80 ms
+    out: dict[str, float] = {}
+    while len(out) < 40:
+        key = await asyncio.wait_for(q.get(), 1)
+        out[key] = loop.time() - start
+        q.done(key)
+    assert sorted(out) == sorted(f"k{i}" for i in range(40))
+    assert firings <= 7, firings  # 80 ms / TICK, and one a key (40) without the tick
+    for i in range(40):
+        assert out[f"k{i}"] >= 0.002 * (i + 1) - 0.001  # never early
