@@ -15,7 +15,17 @@ from typing import Any
 
 import yaml
 
-from bench.kube import ADMISSION, CRDS, JOBS, TASKS, Api, Obj, Timeline, apiserver_requests
+from bench.kube import (
+    ADMISSION,
+    ADMISSION_PLURALS,
+    CRDS,
+    JOBS,
+    TASKS,
+    Api,
+    Obj,
+    Timeline,
+    apiserver_requests,
+)
 from bench.kube import watch_namespace as start_watches
 from bench.procs import CpuMeter, Operator, Profiler
 from taskop.domain.jobs import JobSettings, build_job
@@ -125,7 +135,7 @@ class Bench:
         ):
             await self.api.request(
                 "PATCH",
-                f"{ADMISSION}/{doc['kind'].lower()}s/{doc['metadata']['name']}"
+                f"{ADMISSION}/{ADMISSION_PLURALS[doc['kind']]}/{doc['metadata']['name']}"
                 "?fieldManager=bench&force=true",
                 body=doc,
                 content_type="application/apply-patch+yaml",
