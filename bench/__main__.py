@@ -72,13 +72,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--status-crd", action="append", help="name=path: a Task CRD file that"
                    " status-writes also measures (variant file-<name>); repeatable")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=32, help="client requests in flight")
-    p.add_argument(
-        "--hostile",
-        type=int,
-        default=200,
-        help="Tasks of each kind in the hostile"
-        " scenario (300 KiB Tasks, past the operator's per-Task limit, against small)",
-    )
+    p.add_argument("--hostile", type=int, default=200, help="Tasks of each kind in the hostile"
+                   " scenario (300 KiB Tasks, past the operator's per-Task limit, against small)")
     p.add_argument("--no-profile", action="store_true", help="skip py-spy")
     p.add_argument("--bbs-api", action="store_true",
                    help="operators also serve the BBS API and the Glance door")  # fmt: skip

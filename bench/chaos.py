@@ -260,16 +260,9 @@ async def run(args: argparse.Namespace) -> int:
     ns = f"chaos-{stamp[-6:]}"
     await asyncio.to_thread(
         subprocess.run,
-        [
-            str(ROOT / ".venv" / "bin" / "kubectl"),
-            f"--kubeconfig={args.kubeconfig}",
-            "apply",
-            "--server-side",
-            "-f",
-            str(ROOT / "charts" / "taskop" / "crds"),
-        ],
-        check=True,
-        capture_output=True,
+        [str(ROOT / ".venv" / "bin" / "kubectl"), f"--kubeconfig={args.kubeconfig}", "apply",
+         "--server-side", "-f", str(ROOT / "charts" / "taskop" / "crds")],
+        check=True, capture_output=True,
     )  # fmt: skip  (the chart's crds/: taskop's and kopf's peering CRDs)
     await api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
     if args.standby:
