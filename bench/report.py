@@ -424,7 +424,8 @@ def _status_writes(c: dict[str, Any]) -> list[str]:
     lines = [
         "## Status writes: the API server's cost of one status PATCH, Task against Job",
         "",
-        f"{c['n']} merge-patch writes to `/status` per variant over {c['objects']} objects each, "
+        f"{c['n']} writes to `/status` per variant (merge patches; `task-put`: updates) over "
+        f"{c['objects']} objects each, "
         f"{c['inflight']} in flight, in {c['rounds']} interleaved rounds; no operator, no pods. "
         f"kube-apiserver CPU from /proc (idle: {_fmt(c['apiserver_idle_cores'])} cores); "
         f"latency at the client. CEL rules per CRD: {rules}.",

@@ -11,6 +11,7 @@ Task's schema):
 
 - ``task``: crds/ as installed by the run, the whole status in each patch (taskop's write);
 - ``task-changed``: the same CRD, a patch with only the fields that changed;
+- ``task-put``: the same CRD, the whole status in an update (``PUT …/status``), not a patch;
 - ``task-base``: the CRD at another git revision (``--status-base REV``), the whole status;
 - ``task-no-oldself``: crds/ without its transition rules (every rule that reads ``oldSelf``);
 - ``task-no-cel``: crds/ without any ``x-kubernetes-validations`` rule;
@@ -35,9 +36,19 @@ from bench.kube import CRDS, JOBS, Obj
 from bench.procs import cpu_seconds
 from bench.scenarios import ROOT, Bench, bare_job_manifest, limited, log, task_manifest
 
+SHARED = {"task-changed": "c", "task-put": "p"}
+"""Variants writing Tasks of their own in the installed CRD (the Tasks of ``task``), by prefix."""
 GROUP = "taskop.dev"
 KIND, PLURAL = "BenchTask", "benchtasks"  # the variants' kind
-VARIANTS = ["task", "task-changed", "task-base", "task-no-oldself", "task-no-cel", "task-no-schema"]
+VARIANTS = [
+    "task",
+    "task-changed",
+    "task-put",
+    "task-base",
+    "task-no-oldself",
+    "task-no-cel",
+    "task-no-schema",
+]
 
 
 def _strip_rules(schema: Any, keep: Any) -> Any:
@@ -228,7 +239,7 @@ class StatusWrites:
                     crd = crd_variant(base_crd(self.base_rev or "HEAD"), variant)
                 elif variant in self.files:
                     crd = crd_variant(self.files[variant], variant)
-                elif variant not in ("task", "task-changed"):
+                elif variant not in ("task", "task-changed", "task-put"):
                     crd = crd_variant(installed, variant)
                 self.crds[variant] = crd
                 if crd is not installed:
@@ -242,11 +253,11 @@ class StatusWrites:
                     task["kind"] = crd["spec"]["names"]["kind"]
                     bodies.append(task)
             self.paths[variant] = path
-            if variant != "task-changed":  # shares the Tasks of "task" (their own names below)
+            if variant not in SHARED:  # in the CRD of "task" (Tasks of their own, below)
                 await self.bench.create_all(path, bodies)
-        # "task-changed" writes Tasks of its own in the installed CRD
-        bodies = [task_manifest(f"c{x}") for x in self.names]
-        await self.bench.create_all(self.paths["task"], bodies)
+        for prefix in SHARED.values():
+            bodies = [task_manifest(f"{prefix}{x}") for x in self.names]
+            await self.bench.create_all(self.paths["task"], bodies)
 
     def _body(self, variant: str, name: str) -> Obj:
         key = (variant, name)
@@ -258,20 +269,31 @@ class StatusWrites:
         status = task_status(name, i, now)
         old = self.last.get(key)
         self.last[key] = status
+        if variant == "task-put":
+            crd = self.crds["task"]
+            return {
+                "apiVersion": f"{crd['spec']['group']}/v1alpha1",
+                "kind": crd["spec"]["names"]["kind"],
+                "metadata": {"name": name},
+                "status": status,
+            }
         return {"status": changed_only(status, old) if variant == "task-changed" else status}
 
     async def _batch(self, variant: str, count: int, start: int) -> dict[str, Any]:
         latencies: list[float] = []
         path = self.paths[variant]
-        prefix = "c" if variant == "task-changed" else ""
+        prefix = SHARED.get(variant, "")
 
         async def write(k: int) -> None:
             name = prefix + self.names[k % self.objects]
             body = self._body(variant, name)
             t = time.monotonic()
-            await self.api.request(
-                "PATCH", f"{path}/{name}/status", body, "application/merge-patch+json"
-            )
+            if variant == "task-put":
+                await self.api.request("PUT", f"{path}/{name}/status", body)
+            else:
+                await self.api.request(
+                    "PATCH", f"{path}/{name}/status", body, "application/merge-patch+json"
+                )
             latencies.append(time.monotonic() - t)
 
         cpu0 = cpu_seconds(self.apiserver) if self.apiserver else 0.0

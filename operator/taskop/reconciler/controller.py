@@ -16,11 +16,13 @@ on the local cluster by ``tests/integration/test_reconcile_core.py`` and ``bench
    missed; callbacks run on their own bounded pool (`CallbackPool`).
 5. **Any restart is harmless** — nothing here is needed across restarts: the cluster holds the
    truth, and a new process rebuilds the caches from the watches' initial lists.
-6. **No pass before the caches are whole** — `sync_task` does nothing until Tasks, Jobs, pods and
-   FailedCreate Events have each been listed since this process started (`caches_synced`), and
-   again after each activation (a standby's Task cache stopped while a peer worked: it is listed
-   anew first). A pass on half-filled caches would see a running Task without its pod (and expire
-   it), or a witnessed Job's Task without its witness (and create a second Job).
+6. **No pass before the caches are whole** — `sync_task` does nothing until Tasks, Jobs, pods,
+   nodes and FailedCreate Events have each been listed since this process started
+   (`caches_synced`), and again after each activation (a standby's Task cache stopped while a peer
+   worked: it is listed anew first). A pass on half-filled caches would see a running Task
+   without its pod (and expire it), or a witnessed Job's Task without its witness (and create a
+   second Job); with the nodes listed, a Task whose node went while no replica watched fails at
+   its first pass (`_cell_lost`).
 7. **A permanent refusal fails the Task, saying why** — a create refused for good (422, or a 403
    from a quota, a webhook or an admission policy) is the Task's failure with the API server's
    message; only refusals that pass (a namespace being terminated, RBAC) are retried.
