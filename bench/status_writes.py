@@ -204,6 +204,7 @@ class StatusWrites:
         self.variants += [*self.files, "job"]
         self.names = [f"s-{i:04d}" for i in range(objects)]
         self.last: dict[tuple[str, str], Obj] = {}
+        self.rvs: dict[str, str] = {}  # task-put's objects: the resourceVersion last written
         self.writes: dict[tuple[str, str], int] = {}
         self.paths: dict[str, str] = {}
         self.crds: dict[str, Obj] = {}
@@ -288,8 +289,13 @@ class StatusWrites:
             name = prefix + self.names[k % self.objects]
             body = self._body(variant, name)
             t = time.monotonic()
-            if variant == "task-put":
-                await self.api.request("PUT", f"{path}/{name}/status", body)
+            if variant == "task-put":  # an update needs the resourceVersion (taskop's cache has it)
+                if name not in self.rvs:
+                    got = await self.api.request("GET", f"{path}/{name}")
+                    self.rvs[name] = got["metadata"]["resourceVersion"]
+                body["metadata"]["resourceVersion"] = self.rvs[name]
+                written = await self.api.request("PUT", f"{path}/{name}/status", body)
+                self.rvs[name] = written["metadata"]["resourceVersion"]
             else:
                 await self.api.request(
                     "PATCH", f"{path}/{name}/status", body, "application/merge-patch+json"
