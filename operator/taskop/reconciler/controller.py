@@ -420,11 +420,14 @@ class Controller:
                 del self.cache.nodes[name]
                 self._lose_cell(name)
         self._nodes_list_rv = rv
-        for key, held in list(self.cache.tasks.items()):
+        gone: set[str] = set()
+        for key, held in self.cache.tasks.items():
             if self.cache.state(key) == TaskState.RUNNING.value:
                 cell = self._cell_of(key)
                 if cell and cell not in self.cache.nodes and not _created_after(held.rv, rv):
-                    self._lose_cell(cell)
+                    gone.add(cell)
+        for cell in gone:  # (one scan of the Tasks a cell, however many ran there)
+            self._lose_cell(cell)
         self._mark_listed("nodes")
         return rv, set()
 
