@@ -44,29 +44,6 @@ class ReleasedPod(_Model):
     uid: str
 
 
-class TaskStatus(_Model):
-    state: TaskState | None = None
-    failed: bool = False
-    failure_reason: str = ""
-    result: str = ""
-    cell_id: str = ""
-    job_name: str = ""
-    pod_name: str = ""
-    released_pod: ReleasedPod | None = None
-    released_pod_failures: int = 0
-    created_at: str | None = None
-    updated_at: str | None = None
-    first_completed_at: str | None = None
-    rejection_count: int = 0
-    rejection_reason: str = ""
-    callback: CallbackStatus | None = None
-    api: Literal["bbs"] | None = None
-    """The API that desired the Task, written by that API (only taskop writes status): unlike the
-    ``taskop.dev/api`` label, which whoever creates a Task may set, it can be trusted."""
-    conditions: list[Condition] = []
-    observed_generation: int | None = None
-
-
 class _RecordFields(_Model):
     """What `record_from_status` reads of a status: validating only these (not the conditions,
     callback or released pod) is most of a pass's status parsing saved."""
@@ -81,6 +58,21 @@ class _RecordFields(_Model):
     first_completed_at: str | None = None
     rejection_count: int = 0
     rejection_reason: str = ""
+
+
+class TaskStatus(_RecordFields):
+    """The whole status: the record's fields, and what else taskop writes."""
+
+    job_name: str = ""
+    pod_name: str = ""
+    released_pod: ReleasedPod | None = None
+    released_pod_failures: int = 0
+    callback: CallbackStatus | None = None
+    api: Literal["bbs"] | None = None
+    """The API that desired the Task, written by that API (only taskop writes status): unlike the
+    ``taskop.dev/api`` label, which whoever creates a Task may set, it can be trusted."""
+    conditions: list[Condition] = []
+    observed_generation: int | None = None
 
 
 def _time(ns: int) -> str | None:

@@ -420,12 +420,12 @@ class Controller:
                 del self.cache.nodes[name]
                 self._lose_cell(name)
         self._nodes_list_rv = rv
-        gone: set[str] = set()
-        for key, held in self.cache.tasks.items():
+        gone: set[str] = set()  # cells of Running Tasks held from before this list, not in it
+        for key in self.cache.tasks:
             if self.cache.state(key) == TaskState.RUNNING.value:
-                cell = self._cell_of(key)
-                if cell and cell not in self.cache.nodes and not _created_after(held.rv, rv):
-                    gone.add(cell)
+                task = self.cache.task(key) or {}
+                if self._cell_lost(task):
+                    gone.add(str(task["status"]["cellId"]))
         for cell in gone:  # (one scan of the Tasks a cell, however many ran there)
             self._lose_cell(cell)
         self._mark_listed("nodes")
