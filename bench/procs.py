@@ -172,7 +172,9 @@ class Profiler:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
 
-    def stop(self) -> None:
+    def stop(self) -> float:
+        """Stop sampling; the CPU seconds py-spy itself used."""
+        used = cpu_seconds(self.proc.pid) if self.proc.poll() is None else 0.0
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGINT)
         try:
@@ -180,3 +182,4 @@ class Profiler:
         except subprocess.TimeoutExpired:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        return used

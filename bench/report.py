@@ -329,7 +329,13 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
             f"## Profile: py-spy, operator during {prof['phase']}",
             "",
             f"{prof['samples']} busy samples at 100 Hz ({prof['waiting_samples_dropped']} samples"
-            " of threads waiting in epoll or the thread pool's queue dropped).",
+            " of threads waiting in epoll or the thread pool's queue dropped)."
+            + (
+                f" Operator CPU in that burst: {prof['operator_cpu_ms_per_task']} ms per Task;"
+                f" py-spy's own: {prof['profiler_cpu_s']} s."
+                if "profiler_cpu_s" in prof
+                else ""
+            ),
             "",
             "| package (self) | % | function (inclusive) | % |",
             "|---|---|---|---|",

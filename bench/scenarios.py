@@ -372,8 +372,7 @@ class Bench:
         cpu = meter.result()
         if queued and not ok:
             await queued.dump(ns, kind)
-        if profiler:
-            profiler.stop()
+        profiler_cpu = profiler.stop() if profiler else None
         requests_after = await apiserver_requests(self.api)
         for w in watches:
             w.cancel()
@@ -425,6 +424,7 @@ class Bench:
             result["operator_peak_rss_mb"] = round(max(s[1] for s in op.samples), 1)
         if profiler:
             result["profile"] = profiler.out.name
+            result["profiler_cpu_s"] = round(profiler_cpu or 0.0, 2)
         log(
             f"burst {kind} n={n}: {result['per_s']}/s, span {result['span_s']}s, "
             f"create->Completed {result['create_to_completed']}"

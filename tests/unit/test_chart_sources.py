@@ -95,7 +95,7 @@ def test_schema_rejects_bad_values(helm: str) -> None:
 # Exactly what operator/taskop calls (kube/client.py, reconciler/handlers.py) and kopf needs.
 OPERATOR_RULES = {
     ("taskop.dev", "tasks"): {"get", "list", "watch", "patch", "delete"},
-    ("taskop.dev", "tasks/status"): {"patch"},
+    ("taskop.dev", "tasks/status"): {"patch", "update"},
     ("taskop.dev", "tasks/finalizers"): {"update"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch"},
@@ -307,7 +307,8 @@ KUBE_CALLS = {
     "replace_config_map": ("", "configmaps", "update"),
     "create_secret": ("", "secrets", "create"),  # a BBS task's image pull Secret (taskop-bbs)
     "patch_task": ("taskop.dev", "tasks", "patch"),
-    "patch_task_status": ("taskop.dev", "tasks/status", "patch"),
+    "patch_task_status": ("taskop.dev", "tasks/status", "patch"),  # the BBS door, callbacks
+    "replace_task_status": ("taskop.dev", "tasks/status", "update"),  # the reconciler
     "delete_task": ("taskop.dev", "tasks", "delete"),
     "get_job": ("batch", "jobs", "get"),
     "create_job": ("batch", "jobs", "create"),

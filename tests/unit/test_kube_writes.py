@@ -67,6 +67,28 @@ async def test_a_status_patch_is_a_merge_patch_with_its_precondition_and_token(
     ]
 
 
+async def test_a_status_replace_is_an_update_of_the_subresource_at_the_resource_version(
+    api: tuple[Kube, Seen, dict[str, web.Response]],
+) -> None:
+    kube, seen, _ = api
+    written = await kube.replace_task_status("ns", "t", "6", {"state": "Running", "failed": False})
+    assert written["metadata"]["resourceVersion"] == "7"
+    assert seen == [
+        {
+            "method": "PUT",
+            "path": "/apis/taskop.dev/v1alpha1/namespaces/ns/tasks/t/status",
+            "type": "application/json",
+            "auth": "Bearer s3cret",
+            "body": {
+                "apiVersion": "taskop.dev/v1alpha1",
+                "kind": "Task",
+                "metadata": {"name": "t", "namespace": "ns", "resourceVersion": "6"},
+                "status": {"state": "Running", "failed": False},
+            },
+        }
+    ]
+
+
 async def test_job_create_release_and_delete_carry_the_jobs_uid(
     api: tuple[Kube, Seen, dict[str, web.Response]],
 ) -> None:
@@ -99,6 +121,9 @@ async def test_refusals_are_mapped_as_for_every_other_call(
     answers[status_path] = web.json_response({"reason": "Conflict"}, status=409)
     with pytest.raises(Conflict):
         await kube.patch_task_status("ns", "t", "6", {})
+    answers[status_path] = web.json_response({"reason": "Conflict"}, status=409)
+    with pytest.raises(Conflict):
+        await kube.replace_task_status("ns", "t", "6", {})
     answers["/apis/batch/v1/namespaces/ns/jobs"] = web.json_response(
         {"message": "spec.template: Invalid value"}, status=422
     )

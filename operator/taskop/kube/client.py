@@ -355,6 +355,22 @@ class Kube:
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         return await self._send("PATCH", path, body, MERGE_PATCH, "tasks")
 
+    async def replace_task_status(
+        self, namespace: str, name: str, resource_version: str, status: Obj
+    ) -> Obj:
+        """Replace the Task's whole status, only if it is still at ``resource_version`` (an
+        update of the status subresource: the API server keeps everything else as stored). It
+        costs the API server less than a merge patch of the same change: 3.68 against 4.22 ms of
+        CPU per write (bench ``status-writes``, ``task-put`` against ``task``, in one run)."""
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Task",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
+            "status": status,
+        }
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        return await self._send("PUT", path, body, "application/json", "tasks")
+
     async def patch_task(
         self, namespace: str, name: str, resource_version: str | None, patch: Obj
     ) -> Obj:

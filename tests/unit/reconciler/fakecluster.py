@@ -29,6 +29,7 @@ import string
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from taskop.domain.fields import merge_patch as _merge_patch
 from taskop.domain.queueing import QUEUE_LABEL
 from taskop.domain.timefmt import format_seconds
 from taskop.kube.client import (
@@ -89,15 +90,8 @@ class ClientTimeout(TimeoutError):
 
 
 def merge_patch(target: Obj, patch: Obj) -> Obj:
-    out = dict(target)
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge_patch(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+    """The API server's merge patch (taskop's own, RFC 7386), sharing nothing with ``patch``."""
+    return _merge_patch(target, copy.deepcopy(patch))
 
 
 class FakeCluster:
@@ -364,14 +358,35 @@ class FakeCluster:
             self._wrote("patch_task_status", task)
         return self.write_status(namespace, name, resource_version, status, fault)
 
-    def write_status(
-        self, namespace: str, name: str, resource_version: str, status: Obj, fault: str | None
+    async def replace_task_status(
+        self, namespace: str, name: str, resource_version: str, status: Obj
     ) -> Obj:
+        fault = self._fault("replace_task_status")
+        if fault == "5xx":
+            raise ServerError("500")
+        task = self._get("tasks", namespace, name)
+        if task["metadata"]["resourceVersion"] == resource_version:  # else a Conflict: no write
+            self._wrote("replace_task_status", task)
+        return self.write_status(namespace, name, resource_version, status, fault, replace=True)
+
+    def write_status(
+        self,
+        namespace: str,
+        name: str,
+        resource_version: str,
+        status: Obj,
+        fault: str | None,
+        *,
+        replace: bool = False,
+    ) -> Obj:
+        """A merge patch of the status (``replace``: an update of the whole status), at
+        ``resource_version`` only."""
         task = copy.deepcopy(self._get("tasks", namespace, name))
         if task["metadata"]["resourceVersion"] != resource_version:
             raise Conflict("the object has been modified")
         before = str((task.get("status") or {}).get("failureReason") or "")
-        task["status"] = merge_patch(task.get("status") or {}, status)
+        old = task.get("status") or {}
+        task["status"] = copy.deepcopy(dict(status)) if replace else merge_patch(old, status)
         written = self._commit("tasks", "MODIFIED", task)
         after = str(task["status"].get("failureReason") or "")
         if after.startswith("not started") and not before.startswith("not started"):

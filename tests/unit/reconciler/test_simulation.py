@@ -1134,7 +1134,7 @@ async def test_a_task_that_runs_and_succeeds_costs_two_task_writes_one_job_write
 
     (task,) = cluster.objects["tasks"].values()
     assert (task["status"]["state"], task["status"]["failed"]) == ("Completed", False)
-    assert cluster.calls == {"create_job": 1, "release_job": 1, "patch_task_status": 2}
+    assert cluster.calls == {"create_job": 1, "release_job": 1, "replace_task_status": 2}
     assert released_while == [["Complete"]]  # not while its pod ran
     # Finished, its Job finished and released: the operator holds the Task's entry only.
     assert sim.controller.cache.job((NS, "a")) is None
@@ -1290,14 +1290,14 @@ async def test_the_pending_expiry_finds_a_job_whose_witness_was_lost() -> None:
     cluster = sim.cluster
     cluster.create_task(NS, "a", {"image": "busybox", "action": {"run": {"path": "sh"}}})
     await _started(sim)
-    write = cluster.patch_task_status
+    write = cluster.replace_task_status
 
     async def lost(namespace: str, name: str, resource_version: str, status: Obj) -> Obj:
         raise ServerError("500")
 
-    cluster.patch_task_status = lost  # type: ignore[method-assign]
+    cluster.replace_task_status = lost  # type: ignore[method-assign]
     await _reconcile(sim, "tasks")  # the Job is made; the witness write fails
-    cluster.patch_task_status = write  # type: ignore[method-assign]
+    cluster.replace_task_status = write  # type: ignore[method-assign]
     (job,) = cluster.objects["jobs"]
     cluster.job_controller_step(job)
     (pod,) = cluster.objects["pods"]
