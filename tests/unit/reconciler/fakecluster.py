@@ -350,24 +350,26 @@ class FakeCluster:
     async def patch_task_status(
         self, namespace: str, name: str, resource_version: str, status: Obj
     ) -> Obj:
-        fault = self._fault("patch_task_status")
-        if fault == "5xx":
-            raise ServerError("500")
-        task = self._get("tasks", namespace, name)
-        if task["metadata"]["resourceVersion"] == resource_version:  # else a Conflict: no write
-            self._wrote("patch_task_status", task)
-        return self.write_status(namespace, name, resource_version, status, fault)
+        return self._status_call("patch_task_status", namespace, name, resource_version, status)
 
     async def replace_task_status(
         self, namespace: str, name: str, resource_version: str, status: Obj
     ) -> Obj:
-        fault = self._fault("replace_task_status")
+        return self._status_call("replace_task_status", namespace, name, resource_version, status)
+
+    def _status_call(
+        self, call: str, namespace: str, name: str, resource_version: str, status: Obj
+    ) -> Obj:
+        """A status write of taskop's, faults included: ``replace_task_status`` replaces the
+        whole status, ``patch_task_status`` merges into it."""
+        fault = self._fault(call)
         if fault == "5xx":
             raise ServerError("500")
         task = self._get("tasks", namespace, name)
         if task["metadata"]["resourceVersion"] == resource_version:  # else a Conflict: no write
-            self._wrote("replace_task_status", task)
-        return self.write_status(namespace, name, resource_version, status, fault, replace=True)
+            self._wrote(call, task)
+        replace = call == "replace_task_status"
+        return self.write_status(namespace, name, resource_version, status, fault, replace=replace)
 
     def write_status(
         self,
