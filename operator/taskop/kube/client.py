@@ -143,6 +143,11 @@ def _forbidden_passes(body: str, message: str) -> bool:
     return "because it is being terminated" in message or "cannot create resource" in message
 
 
+def _task_path(namespace: str, name: str, subresource: str = "") -> str:
+    """The API path of a Task (``subresource``: e.g. ``/status``)."""
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}{subresource}"
+
+
 def _status_message(body: str) -> str:
     """The ``message`` of a metav1.Status body, or the body itself."""
     try:
@@ -352,7 +357,7 @@ class Kube:
     ) -> Obj:
         """Merge ``status`` into the Task's status, only if it is still at ``resource_version``."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        path = _task_path(namespace, name, "/status")
         return await self._send("PATCH", path, body, MERGE_PATCH, "tasks")
 
     async def replace_task_status(
@@ -368,7 +373,7 @@ class Kube:
             "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
             "status": status,
         }
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+        path = _task_path(namespace, name, "/status")
         return await self._send("PUT", path, body, "application/json", "tasks")
 
     async def patch_task(
@@ -378,8 +383,7 @@ class Kube:
         body = dict(patch)
         if resource_version:
             body["metadata"] = {**body.get("metadata", {}), "resourceVersion": resource_version}
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-        return await self._send("PATCH", path, body, MERGE_PATCH, "tasks")
+        return await self._send("PATCH", _task_path(namespace, name), body, MERGE_PATCH, "tasks")
 
     async def delete_task(
         self, namespace: str, name: str, uid: str | None = None, resource_version: str | None = None
